@@ -1,0 +1,325 @@
+//! The configuration as typed data, exactly the keys of CONTRACT.md plus documented
+//! extensions. `deny_unknown_fields` everywhere: an unknown key is an error.
+//! Values (durations, addresses, ranges) are parsed by their own types in `values.rs`.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::values::{Cidr, Duration, PortRange, Target};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default = "default_instance")]
+    pub instance: String,
+    pub sip: SipConfig,
+    #[serde(default)]
+    pub media: MediaConfig,
+    #[serde(default)]
+    pub calls: CallsConfig,
+    #[serde(default)]
+    pub peers: Vec<PeerConfig>,
+    /// Path of the policy file, relative to the config file's folder.
+    pub policy: PathBuf,
+    #[serde(default)]
+    pub cdr: CdrConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+fn default_instance() -> String {
+    "veil".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SipConfig {
+    pub listen: Vec<ListenConfig>,
+    /// Largest SIP message accepted, bytes (default 65535; larger gets 513 or is dropped).
+    #[serde(default = "default_max_message")]
+    pub max_message_size: usize,
+    #[serde(default)]
+    pub timers: SipTimers,
+    /// What to do with requests from sources that match no peer: `reject` (403) or `drop`.
+    #[serde(default)]
+    pub unknown_source: UnknownSource,
+}
+
+fn default_max_message() -> usize {
+    65535
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnknownSource {
+    #[default]
+    Reject,
+    Drop,
+}
+
+/// RFC 3261 timer base values and the ring timeout.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SipTimers {
+    #[serde(default = "d_t1")]
+    pub t1: Duration,
+    #[serde(default = "d_t2")]
+    pub t2: Duration,
+    #[serde(default = "d_t4")]
+    pub t4: Duration,
+    /// How long leg B may ring before it is cancelled (Kamailio's fr_inv_timer).
+    #[serde(default = "d_invite")]
+    pub invite_timeout: Duration,
+}
+
+fn d_t1() -> Duration {
+    Duration::from_millis(500)
+}
+fn d_t2() -> Duration {
+    Duration::from_secs(4)
+}
+fn d_t4() -> Duration {
+    Duration::from_secs(5)
+}
+fn d_invite() -> Duration {
+    Duration::from_secs(120)
+}
+
+impl Default for SipTimers {
+    fn default() -> Self {
+        SipTimers { t1: d_t1(), t2: d_t2(), t4: d_t4(), invite_timeout: d_invite() }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Udp,
+    Tcp,
+    Tls,
+}
+
+impl Transport {
+    pub fn via_token(self) -> &'static str {
+        match self {
+            Transport::Udp => "UDP",
+            Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenConfig {
+    pub name: String,
+    pub transport: Transport,
+    pub address: std::net::SocketAddr,
+    /// Written into Via/Contact/Record-Route instead of `address` (NAT, 0.0.0.0 binds).
+    #[serde(default)]
+    pub advertise: Option<String>,
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaConfig {
+    #[serde(default = "d_media_addr")]
+    pub address: std::net::IpAddr,
+    #[serde(default)]
+    pub advertise: Option<std::net::IpAddr>,
+    #[serde(default = "d_ports")]
+    pub ports: PortRange,
+    #[serde(default = "d_rtp_timeout")]
+    pub rtp_timeout: Duration,
+}
+
+fn d_media_addr() -> std::net::IpAddr {
+    std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
+}
+fn d_ports() -> PortRange {
+    PortRange { first: 30000, last: 40000 }
+}
+fn d_rtp_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig { address: d_media_addr(), advertise: None, ports: d_ports(), rtp_timeout: d_rtp_timeout() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallsConfig {
+    #[serde(default = "d_max_duration")]
+    pub max_duration: Duration,
+    #[serde(default)]
+    pub session_timer: SessionTimerConfig,
+    /// Global cap on concurrent calls (0 = unlimited).
+    #[serde(default)]
+    pub max_calls: u32,
+}
+
+fn d_max_duration() -> Duration {
+    Duration::from_secs(6 * 3600)
+}
+
+impl Default for CallsConfig {
+    fn default() -> Self {
+        CallsConfig { max_duration: d_max_duration(), session_timer: SessionTimerConfig::default(), max_calls: 0 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionTimerConfig {
+    #[serde(default = "d_se")]
+    pub expires: Duration,
+    #[serde(default = "d_min_se")]
+    pub min_se: Duration,
+}
+
+fn d_se() -> Duration {
+    Duration::from_secs(1800)
+}
+fn d_min_se() -> Duration {
+    Duration::from_secs(90)
+}
+
+impl Default for SessionTimerConfig {
+    fn default() -> Self {
+        SessionTimerConfig { expires: d_se(), min_se: d_min_se() }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SrtpMode {
+    #[default]
+    Off,
+    Optional,
+    Required,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    pub name: String,
+    /// `host[:port]` or a `sip:`/`sips:` URI.
+    pub address: Target,
+    #[serde(default = "d_transport")]
+    pub transport: Transport,
+    /// Listener name this peer is reached through (default: the first of its transport).
+    #[serde(default)]
+    pub listen: Option<String>,
+    #[serde(default)]
+    pub trusted: bool,
+    /// Source CIDRs identifying this peer's inbound traffic (default: its address's IP).
+    #[serde(default)]
+    pub sources: Vec<Cidr>,
+    #[serde(default)]
+    pub srtp: SrtpMode,
+    #[serde(default)]
+    pub codecs: Option<Vec<String>>,
+    #[serde(default)]
+    pub headers: HeaderRules,
+    #[serde(default)]
+    pub auth: Option<AuthConfig>,
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    #[serde(default)]
+    pub keepalive: Option<Duration>,
+}
+
+fn d_transport() -> Transport {
+    Transport::Udp
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderRules {
+    /// Extra header names copied across on top of the default allow-list.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Header names never copied towards (or from) this peer, even if allowed by default.
+    #[serde(default)]
+    pub strip: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    pub username: String,
+    pub password: String,
+    #[serde(default)]
+    pub realm: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// 0 = unlimited.
+    #[serde(default)]
+    pub max_calls: u32,
+    /// New calls per second, 0 = unlimited.
+    #[serde(default)]
+    pub cps: u32,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CdrConfig {
+    /// SQLite file; absent = CDRs disabled (logged at start).
+    #[serde(default)]
+    pub sqlite: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// `GET /metrics` served here; absent = no metrics endpoint.
+    #[serde(default)]
+    pub listen: Option<std::net::SocketAddr>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    #[serde(default)]
+    pub format: LogFormat,
+    #[serde(default = "d_level")]
+    pub level: String,
+}
+
+fn d_level() -> String {
+    "info".into()
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { format: LogFormat::Json, level: d_level() }
+    }
+}

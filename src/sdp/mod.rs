@@ -1,0 +1,78 @@
+//! SDP (RFC 4566/8866), line-preserving: every line is kept as received unless veil
+//! rewrites it, so unknown attributes survive (sdp-rs drops them; see README).
+//! SKELETON: implemented by the sdp work item.
+
+use std::net::{IpAddr, SocketAddr};
+
+use bytes::Bytes;
+
+/// One `x=value` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    pub kind: u8,
+    pub value: String,
+}
+
+/// A media section: its `m=` line first, then its lines in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaSection {
+    pub lines: Vec<Line>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sdp {
+    /// Session-level lines, `v=` first.
+    pub session: Vec<Line>,
+    pub media: Vec<MediaSection>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SdpError {
+    #[error("SDP is not UTF-8")]
+    NotUtf8,
+    #[error("SDP line {0} is malformed")]
+    BadLine(usize),
+    #[error("SDP has no v= or o= line")]
+    MissingRequired,
+}
+
+/// Where one side wants to receive a stream, read from its SDP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Endpoint {
+    /// RTP destination; `None` when the connection address is unspecified (0.0.0.0 / ::,
+    /// old-style hold) or a name that veil does not resolve.
+    pub rtp: Option<SocketAddr>,
+    /// RTCP destination (`a=rtcp:` or RTP port + 1); `None` with `rtcp_mux`.
+    pub rtcp: Option<SocketAddr>,
+    pub rtcp_mux: bool,
+    /// `m=` port 0: stream rejected/disabled; veil keeps it at 0.
+    pub disabled: bool,
+}
+
+/// veil's own `o=` line for one leg: session id fixed per leg, version bumped on change.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Origin {
+    pub session_id: u64,
+    pub version: u64,
+}
+
+impl Sdp {
+    pub fn parse(_data: &[u8]) -> Result<Sdp, SdpError> {
+        Err(SdpError::MissingRequired)
+    }
+
+    pub fn to_bytes(&self) -> Bytes {
+        Bytes::new()
+    }
+
+    /// One endpoint per media section, in order.
+    pub fn endpoints(&self) -> Vec<Endpoint> {
+        Vec::new()
+    }
+
+    /// Point every stream at veil: `c=` (session and media level) and `o=` address to
+    /// `addr`, `o=` username/session-id/version from `origin`, media section `i` to port
+    /// `ports[i]` (0 stays 0), `a=rtcp:` rewritten to port+1, ICE candidates and other
+    /// address-bearing attributes of the far side removed.
+    pub fn anchor(&mut self, _addr: IpAddr, _ports: &[u16], _origin: &Origin) {}
+}

@@ -1,0 +1,1 @@
+//! The tokio shell: sockets, timers and tasks around the sans-IO engine.
