@@ -16,7 +16,11 @@ pub struct Relay {
 
 impl Relay {
     /// Start the relay on the current tokio runtime. Events go to `events`.
-    pub fn start(_bind: IpAddr, _events: mpsc::UnboundedSender<MediaEvent>, _metrics: crate::observe::Metrics) -> Relay {
+    pub fn start(
+        _bind: IpAddr,
+        _events: mpsc::UnboundedSender<MediaEvent>,
+        _metrics: crate::observe::Metrics,
+    ) -> Relay {
         let (tx, _rx) = mpsc::unbounded_channel();
         Relay { tx }
     }
