@@ -3,6 +3,10 @@
 
 pub mod ports;
 pub mod relay;
+pub mod stream;
+
+#[cfg(test)]
+mod relay_tests;
 
 use std::net::SocketAddr;
 
