@@ -10,7 +10,7 @@ use bytes::Bytes;
 
 use crate::config::Config;
 use crate::media::ports::PortPool;
-use crate::media::{MediaEvent, Side, StreamId};
+use crate::media::{MediaEvent, StreamId};
 use crate::observe::Metrics;
 use crate::policy::Policy;
 use crate::sip::{Message, Response, SipHeaders};
