@@ -81,7 +81,7 @@ impl Engine {
         let tx = TransactionLayer::new(TxConfig { t1: t.t1.0, t2: t.t2.0, t4: t.t4.0 });
         let peers = Peers::new(&cfg, resolved);
         for p in &peers.peers {
-            metrics.peer_up.with_label_values(&[&p.name]).set(i64::from(p.addr.is_some()));
+            metrics.set_peer_up(&p.name, p.addr.is_some());
         }
         Engine {
             media_ip: cfg.media.advertise.unwrap_or(cfg.media.address),
@@ -179,7 +179,7 @@ impl Engine {
     fn on_sip(&mut self, data: &[u8], flow: Flow, now: Instant) {
         match Message::parse(data) {
             Ok(Message::Request(req)) => {
-                self.metrics.sip_requests_received.with_label_values(&[req.method.as_str()]).inc();
+                self.metrics.sip_request_received(req.method.as_str());
                 if let Some(resp) = self.admit(&req, &flow) {
                     self.send_stateless(&flow, resp);
                     return;
@@ -206,13 +206,13 @@ impl Engine {
     }
 
     pub(super) fn send_stateless(&mut self, flow: &Flow, resp: Response) {
-        self.metrics.sip_responses_sent.with_label_values(&[&resp.code.to_string()]).inc();
+        self.metrics.sip_response_sent(resp.code);
         self.tx.send_stateless(*flow, resp.to_bytes());
     }
 
     /// Answer within a server transaction.
     pub(super) fn reply(&mut self, stx: ServerTxId, resp: Response, now: Instant) {
-        self.metrics.sip_responses_sent.with_label_values(&[&resp.code.to_string()]).inc();
+        self.metrics.sip_response_sent(resp.code);
         self.tx.respond(stx, resp, now);
     }
 
