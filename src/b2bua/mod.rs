@@ -18,6 +18,9 @@ pub mod leg;
 pub mod peers;
 mod teardown;
 
+#[cfg(test)]
+mod tests;
+
 pub use engine::Engine;
 
 use crate::media::{MediaCommand, MediaEvent};
