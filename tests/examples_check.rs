@@ -61,3 +61,61 @@ fn quickstart_routes_pbx_calls_to_the_carriers() {
         Decision::Reject { code: 403, .. }
     ));
 }
+
+#[test]
+fn pbx_to_carriers_normalises_numbers_and_picks_carriers() {
+    use veil::policy::{Decision, Facts};
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("yaml-examples/pbx-to-carriers.yaml");
+    let loaded = veil::config::load(&path).unwrap();
+    assert_eq!(
+        loaded.config.peers[2].transport,
+        veil::config::Transport::Tcp
+    );
+    assert_eq!(
+        loaded.config.peers[2].listen.as_deref(),
+        Some("outside-tcp")
+    );
+    let headers = veil::sip::Headers::new();
+    let eval = |from_peer, to_user| {
+        loaded.policy.evaluate(&Facts {
+            from_peer,
+            to_user,
+            from_user: "201",
+            ruri_host: "127.0.0.1",
+            method: "INVITE",
+            headers: &headers,
+        })
+    };
+    let route = |d: Decision| match d {
+        Decision::Route(r) => r,
+        other => panic!("{other:?}"),
+    };
+    let r = route(eval(Some("pbx"), "0612345678"));
+    assert_eq!(
+        (r.rule.as_str(), r.to_user.as_str()),
+        ("pbx-national-mobile", "+31612345678")
+    );
+    assert_eq!(r.targets, ["carrier-b", "carrier-a"]);
+    assert_eq!(r.from_user, "+3120123201");
+    assert_eq!(r.set_headers[0].1, "<sip:+3120123201@pbx.example.com>");
+    let r = route(eval(Some("pbx"), "0201234567"));
+    assert_eq!(
+        (r.to_user.as_str(), r.targets[0].as_str()),
+        ("+31201234567", "carrier-a")
+    );
+    let r = route(eval(Some("pbx"), "004420123456"));
+    assert_eq!(r.to_user, "+4420123456");
+    let r = route(eval(Some("carrier-b"), "+3120123201"));
+    assert_eq!(
+        (r.to_user.as_str(), r.targets.as_slice()),
+        ("201", &["pbx".to_string()][..])
+    );
+    assert!(matches!(
+        eval(Some("pbx"), "12"),
+        Decision::Reject { code: 404, .. }
+    ));
+    assert!(matches!(
+        eval(Some("carrier-a"), "+4420123456"),
+        Decision::Reject { code: 403, .. }
+    ));
+}

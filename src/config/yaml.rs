@@ -195,7 +195,7 @@ impl KeyIndex {
     /// top-level key with its value, split into single items when the value is a block
     /// sequence whose items start on distinct lines. Each unit also keeps the line of its
     /// top-level key.
-    fn units(&self) -> Vec<Vec<(usize, usize)>> {
+    fn units(&self, text: &[&str]) -> Vec<Vec<(usize, usize)>> {
         let top: Vec<&Entry> = self
             .entries
             .iter()
@@ -216,6 +216,17 @@ impl KeyIndex {
                         .is_some_and(|r| r.ends_with(']') && !r.contains('.'))
                 })
                 .map(|x| x.key.0)
+                .collect();
+            // An item written `-` alone on a line starts on that line, not at its content.
+            let items: Vec<usize> = items
+                .iter()
+                .map(|&l| {
+                    let mut l = l;
+                    while l > e.key.0 + 1 && text.get(l - 2).is_some_and(|t| t.trim() == "-") {
+                        l -= 1;
+                    }
+                    l
+                })
                 .collect();
             let distinct = items.windows(2).all(|w| w[0] < w[1]);
             if items.len() > 1 && distinct && items[0] > e.key.0 {
@@ -267,7 +278,7 @@ pub fn parse_collect<T: DeserializeOwned, P: DeserializeOwned>(
     };
     let lines: Vec<&str> = text.lines().collect();
     let mut errors = Vec::new();
-    for unit in index.units() {
+    for unit in index.units(&lines) {
         let masked: String = lines
             .iter()
             .enumerate()
@@ -354,9 +365,14 @@ fn short_message(e: &serde_saphyr::Error) -> String {
     let full = e.to_string();
     let first = full.lines().next().unwrap_or("").trim();
     let first = first.strip_prefix("error: ").unwrap_or(first);
-    match first.strip_prefix("line ").and_then(|r| r.split_once(": ")) {
-        Some((_, msg)) => msg.to_string(),
-        None => first.to_string(),
+    let msg = match first.strip_prefix("line ").and_then(|r| r.split_once(": ")) {
+        Some((_, msg)) => msg,
+        None => first,
+    };
+    // Custom (value parser) messages repeat the position at the end.
+    match msg.rfind(" at line ") {
+        Some(i) if msg[i..].contains(", column ") => msg[..i].to_string(),
+        _ => msg.to_string(),
     }
 }
 

@@ -154,7 +154,7 @@ pub struct Route {
 impl Policy {
     /// The first matching rule's decision, or `NoMatch`.
     pub fn evaluate(&self, facts: &Facts<'_>) -> Decision {
-        match self.rules.iter().find(|r| r.when.check(facts).is_ok()) {
+        match self.rules.iter().find(|r| r.when.matches(facts)) {
             Some(rule) => rule.decide(facts),
             None => Decision::NoMatch,
         }
@@ -208,19 +208,53 @@ impl Rule {
     }
 }
 
+/// The first condition that did not hold; borrowed, so evaluation allocates nothing for
+/// rules that do not match.
+#[derive(Debug, Clone, Copy)]
+enum Miss<'r> {
+    FromPeer(&'r [String]),
+    Method(&'r [String]),
+    Regex(&'static str, &'r Regex),
+    HeaderAbsent(&'r HeaderName),
+    HeaderNoMatch(&'r HeaderName, &'r Regex),
+}
+
 impl Conditions {
+    /// Whether every written condition holds.
+    pub fn matches(&self, f: &Facts<'_>) -> bool {
+        self.first_miss(f).is_none()
+    }
+
     /// `Ok` when every written condition holds, else the first that does not, in words.
-    /// Only the failure path allocates.
     pub fn check(&self, f: &Facts<'_>) -> Result<(), String> {
-        if let Some(peers) = &self.from_peer {
-            let ok = f.from_peer.is_some_and(|p| peers.iter().any(|x| x == p));
-            if !ok {
-                let from = f.from_peer.unwrap_or("no known peer");
-                return Err(format!(
-                    "from_peer: request from {from}, rule wants {}",
-                    peers.join(", ")
-                ));
+        let Some(miss) = self.first_miss(f) else {
+            return Ok(());
+        };
+        Err(match miss {
+            Miss::FromPeer(peers) => format!(
+                "from_peer: request from {}, rule wants {}",
+                f.from_peer.unwrap_or("no known peer"),
+                peers.join(", ")
+            ),
+            Miss::Method(methods) => format!("method: {} not in {}", f.method, methods.join(", ")),
+            Miss::Regex(key, re) => {
+                let value = match key {
+                    "to_user" => f.to_user,
+                    "from_user" => f.from_user,
+                    _ => f.ruri_host,
+                };
+                format!("{key}: `{value}` does not match `{re}`")
             }
+            Miss::HeaderAbsent(name) => format!("headers: no {name} header"),
+            Miss::HeaderNoMatch(name, re) => format!("headers: no {name} header matches `{re}`"),
+        })
+    }
+
+    fn first_miss(&self, f: &Facts<'_>) -> Option<Miss<'_>> {
+        if let Some(peers) = &self.from_peer
+            && !f.from_peer.is_some_and(|p| peers.iter().any(|x| x == p))
+        {
+            return Some(Miss::FromPeer(peers));
         }
         if !self.methods.is_empty()
             && !self
@@ -228,11 +262,7 @@ impl Conditions {
                 .iter()
                 .any(|m| m.eq_ignore_ascii_case(f.method))
         {
-            return Err(format!(
-                "method: {} not in {}",
-                f.method,
-                self.methods.join(", ")
-            ));
+            return Some(Miss::Method(&self.methods));
         }
         for (key, re, value) in [
             ("to_user", &self.to_user, f.to_user),
@@ -242,18 +272,18 @@ impl Conditions {
             if let Some(re) = re
                 && !re.is_match(value)
             {
-                return Err(format!("{key}: `{value}` does not match `{re}`"));
+                return Some(Miss::Regex(key, re));
             }
         }
         for (name, re) in &self.headers {
             if !f.headers.contains(name) {
-                return Err(format!("headers: no {name} header"));
+                return Some(Miss::HeaderAbsent(name));
             }
             if !f.headers.get_all(name).any(|v| re.is_match(v)) {
-                return Err(format!("headers: no {name} header matches `{re}`"));
+                return Some(Miss::HeaderNoMatch(name, re));
             }
         }
-        Ok(())
+        None
     }
 }
 

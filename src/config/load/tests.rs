@@ -92,7 +92,16 @@ fn wrong_type_reports_the_value() {
     );
     let e = one(&cfg, POLICY);
     assert_eq!((e.line, e.key.as_str()), (Some(12), "peers[1].keepalive"));
-    assert!(e.message.contains("invalid duration"), "{}", e.message);
+    assert!(
+        e.message.starts_with("invalid duration `soon`"),
+        "{}",
+        e.message
+    );
+    assert!(
+        !e.message.contains("at line"),
+        "position is not repeated: {}",
+        e.message
+    );
 }
 
 #[test]
@@ -342,4 +351,26 @@ fn error_display_is_file_line_key_message() {
         message: "m".into(),
     };
     assert_eq!(e.to_string(), "a.yaml:3: peers[0].name: m");
+}
+
+#[test]
+fn bare_dash_items_are_checked_alone() {
+    let cfg = CONFIG
+        .replace(
+            "  - name: carrier\n",
+            "  -\n    name: carrier\n    srtp: maybe\n",
+        )
+        .replace("address: 127.0.0.2:5060", "address: 127.0.0.2:0");
+    let e = errors(&cfg, POLICY);
+    let got: Vec<(Option<usize>, &str)> = e.iter().map(|e| (e.line, e.key.as_str())).collect();
+    assert_eq!(
+        got,
+        [(Some(9), "peers[0].address"), (Some(12), "peers[1].srtp")],
+        "{e:#?}"
+    );
+    assert!(
+        e[1].message.contains("maybe") && e[1].message.contains("off"),
+        "{}",
+        e[1].message
+    );
 }
