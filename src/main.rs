@@ -30,18 +30,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Run { config } => veil::shell::run(&config),
-        Command::Check { config } => match veil::config::load(&config) {
-            Ok(l) => {
-                println!("OK: {} ({} peers, {} rules)", config.display(), l.config.peers.len(), l.policy.rules.len());
-                0
-            }
-            Err(errors) => {
-                for e in &errors {
-                    eprintln!("{e}");
-                }
-                1
-            }
-        },
+        Command::Check { config } => veil::config::check(&config),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
