@@ -655,9 +655,15 @@ fn response_sanity() {
 
 #[test]
 fn header_name_lookup_without_allocation_edge_cases() {
-    assert_eq!(HeaderName::parse("P-PREFERRED-IDENTITY"), HeaderName::PPreferredIdentity);
+    assert_eq!(
+        HeaderName::parse("P-PREFERRED-IDENTITY"),
+        HeaderName::PPreferredIdentity
+    );
     assert_eq!(HeaderName::parse("L"), HeaderName::ContentLength);
     let long = "X-A-Very-Long-Header-Name-Indeed";
     assert_eq!(HeaderName::parse(long), HeaderName::Other(long.into()));
-    assert_eq!(HeaderName::parse("X-Mixed"), HeaderName::Other("X-Mixed".into()));
+    assert_eq!(
+        HeaderName::parse("X-Mixed"),
+        HeaderName::Other("X-Mixed".into())
+    );
 }
