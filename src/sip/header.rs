@@ -116,11 +116,18 @@ impl HeaderName {
                 _ => return None,
             })
         };
-        if name.bytes().all(|b| b.is_ascii_lowercase() || b == b'-') {
-            known(name).unwrap_or_else(|| Other(name.to_string()))
-        } else {
-            known(&name.to_ascii_lowercase()).unwrap_or_else(|| Other(name.to_string()))
-        }
+        // Lower-case on the stack: this runs for every header of every message. No known
+        // name is longer than the buffer, so longer names are `Other` without a look-up.
+        let mut buf = [0u8; 24];
+        let Some(lower) = buf.get_mut(..name.len()) else {
+            return Other(name.to_string());
+        };
+        lower.copy_from_slice(name.as_bytes());
+        lower.make_ascii_lowercase();
+        std::str::from_utf8(lower)
+            .ok()
+            .and_then(known)
+            .unwrap_or_else(|| Other(name.to_string()))
     }
 
     /// The canonical long form written on the wire.
