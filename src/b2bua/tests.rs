@@ -292,6 +292,7 @@ fn cancel_while_ringing() {
     h.inject(CARRIER, &answer(&b_inv, 487, false));
     h.take_request(CARRIER, "ACK");
     assert_eq!(h.engine.call_count(), 0);
+    h.advance(Duration::from_secs(3));
     assert!(h.cdr.iter().any(|c| matches!(c, CdrEvent::End { final_code: 487, end_reason, .. } if end_reason == "cancelled")));
 }
 
@@ -318,6 +319,7 @@ fn failover_on_503_and_retry_after_rests_the_target() {
     assert_ne!(b2.call_id().unwrap(), b_inv.call_id().unwrap(), "new leg B per attempt");
     h.inject(BACKUP, &answer(&b2, 200, true).replace("127.0.0.3", "127.0.0.4"));
     h.take_response(PBX, 200);
+    h.take_request(CARRIER, "ACK"); // hop-by-hop ACK of the 503
     // The next call skips the resting carrier.
     h.inject(PBX, &invite_from_pbx("a-call-2", "0123456"));
     assert!(h.take(CARRIER).iter().all(|(m, _)| !matches!(m, Message::Request(_))));
@@ -364,7 +366,9 @@ fn reinvite_crosses_with_new_sdp_and_same_ports() {
     let m = |s: &str| s.lines().find(|l| l.starts_with("m=")).unwrap().to_string();
     assert_eq!(m(&first_b_sdp), m(&new_b_sdp), "relay ports unchanged");
     let ver = |s: &str| s.lines().find(|l| l.starts_with("o=")).unwrap().split(' ').nth(2).unwrap().parse::<u64>().unwrap();
-    assert_eq!(ver(&new_b_sdp), ver(&first_b_sdp) + 1, "o= version bumped on change");
+    // Only A's port moved: what veil offers B is the same, so its o= version stays.
+    assert_eq!(ver(&new_b_sdp), ver(&first_b_sdp), "o= version kept when veil's SDP is unchanged");
+    assert_eq!(new_b_sdp, first_b_sdp);
     assert!(!new_b_sdp.contains("6002"));
     // The relay now sends A's media to the new port.
     assert!(h.media.iter().any(|c| matches!(c, MediaCommand::SetRemote { rtp: Some(a), .. } if a.port() == 6002)));
@@ -373,6 +377,16 @@ fn reinvite_crosses_with_new_sdp_and_same_ports() {
     let ok2 = h.take_response(PBX, 200);
     assert_eq!(ok2.cseq().unwrap().seq, 12);
     assert!(!ok2.body.is_empty());
+    h.inject(PBX, &in_dialog("ACK", from_hdr, &to_hdr, "a-call-1", 12, "127.0.0.2:5060"));
+
+    // A codec change does change veil's offer: the o= version moves by one.
+    let sdp = offer_sdp("127.0.0.2", 6002, "pbxsecret").replace("RTP/AVP 0 8 101", "RTP/AVP 8 101");
+    let reinvite = in_dialog("INVITE", from_hdr, &to_hdr, "a-call-1", 13, "127.0.0.2:5060")
+        .replace("Content-Length: 0\r\n\r\n", &format!("Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}", sdp.len()));
+    h.inject(PBX, &reinvite);
+    let b_re2 = h.take_request(CARRIER, "INVITE");
+    let third = String::from_utf8(b_re2.body.to_vec()).unwrap();
+    assert_eq!(ver(&third), ver(&first_b_sdp) + 1, "o= version bumped on change");
 }
 
 #[test]
