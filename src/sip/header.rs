@@ -219,22 +219,37 @@ impl Headers {
     }
 
     pub fn push(&mut self, name: HeaderName, value: impl Into<String>) {
-        self.0.push(Header { name, value: value.into() });
+        self.0.push(Header {
+            name,
+            value: value.into(),
+        });
     }
 
     /// Insert before every other header (used for a new top Via).
     pub fn push_front(&mut self, name: HeaderName, value: impl Into<String>) {
-        self.0.insert(0, Header { name, value: value.into() });
+        self.0.insert(
+            0,
+            Header {
+                name,
+                value: value.into(),
+            },
+        );
     }
 
     /// First value of a header.
     pub fn get(&self, name: &HeaderName) -> Option<&str> {
-        self.0.iter().find(|h| &h.name == name).map(|h| h.value.as_str())
+        self.0
+            .iter()
+            .find(|h| &h.name == name)
+            .map(|h| h.value.as_str())
     }
 
     /// Every header line with that name, in order (a line may itself hold a list).
     pub fn get_all<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = &'a str> + 'a {
-        self.0.iter().filter(move |h| &h.name == name).map(|h| h.value.as_str())
+        self.0
+            .iter()
+            .filter(move |h| &h.name == name)
+            .map(|h| h.value.as_str())
     }
 
     /// Every element of a list-valued header (Via, Route, Record-Route, Contact, Supported,
