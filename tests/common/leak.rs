@@ -152,7 +152,7 @@ pub fn assert_no_leaks(sides: &[&SippOutcome]) {
                 owner.side.label()
             ));
             let mut shown = HashSet::new();
-            for l in &leaks {
+            for l in leaks.iter().take(40) {
                 report.push_str(&format!(
                     "  - in message {}: \"{}\" ({}) on line: {}\n",
                     l.message.describe(),
@@ -161,6 +161,9 @@ pub fn assert_no_leaks(sides: &[&SippOutcome]) {
                     l.line
                 ));
                 shown.insert(l.message.index);
+            }
+            if leaks.len() > 40 {
+                report.push_str(&format!("  ... and {} more\n", leaks.len() - 40));
             }
             for l in &leaks {
                 if shown.remove(&l.message.index) {
