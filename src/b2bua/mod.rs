@@ -1,5 +1,27 @@
 //! The B2BUA engine, sans-IO: SIP bytes, media events and `now` in; transmissions, media
 //! commands and CDR events out. Owns the transaction layer, every call and the port pool.
+//!
+//! Reading order: `engine.rs` (state, input dispatch, timers), `admission.rs` (what is
+//! accepted at all), `invite.rs` (a new call: policy, leg B attempts, failover),
+//! `dialog.rs` (requests inside a call crossing legs), `teardown.rs` (ending calls, CDRs),
+//! `anchor.rs` (SDP rewriting per call).
+
+mod admission;
+mod anchor;
+pub mod call;
+mod dialog;
+mod engine;
+pub mod header_policy;
+pub mod ids;
+mod invite;
+pub mod leg;
+pub mod peers;
+mod teardown;
+
+#[cfg(test)]
+mod tests;
+
+pub use engine::Engine;
 
 use crate::media::{MediaCommand, MediaEvent};
 use crate::observe::CdrEvent;

@@ -1,11 +1,21 @@
 //! Loading: read the YAML strictly, resolve relative paths, load the policy, validate
 //! cross-references, and report every error with file, line and key.
-//! SKELETON: implemented by the config work item.
+//!
+//! Order: syntax and shape (serde, strict, see `yaml`) first; if the shape is wrong the
+//! semantic checks are skipped, since they would only echo the same mistake. Then every
+//! semantic check runs and all problems are returned together. Lines of semantic errors
+//! come from the `KeyIndex` of the file they belong to.
 
-use std::path::{Path, PathBuf};
+use std::collections::{HashMap, HashSet};
+use std::path::{Component, Path, PathBuf};
 
-use super::model::Config;
-use crate::policy::Policy;
+use serde::Deserialize;
+
+use super::model::*;
+use super::values::{Cidr, parse_host_port};
+use super::yaml::{KeyIndex, parse_collect};
+use crate::policy::spec::{PartialPolicyFile, PolicyFile};
+use crate::policy::{Action, Policy};
 
 /// One problem found in a config or policy file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,7 +31,14 @@ pub struct ConfigError {
 impl std::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.line {
-            Some(l) => write!(f, "{}:{}: {}: {}", self.file.display(), l, self.key, self.message),
+            Some(l) => write!(
+                f,
+                "{}:{}: {}: {}",
+                self.file.display(),
+                l,
+                self.key,
+                self.message
+            ),
             None => write!(f, "{}: {}: {}", self.file.display(), self.key, self.message),
         }
     }
@@ -33,14 +50,496 @@ pub struct LoadedConfig {
     pub path: PathBuf,
     pub config: Config,
     pub policy: Policy,
+    /// Problems that do not stop veil (e.g. a peer that cannot be identified inbound).
+    pub warnings: Vec<ConfigError>,
 }
+
+/// `Config` with every top-level key optional, so each section can be checked alone.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // only deserialized for its errors
+struct PartialConfig {
+    #[serde(default)]
+    instance: Option<String>,
+    #[serde(default)]
+    sip: Option<SipConfig>,
+    #[serde(default)]
+    media: Option<MediaConfig>,
+    #[serde(default)]
+    calls: Option<CallsConfig>,
+    #[serde(default)]
+    peers: Option<Vec<PeerConfig>>,
+    #[serde(default)]
+    policy: Option<PathBuf>,
+    #[serde(default)]
+    cdr: Option<CdrConfig>,
+    #[serde(default)]
+    metrics: Option<MetricsConfig>,
+    #[serde(default)]
+    log: Option<LogConfig>,
+}
+
+const LOG_LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error"];
 
 /// Load and validate `path` and the files it references. Returns every error found.
 pub fn load(path: &Path) -> Result<LoadedConfig, Vec<ConfigError>> {
-    Err(vec![ConfigError {
-        file: path.to_path_buf(),
-        line: None,
-        key: String::new(),
-        message: "not implemented".into(),
-    }])
+    let text = read(path, path, None, "")?;
+    let (mut config, index) = parse_collect::<Config, PartialConfig>(path, &text)?;
+    let base = base_dir(path);
+    let mut v = Validator {
+        file: path,
+        index: &index,
+        errors: Vec::new(),
+        warnings: Vec::new(),
+    };
+    v.instance(&config);
+    v.sip(&mut config.sip, &base);
+    v.media_and_calls(&config);
+    v.peers(&mut config.peers, &config.sip.listen);
+    config.cdr.sqlite = config.cdr.sqlite.as_deref().map(|p| resolve(&base, p));
+    if !LOG_LEVELS.contains(&config.log.level.as_str()) {
+        v.err(
+            "log.level",
+            format!(
+                "`{}` is not one of {}",
+                config.log.level,
+                LOG_LEVELS.join(", ")
+            ),
+        );
+    }
+    config.policy = resolve(&base, &config.policy);
+    let policy = match load_policy(&config.policy, path, &index) {
+        Ok((policy, pindex)) => {
+            check_policy_peers(
+                &policy,
+                &config.peers,
+                &config.policy,
+                &pindex,
+                &mut v.errors,
+            );
+            Some(policy)
+        }
+        Err(e) => {
+            v.errors.extend(e);
+            None
+        }
+    };
+    match policy {
+        Some(policy) if v.errors.is_empty() => Ok(LoadedConfig {
+            path: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
+            config,
+            policy,
+            warnings: v.warnings,
+        }),
+        _ => Err(v.errors),
+    }
 }
+
+/// Load and compile a policy file on its own (no peer cross-checks): errors carry the
+/// policy file's name and lines.
+pub fn load_policy_file(path: &Path) -> Result<Policy, Vec<ConfigError>> {
+    let text = read(path, path, None, "")?;
+    compile_policy_text(path, &text).map(|(p, _)| p)
+}
+
+/// Compile policy YAML `text` as if read from `file`.
+pub fn compile_policy_text(
+    file: &Path,
+    text: &str,
+) -> Result<(Policy, KeyIndex), Vec<ConfigError>> {
+    let (spec, index) = parse_collect::<PolicyFile, PartialPolicyFile>(file, text)?;
+    match crate::policy::compile(&spec) {
+        Ok(p) => Ok((p, index)),
+        Err(errs) => Err(errs
+            .into_iter()
+            .map(|e| ConfigError {
+                file: file.to_path_buf(),
+                line: index.line_of(&e.key),
+                key: e.key,
+                message: e.message,
+            })
+            .collect()),
+    }
+}
+
+/// The policy referenced by the config; a missing file is reported at the config's
+/// `policy` key.
+fn load_policy(
+    path: &Path,
+    config: &Path,
+    cindex: &KeyIndex,
+) -> Result<(Policy, KeyIndex), Vec<ConfigError>> {
+    let text = read(path, config, cindex.line_of("policy"), "policy")?;
+    compile_policy_text(path, &text)
+}
+
+fn check_policy_peers(
+    policy: &Policy,
+    peers: &[PeerConfig],
+    file: &Path,
+    index: &KeyIndex,
+    errors: &mut Vec<ConfigError>,
+) {
+    let known: HashSet<&str> = peers.iter().map(|p| p.name.as_str()).collect();
+    let mut unknown = |key: String, name: &str| {
+        if !known.contains(name) {
+            let mut list: Vec<&str> = known.iter().copied().collect();
+            list.sort_unstable();
+            errors.push(ConfigError {
+                file: file.to_path_buf(),
+                line: index.line_of(&key),
+                key,
+                message: format!("unknown peer `{name}` (peers: {})", list.join(", ")),
+            });
+        }
+    };
+    for (i, rule) in policy.rules.iter().enumerate() {
+        for (j, name) in rule.when.from_peer.iter().flatten().enumerate() {
+            unknown(format!("rules[{i}].when.from_peer[{j}]"), name);
+        }
+        if let Action::Route { targets, .. } = &rule.then {
+            for (j, name) in targets.iter().enumerate() {
+                unknown(format!("rules[{i}].then.route[{j}]"), name);
+            }
+        }
+    }
+}
+
+/// Loads, prints the outcome for `veil check`, and returns the exit code: 0 when valid
+/// (`OK: <path> (N peers, M rules)` on stdout, warnings on stderr), 1 otherwise with every
+/// error on stderr, one per line as `file:line: key: message`.
+pub fn check(path: &Path) -> i32 {
+    match load(path) {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                eprintln!("warning: {w}");
+            }
+            println!(
+                "OK: {} ({} peers, {} rules)",
+                path.display(),
+                loaded.config.peers.len(),
+                loaded.policy.rules.len()
+            );
+            0
+        }
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            1
+        }
+    }
+}
+
+fn read(
+    path: &Path,
+    report_in: &Path,
+    line: Option<usize>,
+    key: &str,
+) -> Result<String, Vec<ConfigError>> {
+    std::fs::read_to_string(path).map_err(|e| {
+        vec![ConfigError {
+            file: report_in.to_path_buf(),
+            line,
+            key: key.to_string(),
+            message: format!("cannot read {}: {e}", path.display()),
+        }]
+    })
+}
+
+/// The folder relative paths in `config` are taken against, made absolute.
+fn base_dir(config: &Path) -> PathBuf {
+    let abs = std::path::absolute(config).unwrap_or_else(|_| config.to_path_buf());
+    abs.parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// `p` against `base` unless absolute; `.` components dropped (`..` kept: with symlinks,
+/// removing it lexically could change which file is meant).
+pub fn resolve(base: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        return p.to_path_buf();
+    }
+    base.join(p)
+        .components()
+        .filter(|c| !matches!(c, Component::CurDir))
+        .collect()
+}
+
+struct Validator<'a> {
+    file: &'a Path,
+    index: &'a KeyIndex,
+    errors: Vec<ConfigError>,
+    warnings: Vec<ConfigError>,
+}
+
+impl Validator<'_> {
+    fn problem(&self, key: &str, message: String) -> ConfigError {
+        ConfigError {
+            file: self.file.to_path_buf(),
+            line: self.index.line_of(key),
+            key: key.to_string(),
+            message,
+        }
+    }
+
+    fn err(&mut self, key: &str, message: impl Into<String>) {
+        let e = self.problem(key, message.into());
+        self.errors.push(e);
+    }
+
+    fn warn(&mut self, key: &str, message: impl Into<String>) {
+        let w = self.problem(key, message.into());
+        self.warnings.push(w);
+    }
+
+    fn instance(&mut self, c: &Config) {
+        if c.instance.trim().is_empty() {
+            self.err("instance", "must not be empty");
+        }
+    }
+
+    fn sip(&mut self, sip: &mut SipConfig, base: &Path) {
+        if sip.listen.is_empty() {
+            self.err("sip.listen", "at least one listener is needed");
+        }
+        let mut names = HashSet::new();
+        let mut sockets = HashSet::new();
+        for (i, l) in sip.listen.iter_mut().enumerate() {
+            let key = format!("sip.listen[{i}]");
+            if l.name.trim().is_empty() {
+                self.err(&format!("{key}.name"), "must not be empty");
+            } else if !names.insert(l.name.clone()) {
+                self.err(
+                    &format!("{key}.name"),
+                    format!("duplicate listener name `{}`", l.name),
+                );
+            }
+            if !sockets.insert((l.transport, l.address)) {
+                self.err(
+                    &format!("{key}.address"),
+                    format!(
+                        "another {} listener already binds {}",
+                        l.transport.via_token(),
+                        l.address
+                    ),
+                );
+            }
+            if let Some(adv) = &l.advertise
+                && let Err(e) = parse_host_port(adv)
+            {
+                self.err(
+                    &format!("{key}.advertise"),
+                    format!("`{adv}`: {e} (write host or host:port)"),
+                );
+            }
+            match (&mut l.tls, l.transport) {
+                (None, Transport::Tls) => self.err(
+                    &format!("{key}.tls"),
+                    "transport tls needs a `tls` block with cert and key",
+                ),
+                (Some(_), Transport::Udp | Transport::Tcp) => {
+                    self.err(&format!("{key}.tls"), "only allowed with transport tls")
+                }
+                (Some(tls), Transport::Tls) => {
+                    tls.cert = resolve(base, &tls.cert);
+                    tls.key = resolve(base, &tls.key);
+                    tls.ca = tls.ca.as_deref().map(|p| resolve(base, p));
+                    let files = [
+                        ("cert", Some(&tls.cert)),
+                        ("key", Some(&tls.key)),
+                        ("ca", tls.ca.as_ref()),
+                    ];
+                    for (name, file) in files {
+                        if let Some(f) = file
+                            && let Err(e) = std::fs::File::open(f)
+                        {
+                            self.err(
+                                &format!("{key}.tls.{name}"),
+                                format!("cannot read {}: {e}", f.display()),
+                            );
+                        }
+                    }
+                }
+                (None, _) => {}
+            }
+        }
+        let t = &sip.timers;
+        if t.t1.0.is_zero() {
+            self.err("sip.timers.t1", "must be above 0");
+        }
+        if t.t2 < t.t1 {
+            self.err("sip.timers.t2", "must not be below t1");
+        }
+        if sip.max_message_size < 1500 {
+            self.err("sip.max_message_size", "must be at least 1500 bytes");
+        }
+    }
+
+    fn media_and_calls(&mut self, c: &Config) {
+        if c.media.ports.even_ports() < 2 {
+            self.err(
+                "media.ports",
+                format!(
+                    "{} holds fewer than 2 even ports (RTP uses even ports)",
+                    c.media.ports
+                ),
+            );
+        }
+        if c.media.rtp_timeout.0.is_zero() {
+            self.err("media.rtp_timeout", "must be above 0");
+        }
+        if c.calls.max_duration.0.is_zero() {
+            self.err("calls.max_duration", "must be above 0");
+        }
+        let st = &c.calls.session_timer;
+        if st.min_se.0.as_secs() < 90 {
+            self.err(
+                "calls.session_timer.min_se",
+                "must be at least 90s (RFC 4028)",
+            );
+        }
+        if st.expires < st.min_se {
+            self.err("calls.session_timer.expires", "must not be below min_se");
+        }
+    }
+
+    fn peers(&mut self, peers: &mut [PeerConfig], listeners: &[ListenConfig]) {
+        let mut names = HashSet::new();
+        let mut source_owner: HashMap<Cidr, String> = HashMap::new();
+        for (i, p) in peers.iter_mut().enumerate() {
+            let key = format!("peers[{i}]");
+            if p.name.trim().is_empty() {
+                self.err(&format!("{key}.name"), "must not be empty");
+            } else if !names.insert(p.name.clone()) {
+                self.err(
+                    &format!("{key}.name"),
+                    format!("duplicate peer name `{}`", p.name),
+                );
+            }
+            self.peer_transport(&key, p);
+            self.peer_listener(&key, p, listeners);
+            if p.sources.is_empty() {
+                match p.address.host.ip() {
+                    Some(ip) => p.sources.push(Cidr::host(ip)),
+                    None => self.warn(
+                        &format!("{key}.sources"),
+                        format!("`{}` is a DNS name and no sources are given: inbound requests cannot be identified as this peer", p.address.host),
+                    ),
+                }
+            }
+            for (j, s) in p.sources.iter().enumerate() {
+                if let Some(other) = source_owner.insert(*s, p.name.clone())
+                    && other != p.name
+                {
+                    self.err(
+                        &format!("{key}.sources[{j}]"),
+                        format!("{s} is already a source of peer `{other}`"),
+                    );
+                }
+            }
+            if let Some(codecs) = &p.codecs {
+                if codecs.is_empty() {
+                    self.err(
+                        &format!("{key}.codecs"),
+                        "an empty codec list would refuse every call; omit it to allow all",
+                    );
+                }
+                if let Some(j) = codecs.iter().position(|c| c.trim().is_empty()) {
+                    self.err(&format!("{key}.codecs[{j}]"), "empty codec name");
+                }
+            }
+            for (list, names) in [("allow", &p.headers.allow), ("strip", &p.headers.strip)] {
+                if let Some(j) = names.iter().position(|n| !is_token(n)) {
+                    self.err(
+                        &format!("{key}.headers.{list}[{j}]"),
+                        format!("`{}` is not a header name", names[j]),
+                    );
+                }
+            }
+            if let Some(auth) = &p.auth
+                && auth.username.is_empty()
+            {
+                self.err(&format!("{key}.auth.username"), "must not be empty");
+            }
+            if p.keepalive.is_some_and(|k| k.0.is_zero()) {
+                self.err(
+                    &format!("{key}.keepalive"),
+                    "must be above 0 (omit it to disable pings)",
+                );
+            }
+        }
+    }
+
+    /// A `sip:`/`sips:` address can carry the transport; it must agree with `transport`
+    /// when both are written, and fills it in when `transport` is not.
+    fn peer_transport(&mut self, key: &str, p: &mut PeerConfig) {
+        let written = self.index.has(&format!("{key}.transport"));
+        let from_uri = match (p.address.secure, p.address.transport) {
+            (true, Some(t)) if t != Transport::Tls => {
+                self.err(&format!("{key}.address"), "sips: needs transport tls");
+                return;
+            }
+            (true, _) => Some(Transport::Tls),
+            (false, t) => t,
+        };
+        match from_uri {
+            Some(t) if written && t != p.transport => self.err(
+                &format!("{key}.transport"),
+                format!(
+                    "{} contradicts the address, which says {}",
+                    p.transport.via_token(),
+                    t.via_token()
+                ),
+            ),
+            Some(t) => p.transport = t,
+            None => {}
+        }
+    }
+
+    /// Check `listen` or default it to the first listener of the peer's transport.
+    fn peer_listener(&mut self, key: &str, p: &mut PeerConfig, listeners: &[ListenConfig]) {
+        match &p.listen {
+            Some(name) => match listeners.iter().find(|l| &l.name == name) {
+                None => {
+                    let names: Vec<&str> = listeners.iter().map(|l| l.name.as_str()).collect();
+                    self.err(
+                        &format!("{key}.listen"),
+                        format!(
+                            "unknown listener `{name}` (listeners: {})",
+                            names.join(", ")
+                        ),
+                    );
+                }
+                Some(l) if l.transport != p.transport => self.err(
+                    &format!("{key}.listen"),
+                    format!(
+                        "listener `{name}` is {} but the peer uses {}",
+                        l.transport.via_token(),
+                        p.transport.via_token()
+                    ),
+                ),
+                Some(_) => {}
+            },
+            None => match listeners.iter().find(|l| l.transport == p.transport) {
+                Some(l) => p.listen = Some(l.name.clone()),
+                None => self.err(
+                    &format!("{key}.transport"),
+                    format!(
+                        "no {} listener to reach this peer through; add one under sip.listen",
+                        p.transport.via_token()
+                    ),
+                ),
+            },
+        }
+    }
+}
+
+/// RFC 3261 `token` characters (header names).
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
+}
+
+#[cfg(test)]
+mod tests;

@@ -3,7 +3,8 @@
 pub mod load;
 pub mod model;
 pub mod values;
+pub mod yaml;
 
-pub use load::{ConfigError, LoadedConfig, load};
+pub use load::{ConfigError, LoadedConfig, check, load};
 pub use model::*;
 pub use values::{Cidr, Duration, PortRange, Target};

@@ -3,11 +3,17 @@
 
 pub mod ports;
 pub mod relay;
+pub mod stream;
+
+#[cfg(test)]
+mod relay_tests;
 
 use std::net::SocketAddr;
 
 /// One relayed stream (one m= line of one call).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct StreamId(pub u64);
 
 /// Which leg: A is the caller side, B the callee side.
@@ -32,10 +38,19 @@ pub enum MediaCommand {
     /// Bind a stream: on side A veil receives at `a_port` (RTP) and `a_port + 1` (RTCP),
     /// on side B at `b_port`/`b_port + 1`, all on `media.address`. What arrives on one side
     /// is sent out of the other side's sockets to that side's remote.
-    Open { id: StreamId, a_port: u16, b_port: u16 },
+    Open {
+        id: StreamId,
+        a_port: u16,
+        b_port: u16,
+    },
     /// Where a side wants its media (from its SDP). Latching to the first source seen
     /// overrides this; a new SDP address resets the latch.
-    SetRemote { id: StreamId, side: Side, rtp: Option<SocketAddr>, rtcp: Option<SocketAddr> },
+    SetRemote {
+        id: StreamId,
+        side: Side,
+        rtp: Option<SocketAddr>,
+        rtcp: Option<SocketAddr>,
+    },
     /// Unbind and forget the stream.
     Close { id: StreamId },
 }
@@ -46,5 +61,9 @@ pub enum MediaEvent {
     /// A port of the stream could not be bound: the call cannot be anchored.
     BindFailed { id: StreamId },
     /// Packet counters at close time (for the CDR).
-    Closed { id: StreamId, a_packets: u64, b_packets: u64 },
+    Closed {
+        id: StreamId,
+        a_packets: u64,
+        b_packets: u64,
+    },
 }

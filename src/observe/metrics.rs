@@ -1,6 +1,76 @@
 //! The metrics of CONTRACT.md, registered once; handles are cheap clones of atomics, so the
 //! engine increments them directly. `serve` answers `GET /metrics`.
-//! SKELETON: implemented by the observability work item.
+//!
+//! Each `Metrics` owns its own [`prometheus::Registry`] (not the process-global default)
+//! so that tests and several instances in one process never collide on registration, and
+//! so that the `instance` label from the config is attached to every series as a const
+//! label instead of being threaded through every increment.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use prometheus::{
+    Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Values of the `outcome` label of `veil_calls_total` (CONTRACT.md).
+pub const CALL_OUTCOMES: [&str; 4] = ["answered", "failed", "cancelled", "rejected"];
+
+/// Values of the `reason` label of `veil_calls_ended_total` (CONTRACT.md); CDR `end_reason`
+/// uses the same words.
+pub const END_REASONS: [&str; 7] = [
+    "caller_bye",
+    "callee_bye",
+    "max_duration",
+    "rtp_timeout",
+    "session_timer",
+    "shutdown",
+    "error",
+];
+
+/// Methods that get a `veil_sip_requests_received_total` series from the start. A labelled
+/// family with no series is left out of the scrape entirely, and the contract says the
+/// names must exist; zeros also make `rate()` correct from the first scrape.
+const KNOWN_METHODS: [&str; 14] = [
+    "INVITE",
+    "ACK",
+    "BYE",
+    "CANCEL",
+    "OPTIONS",
+    "REGISTER",
+    "PRACK",
+    "UPDATE",
+    "INFO",
+    "REFER",
+    "SUBSCRIBE",
+    "NOTIFY",
+    "PUBLISH",
+    "MESSAGE",
+];
+
+/// Label used for request methods outside [`KNOWN_METHODS`]: the method token comes from the
+/// network, and a label per arbitrary token would let anyone grow our memory and the
+/// operator's time-series database without bound.
+pub const OTHER_METHOD: &str = "other";
+
+/// Response codes an SBC commonly sends, pre-initialized for the same reason as
+/// [`KNOWN_METHODS`]. Other valid codes (100..=699) still get their own series on first use.
+const COMMON_CODES: [u16; 14] = [
+    100, 180, 183, 200, 400, 403, 404, 408, 481, 486, 487, 488, 500, 503,
+];
+
+/// Content type of the Prometheus text exposition format.
+pub const CONTENT_TYPE_TEXT: &str = "text/plain; version=0.0.4";
 
 #[derive(Clone, Debug)]
 pub struct Metrics {
@@ -14,4 +84,431 @@ pub struct Metrics {
     pub media_packets_relayed: prometheus::IntCounter,
     pub peer_up: prometheus::IntGaugeVec,
     pub registry: prometheus::Registry,
+}
+
+impl Metrics {
+    /// Registers every contract metric in a fresh registry labelled `instance=<instance>`.
+    ///
+    /// Errors only on an invalid label value or a programming error in the names, so the
+    /// caller can treat it as a startup failure.
+    pub fn new(instance: &str) -> Result<Metrics, prometheus::Error> {
+        let labels = HashMap::from([("instance".to_string(), instance.to_string())]);
+        let registry = Registry::new_custom(None, Some(labels))?;
+
+        let calls_active = IntGauge::new(
+            "veil_calls_active",
+            "Calls currently in progress (from accepted INVITE until both legs are torn down).",
+        )?;
+        let calls_total = IntCounterVec::new(
+            Opts::new(
+                "veil_calls_total",
+                "Calls that finished setup, by outcome: answered, failed (no target answered), \
+                 cancelled (caller gave up) or rejected (by policy, limits or admission).",
+            ),
+            &["outcome"],
+        )?;
+        let calls_ended = IntCounterVec::new(
+            Opts::new(
+                "veil_calls_ended_total",
+                "Answered calls that ended, by the reason they ended.",
+            ),
+            &["reason"],
+        )?;
+        let sip_requests_received = IntCounterVec::new(
+            Opts::new(
+                "veil_sip_requests_received_total",
+                "SIP requests received and parsed, by method (unknown methods counted as 'other').",
+            ),
+            &["method"],
+        )?;
+        let sip_responses_sent = IntCounterVec::new(
+            Opts::new(
+                "veil_sip_responses_sent_total",
+                "SIP responses sent by veil, by status code.",
+            ),
+            &["code"],
+        )?;
+        let sip_invalid_messages = IntCounter::new(
+            "veil_sip_invalid_messages_total",
+            "Datagrams or stream messages that could not be parsed as SIP and were discarded.",
+        )?;
+        let media_streams_active = IntGauge::new(
+            "veil_media_streams_active",
+            "Media streams currently anchored by the relay (one per m= line per call).",
+        )?;
+        let media_packets_relayed = IntCounter::new(
+            "veil_media_packets_relayed_total",
+            "RTP/RTCP packets forwarded by the media relay, both directions.",
+        )?;
+        let peer_up = IntGaugeVec::new(
+            Opts::new(
+                "veil_peer_up",
+                "1 if the peer answers keepalive OPTIONS and is eligible for routing, else 0.",
+            ),
+            &["peer"],
+        )?;
+
+        registry.register(Box::new(calls_active.clone()))?;
+        registry.register(Box::new(calls_total.clone()))?;
+        registry.register(Box::new(calls_ended.clone()))?;
+        registry.register(Box::new(sip_requests_received.clone()))?;
+        registry.register(Box::new(sip_responses_sent.clone()))?;
+        registry.register(Box::new(sip_invalid_messages.clone()))?;
+        registry.register(Box::new(media_streams_active.clone()))?;
+        registry.register(Box::new(media_packets_relayed.clone()))?;
+        registry.register(Box::new(peer_up.clone()))?;
+
+        for outcome in CALL_OUTCOMES {
+            calls_total.get_metric_with_label_values(&[outcome])?;
+        }
+        for reason in END_REASONS {
+            calls_ended.get_metric_with_label_values(&[reason])?;
+        }
+        for method in KNOWN_METHODS.iter().chain([&OTHER_METHOD]) {
+            sip_requests_received.get_metric_with_label_values(&[method])?;
+        }
+        for code in COMMON_CODES {
+            sip_responses_sent.get_metric_with_label_values(&[&code.to_string()])?;
+        }
+
+        Ok(Metrics {
+            calls_active,
+            calls_total,
+            calls_ended,
+            sip_requests_received,
+            sip_responses_sent,
+            sip_invalid_messages,
+            media_streams_active,
+            media_packets_relayed,
+            peer_up,
+            registry,
+        })
+    }
+
+    /// Counts a received request, folding methods outside the RFC set into
+    /// [`OTHER_METHOD`] so that network input cannot create label values.
+    pub fn sip_request_received(&self, method: &str) {
+        let label = if KNOWN_METHODS.contains(&method) {
+            method
+        } else {
+            OTHER_METHOD
+        };
+        self.sip_requests_received.with_label_values(&[label]).inc();
+    }
+
+    /// Counts a response sent by veil. Codes outside 100..=699 (which veil never builds)
+    /// are counted under "other" rather than creating a series.
+    pub fn sip_response_sent(&self, code: u16) {
+        if (100..=699).contains(&code) {
+            self.sip_responses_sent
+                .with_label_values(&[&code.to_string()])
+                .inc();
+        } else {
+            self.sip_responses_sent.with_label_values(&["other"]).inc();
+        }
+    }
+
+    /// Sets `veil_peer_up{peer}`; peer names come from the config, so cardinality is bounded.
+    pub fn set_peer_up(&self, peer: &str, up: bool) {
+        self.peer_up.with_label_values(&[peer]).set(i64::from(up));
+    }
+
+    /// The current values in the Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        let families = self.registry.gather();
+        let mut buf = Vec::new();
+        // Encoding into a Vec only fails on malformed families, which our fixed
+        // registrations cannot produce; an empty body is a visible, harmless fallback.
+        if let Err(e) = TextEncoder::new().encode(&families, &mut buf) {
+            tracing::error!(error = %e, "encoding metrics failed");
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+/// Serves `GET /metrics` on `addr` until `shutdown` becomes true. Bind errors are returned
+/// so the caller can log them with context (and decide whether they are fatal).
+pub async fn serve(
+    addr: SocketAddr,
+    metrics: Metrics,
+    shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let listener = TcpListener::bind(addr).await?;
+    serve_listener(listener, metrics, shutdown).await
+}
+
+/// Like [`serve`] on an already-bound listener (lets tests bind port 0 and learn the port).
+///
+/// Each connection runs in its own task; on shutdown the accept loop stops and open
+/// connections are asked to close gracefully (an in-flight scrape finishes, idle
+/// keep-alive connections close at once).
+pub async fn serve_listener(
+    listener: TcpListener,
+    metrics: Metrics,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    loop {
+        if *shutdown.borrow() {
+            return Ok(());
+        }
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Per-connection failures (e.g. EMFILE, aborted handshakes) must not
+                    // stop the endpoint; back off briefly so a persistent error can't spin.
+                    tracing::warn!(error = %e, "metrics accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            changed = shutdown.changed() => {
+                if changed.is_err() {
+                    // Sender gone: nobody can ever ask us to stop, so stop now.
+                    return Ok(());
+                }
+                continue;
+            }
+        };
+        let metrics = metrics.clone();
+        let mut conn_shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let metrics = metrics.clone();
+                async move { Ok::<_, Infallible>(respond(&req, &metrics)) }
+            });
+            let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+            let mut conn = std::pin::pin!(conn);
+            // `wait_for` returns a borrow guard; map it to () so it is not held across
+            // the await below (the guard is not Send).
+            let stop = async { conn_shutdown.wait_for(|stop| *stop).await.map(|_| ()) };
+            let result = tokio::select! {
+                r = conn.as_mut() => r,
+                _ = stop => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(%peer, error = %e, "metrics connection ended with error");
+            }
+        });
+    }
+}
+
+fn respond(req: &Request<Incoming>, metrics: &Metrics) -> Response<Full<Bytes>> {
+    if req.method() == Method::GET && req.uri().path() == "/metrics" {
+        let mut resp = Response::new(Full::new(Bytes::from(metrics.render())));
+        resp.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE_TEXT));
+        resp
+    } else {
+        let mut resp = Response::new(Full::new(Bytes::from_static(b"not found\n")));
+        *resp.status_mut() = StatusCode::NOT_FOUND;
+        resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const CONTRACT_NAMES: [&str; 9] = [
+        "veil_calls_active",
+        "veil_calls_total",
+        "veil_calls_ended_total",
+        "veil_sip_requests_received_total",
+        "veil_sip_responses_sent_total",
+        "veil_sip_invalid_messages_total",
+        "veil_media_streams_active",
+        "veil_media_packets_relayed_total",
+        "veil_peer_up",
+    ];
+
+    /// The value of the sample `name` whose label set is exactly `labels` (in any order),
+    /// parsed from the text format; label order in the output is not part of the format.
+    fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<i64> {
+        let mut want: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+        want.sort();
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .find_map(|line| {
+                let (series, value) = line.rsplit_once(' ')?;
+                let (n, rest) = series.split_once('{').unwrap_or((series, "}"));
+                if n != name {
+                    return None;
+                }
+                let inner = rest.strip_suffix('}')?;
+                let mut got: Vec<String> = inner
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                got.sort();
+                (got == want).then(|| value.parse().ok())?
+            })
+    }
+
+    /// Sends one request with `Connection: close` and returns the whole raw response.
+    async fn http_get(addr: SocketAddr, path: &str) -> String {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        out
+    }
+
+    #[test]
+    fn sample_helper_matches_exact_label_sets() {
+        let text = "# HELP x y\nm{b=\"2\",a=\"1\"} 7\nm{a=\"1\"} 3\nn 4\n";
+        assert_eq!(sample(text, "m", &[("a", "1"), ("b", "2")]), Some(7));
+        assert_eq!(sample(text, "m", &[("a", "1")]), Some(3));
+        assert_eq!(sample(text, "n", &[]), Some(4));
+        assert_eq!(sample(text, "m", &[("a", "2")]), None);
+    }
+
+    #[test]
+    fn render_has_preinitialized_labels_and_instance() {
+        let m = Metrics::new("edge-1").unwrap();
+        let text = m.render();
+        let inst = ("instance", "edge-1");
+        for outcome in CALL_OUTCOMES {
+            let got = sample(&text, "veil_calls_total", &[inst, ("outcome", outcome)]);
+            assert_eq!(got, Some(0), "outcome {outcome}\n{text}");
+        }
+        for reason in END_REASONS {
+            let got = sample(&text, "veil_calls_ended_total", &[inst, ("reason", reason)]);
+            assert_eq!(got, Some(0), "reason {reason}\n{text}");
+        }
+        assert_eq!(sample(&text, "veil_calls_active", &[inst]), Some(0));
+        assert_eq!(
+            sample(&text, "veil_sip_invalid_messages_total", &[inst]),
+            Some(0)
+        );
+        assert!(text.contains("# TYPE veil_calls_active gauge"));
+        assert!(text.contains("# TYPE veil_calls_total counter"));
+    }
+
+    #[test]
+    fn increments_show_up() {
+        let m = Metrics::new("edge-1").unwrap();
+        let inst = ("instance", "edge-1");
+        m.calls_total.with_label_values(&["answered"]).inc();
+        m.calls_active.set(3);
+        m.sip_request_received("INVITE");
+        m.sip_response_sent(486);
+        m.sip_response_sent(299);
+        m.sip_response_sent(42);
+        let text = m.render();
+        let calls = sample(&text, "veil_calls_total", &[inst, ("outcome", "answered")]);
+        assert_eq!(calls, Some(1));
+        assert_eq!(sample(&text, "veil_calls_active", &[inst]), Some(3));
+        let invites = sample(
+            &text,
+            "veil_sip_requests_received_total",
+            &[inst, ("method", "INVITE")],
+        );
+        assert_eq!(invites, Some(1));
+        let sent = |code| {
+            sample(
+                &text,
+                "veil_sip_responses_sent_total",
+                &[inst, ("code", code)],
+            )
+        };
+        assert_eq!(sent("486"), Some(1));
+        assert_eq!(sent("299"), Some(1));
+        assert_eq!(sent("other"), Some(1));
+        assert_eq!(sent("42"), None);
+    }
+
+    #[test]
+    fn unknown_methods_fold_into_other() {
+        let m = Metrics::new("x").unwrap();
+        for i in 0..50 {
+            m.sip_request_received(&format!("JUNK{i}"));
+        }
+        m.sip_request_received("invite"); // methods are case-sensitive: not INVITE
+        let text = m.render();
+        assert!(!text.contains("JUNK"));
+        let got = |method| {
+            sample(
+                &text,
+                "veil_sip_requests_received_total",
+                &[("instance", "x"), ("method", method)],
+            )
+        };
+        assert_eq!(got("other"), Some(51));
+        assert_eq!(got("INVITE"), Some(0));
+    }
+
+    #[test]
+    fn two_instances_do_not_collide() {
+        let a = Metrics::new("a").unwrap();
+        let b = Metrics::new("b").unwrap();
+        a.sip_invalid_messages.inc();
+        let name = "veil_sip_invalid_messages_total";
+        assert_eq!(sample(&a.render(), name, &[("instance", "a")]), Some(1));
+        assert_eq!(sample(&b.render(), name, &[("instance", "b")]), Some(0));
+    }
+
+    #[tokio::test]
+    async fn serves_metrics_over_http_and_stops_on_shutdown() {
+        let m = Metrics::new("edge-1").unwrap();
+        m.set_peer_up("pbx", true);
+        m.set_peer_up("carrier-a", false);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = watch::channel(false);
+        let server = tokio::spawn(serve_listener(listener, m, rx));
+
+        let resp = http_get(addr, "/metrics").await;
+        let (head, body) = resp.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("content-type: text/plain; version=0.0.4"),
+            "{head}"
+        );
+        for name in CONTRACT_NAMES {
+            let found = body.lines().any(|l| {
+                l.split(['{', ' ']).next() == Some(name) && l.contains("instance=\"edge-1\"")
+            });
+            assert!(found, "{name} with instance label missing from\n{body}");
+        }
+        let inst = ("instance", "edge-1");
+        assert_eq!(
+            sample(body, "veil_peer_up", &[inst, ("peer", "pbx")]),
+            Some(1)
+        );
+        assert_eq!(
+            sample(body, "veil_peer_up", &[inst, ("peer", "carrier-a")]),
+            Some(0)
+        );
+
+        let resp = http_get(addr, "/other").await;
+        assert!(resp.starts_with("HTTP/1.1 404"), "{resp}");
+
+        tx.send(true).unwrap();
+        let res = tokio::time::timeout(std::time::Duration::from_secs(5), server)
+            .await
+            .expect("server did not stop on shutdown")
+            .unwrap();
+        assert!(res.is_ok());
+        assert!(
+            tokio::net::TcpStream::connect(addr).await.is_err(),
+            "listener still open"
+        );
+    }
+
+    #[tokio::test]
+    async fn serve_reports_bind_errors() {
+        let taken = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = taken.local_addr().unwrap();
+        let (_tx, rx) = watch::channel(false);
+        let err = serve(addr, Metrics::new("x").unwrap(), rx).await;
+        assert!(err.is_err());
+    }
 }

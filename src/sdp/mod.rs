@@ -1,6 +1,19 @@
 //! SDP (RFC 4566/8866), line-preserving: every line is kept as received unless veil
 //! rewrites it, so unknown attributes survive (sdp-rs drops them; see README).
-//! SKELETON: implemented by the sdp work item.
+//!
+//! `parse` holds the line syntax, `fields` reads the few fields veil understands
+//! (`c=`, `m=` port, `a=rtcp`), `endpoint` derives where each side wants media and
+//! `anchor` rewrites an SDP so that every stream points at veil.
+
+mod anchor;
+mod endpoint;
+mod fields;
+mod parse;
+
+#[cfg(test)]
+mod mutation_tests;
+#[cfg(test)]
+mod samples;
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -57,22 +70,35 @@ pub struct Origin {
 }
 
 impl Sdp {
-    pub fn parse(_data: &[u8]) -> Result<Sdp, SdpError> {
-        Err(SdpError::MissingRequired)
+    /// Parse an SDP body. Lines may end in CRLF or LF; trailing empty lines are ignored.
+    pub fn parse(data: &[u8]) -> Result<Sdp, SdpError> {
+        parse::parse(data)
     }
 
+    /// The SDP as text, every line ending in CRLF.
     pub fn to_bytes(&self) -> Bytes {
-        Bytes::new()
+        parse::to_bytes(self)
     }
 
     /// One endpoint per media section, in order.
     pub fn endpoints(&self) -> Vec<Endpoint> {
-        Vec::new()
+        endpoint::endpoints(self)
     }
 
     /// Point every stream at veil: `c=` (session and media level) and `o=` address to
     /// `addr`, `o=` username/session-id/version from `origin`, media section `i` to port
     /// `ports[i]` (0 stays 0), `a=rtcp:` rewritten to port+1, ICE candidates and other
     /// address-bearing attributes of the far side removed.
-    pub fn anchor(&mut self, _addr: IpAddr, _ports: &[u16], _origin: &Origin) {}
+    pub fn anchor(&mut self, addr: IpAddr, ports: &[u16], origin: &Origin) {
+        anchor::anchor(self, addr, ports, origin)
+    }
+}
+
+impl Line {
+    pub fn new(kind: u8, value: impl Into<String>) -> Line {
+        Line {
+            kind,
+            value: value.into(),
+        }
+    }
 }

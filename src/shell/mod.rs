@@ -1,1 +1,25 @@
-//! The tokio shell: sockets, timers and tasks around the sans-IO engine.
+//! The tokio shell: sockets, timers and tasks around the sans-IO engine. One task owns the
+//! engine (no locks on the signalling path); listener and connection tasks feed it through
+//! a bounded channel; what it outputs is sent, handed to the relay or to the CDR writer.
+
+mod net;
+mod run;
+
+pub use run::{run, serve};
+
+use bytes::Bytes;
+
+use crate::media::MediaEvent;
+use crate::transaction::Flow;
+
+/// What the I/O tasks tell the engine task.
+#[derive(Debug)]
+pub(crate) enum ShellEvent {
+    Sip { data: Bytes, flow: Flow },
+    Media(MediaEvent),
+    /// A TCP connection is up (accepted or connected); frames to send go to `writer`.
+    TcpUp { conn: u64, remote: std::net::SocketAddr, writer: tokio::sync::mpsc::UnboundedSender<Bytes> },
+    TcpDown { conn: u64 },
+    /// An outbound connection attempt failed: what was queued for `remote` is dropped.
+    TcpFailed { remote: std::net::SocketAddr },
+}

@@ -46,6 +46,7 @@ pub trait SipHeaders {
         let v = self.headers().get(&HeaderName::CSeq).ok_or(ParseError::MissingHeader("CSeq"))?;
         parse::parse_cseq(v)
     }
+    #[allow(clippy::wrong_self_convention)] // "From" is the SIP header, not a conversion
     fn from_hdr(&self) -> Result<NameAddr, ParseError> {
         let v = self.headers().get(&HeaderName::From).ok_or(ParseError::MissingHeader("From"))?;
         parse::parse_name_addr(v)

@@ -45,3 +45,6 @@ pub fn parse_cseq(_s: &str) -> Result<CSeq, ParseError> {
 pub fn parse_rack(_s: &str) -> Result<RAck, ParseError> {
     Err(ParseError::BadHeader("RAck"))
 }
+pub fn check_request_sanity(_req: &super::message::Request) -> Result<(), ParseError> {
+    Ok(())
+}

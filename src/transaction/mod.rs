@@ -1,15 +1,34 @@
 //! RFC 3261 §17 transactions, sans-IO: messages and `now` in, transmissions, events and a
 //! next deadline out. The tokio shell owns sockets and the clock.
-//! SKELETON: implemented by the transactions work item.
+//!
+//! `key` decides which transaction a message belongs to, `client` and `server` hold the
+//! state machines, `timers` the deadline heap, `raw` the tolerant header readers matching
+//! needs. This file only routes inputs to transactions and removes finished ones.
 
-use std::collections::VecDeque;
+mod client;
+mod io;
+mod key;
+mod raw;
+mod server;
+mod timers;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 use crate::config::Transport;
-use crate::sip::{Request, Response};
+use crate::sip::{Method, Request, Response};
+
+use client::ClientTx;
+use io::{Ctx, Outbox, Status};
+use key::{ClientKey, ServerKey};
+use server::ServerTx;
+use timers::{Entry, TxRef};
 
 /// The transport-level path of a message: which listener, which remote address, and for
 /// connection transports which connection. Responses go back on the flow the request came
@@ -31,10 +50,14 @@ pub struct Transmit {
     pub data: Bytes,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct ServerTxId(pub u64);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct ClientTxId(pub u64);
 
 #[derive(Debug, Clone, Copy)]
@@ -46,7 +69,11 @@ pub struct TxConfig {
 
 impl Default for TxConfig {
     fn default() -> Self {
-        TxConfig { t1: Duration::from_millis(500), t2: Duration::from_secs(4), t4: Duration::from_secs(5) }
+        TxConfig {
+            t1: Duration::from_millis(500),
+            t2: Duration::from_secs(4),
+            t4: Duration::from_secs(5),
+        }
     }
 }
 
@@ -55,10 +82,19 @@ impl Default for TxConfig {
 pub enum TxEvent {
     /// A new request (not a retransmission, not a CANCEL, not an ACK): a server
     /// transaction now exists. For INVITE, 100 Trying has already been sent.
-    Request { id: ServerTxId, req: Request, flow: Flow },
+    Request {
+        id: ServerTxId,
+        req: Request,
+        flow: Flow,
+    },
     /// A CANCEL. Its own server transaction is `id`; `invite` is the INVITE server
     /// transaction it matches (RFC 3261 §9.2), if any and still not completed.
-    Cancel { id: ServerTxId, invite: Option<ServerTxId>, req: Request, flow: Flow },
+    Cancel {
+        id: ServerTxId,
+        invite: Option<ServerTxId>,
+        req: Request,
+        flow: Flow,
+    },
     /// An ACK that matched no INVITE server transaction in Completed state: an ACK for a
     /// 2xx, which belongs to the dialog (the TU calls `ack_received` on the INVITE tx).
     Ack { req: Request, flow: Flow },
@@ -76,73 +112,271 @@ pub enum TxEvent {
 #[derive(Debug, Default)]
 pub struct TransactionLayer {
     cfg: TxConfig,
-    transmits: VecDeque<Transmit>,
-    events: VecDeque<TxEvent>,
+    /// Last id handed out; client and server ids share the sequence.
+    last_id: u64,
+    clients: HashMap<u64, ClientTx>,
+    client_index: HashMap<ClientKey, u64>,
+    servers: HashMap<u64, ServerTx>,
+    server_index: HashMap<ServerKey, u64>,
+    out: Outbox,
 }
 
 impl TransactionLayer {
     pub fn new(cfg: TxConfig) -> Self {
-        TransactionLayer { cfg, transmits: VecDeque::new(), events: VecDeque::new() }
+        TransactionLayer {
+            cfg,
+            ..TransactionLayer::default()
+        }
+    }
+
+    fn next_id(&mut self) -> u64 {
+        self.last_id += 1;
+        self.last_id
     }
 
     /// A request from the network. Retransmissions are absorbed here (the last response is
     /// re-sent); ACKs to non-2xx finals are absorbed; everything else becomes an event.
-    pub fn receive_request(&mut self, _req: Request, _flow: Flow, _now: Instant) {
-        let _ = self.cfg;
+    pub fn receive_request(&mut self, req: Request, flow: Flow, now: Instant) {
+        let key = ServerKey::of_request(&req);
+        let is_ack = req.method == Method::Ack;
+        let existing = key.as_ref().and_then(|k| self.server_index.get(k)).copied();
+        if let Some(id) = existing
+            && let Some(tx) = self.servers.get_mut(&id)
+        {
+            let mut ctx = Ctx {
+                cfg: &self.cfg,
+                now,
+                out: &mut self.out,
+            };
+            if !is_ack {
+                tx.on_retransmission(&mut ctx);
+                return;
+            }
+            if let Some(status) = tx.on_ack(&mut ctx) {
+                self.settle_server(id, status);
+                return;
+            }
+        }
+        if is_ack {
+            self.out.events.push_back(TxEvent::Ack { req, flow });
+            return;
+        }
+
+        let id = self.next_id();
+        let cancelled = match (&req.method, &key) {
+            (Method::Cancel, Some(key)) => self
+                .server_index
+                .get(&key.with_method(Method::Invite))
+                .filter(|invite| {
+                    self.servers
+                        .get(invite)
+                        .is_some_and(ServerTx::awaiting_final)
+                })
+                .map(|&invite| ServerTxId(invite)),
+            _ => None,
+        };
+        let mut ctx = Ctx {
+            cfg: &self.cfg,
+            now,
+            out: &mut self.out,
+        };
+        let tx = ServerTx::start(id, &req, flow, key.clone(), &mut ctx);
+        if let Some(key) = key {
+            self.server_index.insert(key, id);
+        }
+        self.servers.insert(id, tx);
+        let event = if req.method == Method::Cancel {
+            TxEvent::Cancel {
+                id: ServerTxId(id),
+                invite: cancelled,
+                req,
+                flow,
+            }
+        } else {
+            TxEvent::Request {
+                id: ServerTxId(id),
+                req,
+                flow,
+            }
+        };
+        self.out.events.push_back(event);
     }
 
     /// A response from the network, matched to its client transaction (RFC 3261 §17.1.3).
     /// Responses matching no transaction are dropped (counted by the caller via the
     /// return value `false`).
-    pub fn receive_response(&mut self, _resp: Response, _flow: Flow, _now: Instant) -> bool {
-        false
+    pub fn receive_response(&mut self, resp: Response, _flow: Flow, now: Instant) -> bool {
+        let Some(id) = ClientKey::of_response(&resp)
+            .and_then(|k| self.client_index.get(&k))
+            .copied()
+        else {
+            return false;
+        };
+        let Some(tx) = self.clients.get_mut(&id) else {
+            return false;
+        };
+        let mut ctx = Ctx {
+            cfg: &self.cfg,
+            now,
+            out: &mut self.out,
+        };
+        let status = tx.on_response(resp, &mut ctx);
+        self.settle_client(id, status);
+        true
     }
 
     /// Send a response within server transaction `id`. Final responses to INVITE are
     /// retransmitted per timers G/H (non-2xx) or until `ack_received` (2xx).
-    pub fn respond(&mut self, _id: ServerTxId, _resp: Response, _now: Instant) {}
+    pub fn respond(&mut self, id: ServerTxId, resp: Response, now: Instant) {
+        let Some(tx) = self.servers.get_mut(&id.0) else {
+            tracing::debug!(
+                tx = id.0,
+                code = resp.code,
+                "response for a finished server transaction dropped"
+            );
+            return;
+        };
+        let mut ctx = Ctx {
+            cfg: &self.cfg,
+            now,
+            out: &mut self.out,
+        };
+        let status = tx.respond(&resp, &mut ctx);
+        self.settle_server(id.0, status);
+    }
 
     /// The dialog got the ACK for the 2xx sent in INVITE server transaction `id`.
-    pub fn ack_received(&mut self, _id: ServerTxId) {}
+    pub fn ack_received(&mut self, id: ServerTxId) {
+        if let Some(tx) = self.servers.get_mut(&id.0) {
+            tx.ack_received();
+            self.prune_timers();
+        }
+    }
 
     /// Start a client transaction. The top Via (with a fresh branch) must already be set
     /// by the caller. ACK is not a transaction: send it with `send_stateless`.
-    pub fn send_request(&mut self, _req: Request, _flow: Flow, _now: Instant) -> ClientTxId {
-        ClientTxId(0)
+    pub fn send_request(&mut self, req: Request, flow: Flow, now: Instant) -> ClientTxId {
+        let id = self.next_id();
+        if req.method == Method::Ack {
+            // Tolerate the misuse: send it once, track nothing.
+            self.send_stateless(flow, req.to_bytes());
+            return ClientTxId(id);
+        }
+        let key = ClientKey::of_request(&req);
+        let mut ctx = Ctx {
+            cfg: &self.cfg,
+            now,
+            out: &mut self.out,
+        };
+        let tx = ClientTx::start(id, req, flow, key.clone(), &mut ctx);
+        if let Some(key) = key {
+            self.client_index.insert(key, id);
+        }
+        self.clients.insert(id, tx);
+        ClientTxId(id)
     }
 
     /// Send a message outside any transaction (ACK for 2xx, stateless replies).
     pub fn send_stateless(&mut self, flow: Flow, data: Bytes) {
-        self.transmits.push_back(Transmit { flow, data });
+        self.out.transmits.push_back(Transmit { flow, data });
     }
 
     /// The INVITE request of a client transaction (to build CANCEL or ACK from).
-    pub fn client_request(&self, _id: ClientTxId) -> Option<&Request> {
-        None
+    pub fn client_request(&self, id: ClientTxId) -> Option<&Request> {
+        self.clients.get(&id.0).map(|tx| &tx.request)
     }
 
     /// Earliest instant at which `handle_timeout` must be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        None
+        self.out.timers.peek().map(|e| e.at)
     }
 
     /// Fire every timer due at `now`.
-    pub fn handle_timeout(&mut self, _now: Instant) {}
+    pub fn handle_timeout(&mut self, now: Instant) {
+        // Timers re-armed while firing are at least 1ms ahead, so this loop ends.
+        while let Some(entry) = self.out.timers.pop_due(now) {
+            let mut ctx = Ctx {
+                cfg: &self.cfg,
+                now,
+                out: &mut self.out,
+            };
+            match entry.tx {
+                TxRef::Client(id) => {
+                    if let Some(tx) = self.clients.get_mut(&id) {
+                        let status = tx.on_timer(&entry, &mut ctx);
+                        self.settle_client(id, status);
+                    }
+                }
+                TxRef::Server(id) => {
+                    if let Some(tx) = self.servers.get_mut(&id) {
+                        let status = tx.on_timer(&entry, &mut ctx);
+                        self.settle_server(id, status);
+                    }
+                }
+            }
+        }
+        self.prune_timers();
+    }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        self.out.transmits.pop_front()
     }
 
     pub fn poll_event(&mut self) -> Option<TxEvent> {
-        self.events.pop_front()
+        self.out.events.pop_front()
     }
 
     /// Number of live transactions (for tests and the memory gauge).
     pub fn len(&self) -> usize {
-        0
+        self.clients.len() + self.servers.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    fn settle_client(&mut self, id: u64, status: Status) {
+        if status == Status::Terminated
+            && let Some(tx) = self.clients.remove(&id)
+            && let Some(key) = tx.key
+            && self.client_index.get(&key) == Some(&id)
+        {
+            self.client_index.remove(&key);
+        }
+        self.prune_timers();
+    }
+
+    fn settle_server(&mut self, id: u64, status: Status) {
+        if status == Status::Terminated
+            && let Some(tx) = self.servers.remove(&id)
+            && let Some(key) = tx.key
+            && self.server_index.get(&key) == Some(&id)
+        {
+            self.server_index.remove(&key);
+        }
+        self.prune_timers();
+    }
+
+    fn timer_is_live(&self, entry: &Entry) -> bool {
+        match entry.tx {
+            TxRef::Client(id) => self
+                .clients
+                .get(&id)
+                .is_some_and(|tx| tx.deadlines.is_current(entry)),
+            TxRef::Server(id) => self
+                .servers
+                .get(&id)
+                .is_some_and(|tx| tx.deadlines.is_current(entry)),
+        }
+    }
+
+    /// Drop cancelled timers from the top of the heap so `poll_timeout` stays exact.
+    fn prune_timers(&mut self) {
+        while let Some(entry) = self.out.timers.peek() {
+            if self.timer_is_live(entry) {
+                break;
+            }
+            self.out.timers.pop();
+        }
     }
 }

@@ -1,0 +1,119 @@
+//! What is answered before a transaction or call exists: malformed requests (400),
+//! Max-Forwards exhausted (483), loops through veil (482), URI schemes veil cannot route
+//! (416), extensions it does not support (420), bodies it cannot read (415).
+
+use crate::sip::{HeaderName, Headers, Method, Request, Response, SipHeaders, Uri, parse, reason_phrase};
+use crate::transaction::Flow;
+
+use super::engine::Engine;
+
+/// Option tags veil can honour end to end on an initial INVITE.
+const SUPPORTED: &[&str] = &["100rel", "timer", "replaces", "norefersub"];
+
+pub(super) fn response(req: &Request, code: u16) -> Response {
+    Response::for_request(req, code, reason_phrase(code))
+}
+
+impl Engine {
+    /// `Some(response)` to answer statelessly at once; `None` to go on. ACKs are never
+    /// answered: a malformed ACK gets `Some` of nothing, which the caller cannot send —
+    /// so for ACK this returns `None` and the transaction layer drops what it cannot match.
+    pub(super) fn admit(&mut self, req: &Request, flow: &Flow) -> Option<Response> {
+        let _ = flow;
+        if let Err(e) = parse::check_request_sanity(req) {
+            self.metrics.sip_invalid_messages.inc();
+            if req.method == Method::Ack {
+                return None;
+            }
+            let mut r = response(req, 400);
+            r.reason = format!("Bad Request ({e})");
+            return Some(r);
+        }
+        if req.method == Method::Ack {
+            return None;
+        }
+        if let Some(Ok(0)) = req.max_forwards() {
+            if req.method != Method::Options {
+                return Some(response(req, 483));
+            }
+        }
+        if let Ok(vias) = req.vias() {
+            if vias.iter().any(|v| {
+                v.branch().is_some_and(|b| b.starts_with(super::ids::BRANCH_PREFIX))
+                    && self.peers.is_own(&v.host, v.port)
+            }) {
+                return Some(response(req, 482));
+            }
+        }
+        if req.body.len() > self.cfg.sip.max_message_size {
+            return Some(response(req, 513));
+        }
+        if matches!(req.uri, Uri::Other(_)) {
+            return Some(response(req, 416));
+        }
+        let to_tagged = req.to_hdr().ok().and_then(|t| t.tag().map(str::to_string)).is_some();
+        if !to_tagged && req.method == Method::Invite {
+            let unsupported: Vec<&str> = req
+                .headers
+                .values(&HeaderName::Require)
+                .into_iter()
+                .chain(req.headers.values(&HeaderName::ProxyRequire))
+                .filter(|t| !SUPPORTED.iter().any(|s| s.eq_ignore_ascii_case(t)))
+                .collect();
+            if !unsupported.is_empty() {
+                let mut r = response(req, 420);
+                r.headers.push(HeaderName::Unsupported, unsupported.join(", "));
+                return Some(r);
+            }
+            if !req.body.is_empty() && !is_sdp(req.content_type()) {
+                let mut r = response(req, 415);
+                r.headers.push(HeaderName::Accept, "application/sdp");
+                return Some(r);
+            }
+        }
+        None
+    }
+}
+
+pub(super) fn is_sdp(content_type: Option<&str>) -> bool {
+    content_type.is_some_and(|ct| {
+        ct.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/sdp"))
+    })
+}
+
+/// A 400 for a request that did not parse, built from whatever Via/From/To/Call-ID/CSeq
+/// lines can be read leniently, so that the sender learns why (RFC 4475 §3.1.2). `None`
+/// when the bytes are not recognisably a request, or lack what a response needs.
+pub(super) fn bad_request_from_raw(data: &[u8], why: &str) -> Option<Response> {
+    let text = std::str::from_utf8(data.get(..data.len().min(8192))?).ok().or_else(|| {
+        // Cut at the first invalid byte: the headers we need come early.
+        let valid = match std::str::from_utf8(data) {
+            Ok(_) => data.len(),
+            Err(e) => e.valid_up_to(),
+        };
+        std::str::from_utf8(&data[..valid]).ok()
+    })?;
+    let mut lines = text.split('\n').map(|l| l.trim_end_matches('\r'));
+    let first = lines.next()?;
+    if first.starts_with("SIP/") || !first.contains("SIP/2.0") {
+        return None;
+    }
+    let mut headers = Headers::new();
+    for line in lines {
+        if line.is_empty() {
+            break;
+        }
+        let Some((name, value)) = line.split_once(':') else { continue };
+        let name = HeaderName::parse(name.trim());
+        if matches!(name, HeaderName::Via | HeaderName::From | HeaderName::To | HeaderName::CallId | HeaderName::CSeq) {
+            headers.push(name, value.trim());
+        }
+    }
+    for required in [HeaderName::Via, HeaderName::CallId, HeaderName::CSeq, HeaderName::From, HeaderName::To] {
+        if !headers.contains(&required) {
+            return None;
+        }
+    }
+    let reason: String = why.chars().filter(|c| !c.is_control()).take(80).collect();
+    Some(Response { code: 400, reason: format!("Bad Request ({reason})"), headers, body: Default::default() })
+}

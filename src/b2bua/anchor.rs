@@ -1,0 +1,86 @@
+//! SDP crossing legs: one mechanism for every message that carries SDP (INVITE, 18x, 2xx,
+//! ACK, re-INVITE, UPDATE, PRACK): read where the sending side wants media, tell the relay,
+//! and give the other side an SDP that points at veil's ports for it.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::media::{MediaCommand, Side, StreamId};
+use crate::sdp::Sdp;
+
+use super::Output;
+use super::call::Stream;
+use super::engine::Engine;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum AnchorError {
+    /// The SDP could not be read: answer 488 (or fail the leg).
+    BadSdp,
+    /// No relay ports left: answer 503.
+    NoPorts,
+}
+
+impl Engine {
+    /// Rewrite `body`, received on leg `from`, for the other leg. Allocates streams for new
+    /// m= lines and updates the relay's view of `from`'s addresses.
+    pub(super) fn anchor_sdp(&mut self, key: u64, from: Side, body: &[u8], _now: Instant) -> Result<Bytes, AnchorError> {
+        let mut sdp = Sdp::parse(body).map_err(|_| AnchorError::BadSdp)?;
+        let endpoints = sdp.endpoints();
+        let Some(call) = self.calls.get(&key) else { return Err(AnchorError::BadSdp) };
+        let have = call.streams.len();
+        let mut new_streams = Vec::new();
+        for _ in have..endpoints.len() {
+            let Some(a_port) = self.ports.allocate() else {
+                self.release_streams(&new_streams);
+                return Err(AnchorError::NoPorts);
+            };
+            let Some(b_port) = self.ports.allocate() else {
+                self.ports.release(a_port);
+                self.release_streams(&new_streams);
+                return Err(AnchorError::NoPorts);
+            };
+            let id = StreamId(self.next_stream);
+            self.next_stream += 1;
+            new_streams.push(Stream { id, a_port, b_port });
+        }
+        for s in &new_streams {
+            self.stream_calls.insert(s.id, key);
+            self.metrics.media_streams_active.inc();
+            self.out.push_back(Output::Media(MediaCommand::Open { id: s.id, a_port: s.a_port, b_port: s.b_port }));
+        }
+        let Some(call) = self.calls.get_mut(&key) else { return Err(AnchorError::BadSdp) };
+        call.streams.extend(new_streams);
+        for (s, ep) in call.streams.iter().zip(endpoints.iter()) {
+            self.out.push_back(Output::Media(MediaCommand::SetRemote {
+                id: s.id,
+                side: from,
+                rtp: if ep.disabled { None } else { ep.rtp },
+                rtcp: if ep.disabled || ep.rtcp_mux { None } else { ep.rtcp },
+            }));
+        }
+        let to = from.other();
+        let ports: Vec<u16> = call.streams.iter().take(endpoints.len()).map(|s| s.port(to)).collect();
+        let leg = call.leg_mut(to);
+        sdp.anchor(self.media_ip, &ports, &leg.origin);
+        let mut out = sdp.to_bytes();
+        // o= version moves only when what veil offers changes (RFC 3264 §8), so a session
+        // refresh with unchanged SDP stays a no-op for the far side.
+        if let Some(last) = &leg.last_sdp {
+            if *last != out {
+                leg.origin.version += 1;
+                sdp.anchor(self.media_ip, &ports, &leg.origin);
+                out = sdp.to_bytes();
+            }
+        }
+        leg.last_sdp = Some(out.clone());
+        Ok(out)
+    }
+
+    fn release_streams(&mut self, streams: &[Stream]) {
+        for s in streams {
+            self.ports.release(s.a_port);
+            self.ports.release(s.b_port);
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! A call: leg A (veil as UAS towards the caller), leg B (veil as UAC towards the chosen
+//! target), the relayed streams and the transactions in flight between the legs.
+
+use std::time::{Instant, SystemTime};
+
+use crate::media::{Side, StreamId};
+use crate::policy::Route;
+use crate::sip::Request;
+use crate::transaction::{ClientTxId, ServerTxId};
+
+use super::leg::Leg;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CallState {
+    /// Leg B's INVITE sent, nothing heard yet.
+    Calling,
+    /// A provisional response crossed to leg A.
+    Early,
+    /// 2xx sent to leg A, its ACK not yet received.
+    Answered,
+    Confirmed,
+}
+
+/// Why a call ended, as in the `veil_calls_ended_total{reason}` metric and the CDR.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    CallerBye,
+    CalleeBye,
+    MaxDuration,
+    RtpTimeout,
+    SessionTimer,
+    Shutdown,
+    Error,
+    /// Never answered: a final failure response crossed to the caller.
+    Failed,
+    /// Never answered: the caller cancelled.
+    Cancelled,
+}
+
+impl EndReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::CallerBye => "caller_bye",
+            EndReason::CalleeBye => "callee_bye",
+            EndReason::MaxDuration => "max_duration",
+            EndReason::RtpTimeout => "rtp_timeout",
+            EndReason::SessionTimer => "session_timer",
+            EndReason::Shutdown => "shutdown",
+            EndReason::Error => "error",
+            EndReason::Failed => "failed",
+            EndReason::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// One relayed media stream (one m= line).
+#[derive(Debug, Clone, Copy)]
+pub struct Stream {
+    pub id: StreamId,
+    /// veil's RTP port advertised to leg A (RTCP = +1).
+    pub a_port: u16,
+    /// veil's RTP port advertised to leg B.
+    pub b_port: u16,
+}
+
+impl Stream {
+    pub fn port(&self, side: Side) -> u16 {
+        match side {
+            Side::A => self.a_port,
+            Side::B => self.b_port,
+        }
+    }
+}
+
+/// A request received on one leg and forwarded on the other, waiting for its answer.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub ctx: ClientTxId,
+    pub stx: ServerTxId,
+    /// The leg the request came from (the answer goes back there).
+    pub from: Side,
+    pub req: Request,
+}
+
+/// A 2xx to an INVITE sent on leg `from`, waiting for that leg's ACK.
+#[derive(Debug, Clone)]
+pub struct AwaitAck {
+    pub from: Side,
+    pub cseq: u32,
+    pub stx: ServerTxId,
+    /// The other leg's INVITE CSeq when its ACK is held back until this ACK brings the
+    /// SDP answer (offer in the 2xx).
+    pub ack_other: Option<u32>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub key: u64,
+    /// veil's id for the call (logs, CDR row id).
+    pub vref: String,
+    pub state: CallState,
+    pub a: Leg,
+    pub b: Leg,
+    /// The caller's INVITE and its server transaction.
+    pub a_invite: Request,
+    pub a_invite_stx: ServerTxId,
+    pub b_invite_ctx: Option<ClientTxId>,
+    pub route: Route,
+    /// Index into `route.targets` of the target of leg B.
+    pub target: usize,
+    /// Attempt counter; timers of earlier attempts are stale.
+    pub attempt: u32,
+    pub streams: Vec<Stream>,
+    pub pending: Vec<Pending>,
+    pub await_ack: Vec<AwaitAck>,
+    /// The caller cancelled; leg B is being cancelled.
+    pub cancelled: bool,
+    /// CANCEL to be sent on leg B once it has answered provisionally.
+    pub cancel_pending: bool,
+    /// The caller's INVITE had no SDP: the offer comes in leg B's 2xx.
+    pub late_offer: bool,
+    pub started: Instant,
+    pub started_wall: SystemTime,
+    pub answered: Option<Instant>,
+}
+
+impl Call {
+    pub fn leg(&self, side: Side) -> &Leg {
+        match side {
+            Side::A => &self.a,
+            Side::B => &self.b,
+        }
+    }
+
+    pub fn leg_mut(&mut self, side: Side) -> &mut Leg {
+        match side {
+            Side::A => &mut self.a,
+            Side::B => &mut self.b,
+        }
+    }
+}

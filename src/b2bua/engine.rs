@@ -1,0 +1,272 @@
+//! Engine state and the input loop: parse, hand to the transaction layer, act on its events.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use bytes::Bytes;
+
+use crate::config::Config;
+use crate::media::ports::PortPool;
+use crate::media::{MediaEvent, StreamId};
+use crate::observe::Metrics;
+use crate::policy::Policy;
+use crate::sip::{Message, Response, SipHeaders};
+use crate::transaction::{ClientTxId, Flow, ServerTxId, TransactionLayer, Transmit, TxConfig, TxEvent};
+
+use super::call::Call;
+use super::ids::IdGen;
+use super::peers::Peers;
+use super::teardown::Closing;
+use super::{Input, Output};
+
+/// Engine timers. Each carries enough to be recognised as stale after the call moved on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Timer {
+    /// Leg B of attempt `attempt` rang too long (`sip.timers.invite_timeout`).
+    Ring { attempt: u32 },
+    /// `calls.max_duration` reached.
+    MaxDuration,
+    /// Stream counters did not all come back from the relay: write the CDR anyway.
+    CloseCdr,
+}
+
+pub struct Engine {
+    pub(super) cfg: Arc<Config>,
+    pub(super) policy: Arc<Policy>,
+    pub(super) peers: Peers,
+    pub(super) media_ip: IpAddr,
+    pub(super) tx: TransactionLayer,
+    pub(super) calls: HashMap<u64, Call>,
+    /// Leg A dialogs by (Call-ID, caller's From tag).
+    pub(super) a_index: HashMap<(String, String), u64>,
+    /// Leg B dialogs by veil's Call-ID.
+    pub(super) b_index: HashMap<String, u64>,
+    pub(super) stx_calls: HashMap<ServerTxId, u64>,
+    pub(super) ctx_calls: HashMap<ClientTxId, u64>,
+    pub(super) stream_calls: HashMap<StreamId, u64>,
+    /// Ended calls whose stream counters are still on their way back from the relay.
+    pub(super) closing: HashMap<u64, Closing>,
+    pub(super) ports: PortPool,
+    pub(super) ids: IdGen,
+    pub(super) next_key: u64,
+    pub(super) next_stream: u64,
+    timers: BinaryHeap<Reverse<(Instant, u64, Timer)>>,
+    pub(super) out: VecDeque<Output>,
+    pub(super) metrics: Metrics,
+    clock: (Instant, SystemTime),
+    /// Shutting down: new calls are refused with 503.
+    pub(super) draining: bool,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("calls", &self.calls.len()).finish()
+    }
+}
+
+impl Engine {
+    /// `resolved[i]` is the address of `cfg.peers[i]` as resolved by the shell.
+    pub fn new(
+        cfg: Arc<Config>,
+        policy: Arc<Policy>,
+        resolved: &[Option<SocketAddr>],
+        metrics: Metrics,
+        now: Instant,
+        wall: SystemTime,
+    ) -> Engine {
+        let t = &cfg.sip.timers;
+        let tx = TransactionLayer::new(TxConfig { t1: t.t1.0, t2: t.t2.0, t4: t.t4.0 });
+        let peers = Peers::new(&cfg, resolved);
+        for p in &peers.peers {
+            metrics.set_peer_up(&p.name, p.addr.is_some());
+        }
+        Engine {
+            media_ip: cfg.media.advertise.unwrap_or(cfg.media.address),
+            ports: PortPool::new(cfg.media.ports),
+            cfg,
+            policy,
+            peers,
+            tx,
+            calls: HashMap::new(),
+            a_index: HashMap::new(),
+            b_index: HashMap::new(),
+            stx_calls: HashMap::new(),
+            ctx_calls: HashMap::new(),
+            stream_calls: HashMap::new(),
+            closing: HashMap::new(),
+            ids: IdGen::default(),
+            next_key: 1,
+            next_stream: 1,
+            timers: BinaryHeap::new(),
+            out: VecDeque::new(),
+            metrics,
+            clock: (now, wall),
+            draining: false,
+        }
+    }
+
+    /// Wall-clock time for `now` (CDRs), derived from the clock anchor given at start so
+    /// that the engine never reads a clock itself.
+    pub(super) fn wall(&self, now: Instant) -> SystemTime {
+        self.clock.1 + now.saturating_duration_since(self.clock.0)
+    }
+
+    pub fn handle_input(&mut self, input: Input<'_>, now: Instant) {
+        match input {
+            Input::Sip { data, flow } => self.on_sip(data, flow, now),
+            Input::Media(ev) => self.on_media(ev, now),
+        }
+        self.drain_tx(now);
+    }
+
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let own = self.timers.peek().map(|Reverse((t, _, _))| *t);
+        match (own, self.tx.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.tx.handle_timeout(now);
+        self.drain_tx(now);
+        while let Some(Reverse((at, key, timer))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            self.on_timer(key, timer, now);
+            self.drain_tx(now);
+        }
+    }
+
+    /// Calls in memory (answered or not), for tests and the gauge.
+    pub fn call_count(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Live transactions, for tests.
+    pub fn transaction_count(&self) -> usize {
+        self.tx.len()
+    }
+
+    /// Refuse new calls from now on and end every call (reason `shutdown`).
+    pub fn shutdown(&mut self, now: Instant) {
+        self.draining = true;
+        let keys: Vec<u64> = self.calls.keys().copied().collect();
+        for k in keys {
+            self.end_call(k, super::call::EndReason::Shutdown, None, now);
+        }
+        self.drain_tx(now);
+    }
+
+    /// Nothing left that needs the engine: no calls, no CDR waiting for counters.
+    pub fn idle(&self) -> bool {
+        self.calls.is_empty() && self.closing.is_empty()
+    }
+
+    pub(super) fn set_timer(&mut self, at: Instant, key: u64, timer: Timer) {
+        self.timers.push(Reverse((at, key, timer)));
+    }
+
+    fn on_sip(&mut self, data: &[u8], flow: Flow, now: Instant) {
+        match Message::parse(data) {
+            Ok(Message::Request(req)) => {
+                self.metrics.sip_request_received(req.method.as_str());
+                if let Some(resp) = self.admit(&req, &flow) {
+                    self.send_stateless(&flow, resp);
+                    return;
+                }
+                self.tx.receive_request(req, flow, now);
+            }
+            Ok(Message::Response(resp)) => {
+                if resp.cseq().is_err() || resp.top_via().is_err() {
+                    self.metrics.sip_invalid_messages.inc();
+                    return;
+                }
+                if !self.tx.receive_response(resp, flow, now) {
+                    tracing::debug!(remote = %flow.remote, "stray response dropped");
+                }
+            }
+            Err(e) => {
+                self.metrics.sip_invalid_messages.inc();
+                tracing::debug!(remote = %flow.remote, error = %e, "unparsable SIP message");
+                if let Some(resp) = super::admission::bad_request_from_raw(data, &e.to_string()) {
+                    self.send_stateless(&flow, resp);
+                }
+            }
+        }
+    }
+
+    pub(super) fn send_stateless(&mut self, flow: &Flow, resp: Response) {
+        self.metrics.sip_response_sent(resp.code);
+        self.tx.send_stateless(*flow, resp.to_bytes());
+    }
+
+    /// Answer within a server transaction.
+    pub(super) fn reply(&mut self, stx: ServerTxId, resp: Response, now: Instant) {
+        self.metrics.sip_response_sent(resp.code);
+        self.tx.respond(stx, resp, now);
+    }
+
+    /// Move everything the transaction layer produced into the output queue, acting on
+    /// its events (which may produce more).
+    pub(super) fn drain_tx(&mut self, now: Instant) {
+        loop {
+            while let Some(t) = self.tx.poll_transmit() {
+                self.out.push_back(Output::Transmit(t));
+            }
+            let Some(ev) = self.tx.poll_event() else { break };
+            match ev {
+                TxEvent::Request { id, req, flow } => self.on_request(id, req, flow, now),
+                TxEvent::Cancel { id, invite, req, flow } => self.on_cancel(id, invite, req, flow, now),
+                TxEvent::Ack { req, flow } => self.on_ack(req, flow, now),
+                TxEvent::Response { id, resp } => self.on_response(id, resp, now),
+                TxEvent::Timeout { id } => self.on_client_timeout(id, now),
+                TxEvent::AckTimeout { id } => self.on_ack_timeout(id, now),
+            }
+        }
+    }
+
+    fn on_media(&mut self, ev: MediaEvent, now: Instant) {
+        match ev {
+            MediaEvent::BindFailed { id } => {
+                let Some(&key) = self.stream_calls.get(&id) else { return };
+                tracing::warn!(stream = id.0, "media port bind failed; ending call");
+                if let Some(call) = self.calls.get(&key) {
+                    if let Some(s) = call.streams.iter().find(|s| s.id == id) {
+                        let (a, b) = (s.a_port, s.b_port);
+                        self.ports.quarantine(a);
+                        self.ports.quarantine(b);
+                    }
+                }
+                self.end_call(key, super::call::EndReason::Error, Some(500), now);
+            }
+            MediaEvent::Closed { id, a_packets, b_packets } => self.on_stream_closed(id, a_packets, b_packets, now),
+        }
+    }
+
+    fn on_timer(&mut self, key: u64, timer: Timer, now: Instant) {
+        match timer {
+            Timer::Ring { attempt } => self.on_ring_timeout(key, attempt, now),
+            Timer::MaxDuration => {
+                if self.calls.get(&key).is_some_and(|c| c.answered.is_some()) {
+                    self.end_call(key, super::call::EndReason::MaxDuration, None, now);
+                }
+            }
+            Timer::CloseCdr => self.finish_closing(key, now),
+        }
+    }
+
+    /// Send bytes outside any transaction on a leg (ACK for 2xx).
+    pub(super) fn send_raw(&mut self, flow: Flow, data: Bytes) {
+        self.out.push_back(Output::Transmit(Transmit { flow, data }));
+    }
+}

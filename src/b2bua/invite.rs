@@ -1,0 +1,626 @@
+//! A new call: identify the source peer, ask the policy, originate leg B, map its answers
+//! back to leg A, fail over to the next target on timeout, 408 or 5xx.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::config::UnknownSource;
+use crate::media::Side;
+use crate::observe::CdrEvent;
+use crate::policy::{Decision, Facts};
+use crate::sdp::Origin;
+use crate::sip::{HeaderName, Headers, Method, Request, Response, SipHeaders, Uri, reason_phrase};
+use crate::transaction::{ClientTxId, Flow, ServerTxId};
+
+use super::Output;
+use super::admission::{is_sdp, response};
+use super::call::{AwaitAck, Call, CallState};
+use super::engine::{Engine, Timer};
+use super::leg::{Leg, contact, via};
+use super::peers::retry_after;
+
+/// Methods veil answers or relays; anything else outside a dialog gets 501.
+fn known_method(m: &Method) -> bool {
+    !matches!(m, Method::Other(_))
+}
+
+impl Engine {
+    pub(super) fn on_request(&mut self, stx: ServerTxId, req: Request, flow: Flow, now: Instant) {
+        let to_tag = req.to_hdr().ok().and_then(|t| t.tag().map(str::to_string));
+        if to_tag.is_some() {
+            self.on_in_dialog(stx, req, flow, now);
+            return;
+        }
+        let source = self.peers.identify(flow.remote.ip());
+        if source.is_none() {
+            tracing::info!(remote = %flow.remote, method = %req.method, "request from unknown source refused");
+            if self.cfg.sip.unknown_source == UnknownSource::Reject {
+                self.reply(stx, response(&req, 403), now);
+            }
+            return;
+        }
+        match req.method {
+            Method::Invite => self.new_call(stx, req, flow, source, now),
+            Method::Options => {
+                let mut r = response(&req, 200);
+                tag_response(&mut r, &mut self.ids);
+                r.headers.push(HeaderName::Allow, "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, PRACK");
+                r.headers.push(HeaderName::Accept, "application/sdp");
+                r.headers.push(HeaderName::Supported, "100rel, timer");
+                self.reply(stx, r, now);
+            }
+            Method::Bye | Method::Prack | Method::Update | Method::Info => self.reply(stx, response(&req, 481), now),
+            ref m if !known_method(m) => self.reply(stx, response(&req, 501), now),
+            _ => {
+                let mut r = response(&req, 405);
+                r.headers.push(HeaderName::Allow, "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, PRACK");
+                self.reply(stx, r, now);
+            }
+        }
+    }
+
+    fn new_call(&mut self, stx: ServerTxId, req: Request, flow: Flow, source: Option<usize>, now: Instant) {
+        let Some(src) = source else { return };
+        if self.draining {
+            let mut r = response(&req, 503);
+            r.headers.push(HeaderName::RetryAfter, "30");
+            self.reply(stx, r, now);
+            return;
+        }
+        let (Ok(from), Ok(to), Ok(call_id), Ok(cseq)) = (req.from_hdr(), req.to_hdr(), req.call_id(), req.cseq()) else {
+            self.reply(stx, response(&req, 400), now);
+            return;
+        };
+        let from_tag = from.tag().unwrap_or_default().to_string();
+        if self.a_index.contains_key(&(call_id.to_string(), from_tag.clone())) {
+            // Same dialog identifiers, new transaction, while the call lives: a merged or
+            // looped request (RFC 3261 §8.2.2.2).
+            self.reply(stx, response(&req, 482), now);
+            return;
+        }
+        let to_user = req.uri.user().unwrap_or_default().to_string();
+        let from_user = from.uri.user().unwrap_or_default().to_string();
+        let ruri_host = req.uri.host().map(|h| h.to_string()).unwrap_or_default();
+        let decision = {
+            let facts = Facts {
+                from_peer: Some(&self.peers.peers[src].name),
+                to_user: &to_user,
+                from_user: &from_user,
+                ruri_host: &ruri_host,
+                method: req.method.as_str(),
+                headers: &req.headers,
+            };
+            self.policy.evaluate(&facts)
+        };
+        let route = match decision {
+            Decision::Route(r) => r,
+            Decision::Reject { rule, code, reason } => {
+                tracing::info!(rule, code, call_id, "call rejected by policy");
+                self.metrics.calls_total.with_label_values(&["rejected"]).inc();
+                let mut r = response(&req, code);
+                if !reason.is_empty() {
+                    r.reason = reason;
+                }
+                tag_response(&mut r, &mut self.ids);
+                self.reply(stx, r, now);
+                return;
+            }
+            Decision::NoMatch => {
+                tracing::info!(call_id, "no policy rule matched; rejected");
+                self.metrics.calls_total.with_label_values(&["rejected"]).inc();
+                let mut r = response(&req, 403);
+                tag_response(&mut r, &mut self.ids);
+                self.reply(stx, r, now);
+                return;
+            }
+        };
+
+        let key = self.next_key;
+        self.next_key += 1;
+        let local_tag = self.ids.tag();
+        let mut to_hdr = to.clone();
+        to_hdr.set_tag(&local_tag);
+        let remote_target = req
+            .contact()
+            .and_then(|c| c.ok())
+            .map(|c| c.uri.to_string())
+            .unwrap_or_else(|| req.uri.to_string());
+        let a = Leg {
+            peer: src,
+            call_id: call_id.to_string(),
+            local_tag,
+            remote_tag: Some(from_tag.clone()),
+            local_hdr: to_hdr.to_string(),
+            remote_hdr: req.headers.get(&HeaderName::From).unwrap_or_default().to_string(),
+            local_cseq: self.ids.cseq(),
+            remote_cseq: Some(cseq.seq),
+            invite_cseq: cseq.seq,
+            remote_target,
+            route_set: req.headers.values(&HeaderName::RecordRoute).iter().map(|s| s.to_string()).collect(),
+            flow,
+            origin: Origin { session_id: self.ids.u64() >> 2, version: 1 },
+            last_sdp: None,
+            last_ack: None,
+            last_invite_ctx: None,
+        };
+        let vref = self.ids.call_ref();
+        let late_offer = req.body.is_empty();
+        // Leg B is filled in by the first attempt.
+        let b = a.clone();
+        let call = Call {
+            key,
+            vref: vref.clone(),
+            state: CallState::Calling,
+            a,
+            b,
+            a_invite: req,
+            a_invite_stx: stx,
+            b_invite_ctx: None,
+            route,
+            target: 0,
+            attempt: 0,
+            streams: Vec::new(),
+            pending: Vec::new(),
+            await_ack: Vec::new(),
+            cancelled: false,
+            cancel_pending: false,
+            late_offer,
+            started: now,
+            started_wall: self.wall(now),
+            answered: None,
+        };
+        self.a_index.insert((call.a.call_id.clone(), from_tag), key);
+        self.stx_calls.insert(stx, key);
+        self.out.push_back(Output::Cdr(CdrEvent::Start {
+            id: vref.clone(),
+            a_call_id: call.a.call_id.clone(),
+            source_peer: self.peers.peers[src].name.clone(),
+            from_user: call.route.from_user.clone(),
+            to_user: call.route.to_user.clone(),
+            started_at: call.started_wall,
+        }));
+        tracing::info!(call = %vref, a_call_id = %call.a.call_id, source = %self.peers.peers[src].name,
+            rule = %call.route.rule, to_user = %call.route.to_user, "call setup");
+        self.calls.insert(key, call);
+        self.metrics.calls_active.inc();
+
+        // The caller's SDP is anchored once; every attempt offers the same B-side ports.
+        let body = self.calls[&key].a_invite.body.clone();
+        if !body.is_empty() {
+            if let Err(e) = self.anchor_sdp(key, Side::A, &body, now) {
+                let code = if e == super::anchor::AnchorError::NoPorts { 503 } else { 488 };
+                self.fail_call(key, code, None, now);
+                return;
+            }
+        }
+        self.next_attempt(key, None, now);
+    }
+
+    /// Originate leg B towards the next available target of the route, or give the caller
+    /// the final answer `last` (408 when nothing was tried or everything timed out).
+    fn next_attempt(&mut self, key: u64, last: Option<Response>, now: Instant) {
+        let Some(call) = self.calls.get(&key) else { return };
+        let mut idx = if call.attempt == 0 { 0 } else { call.target + 1 };
+        let target = loop {
+            let Some(name) = call.route.targets.get(idx) else { break None };
+            match self.peers.by_name(name) {
+                Some(p) if self.peers.peers[p].available(now) => break Some(p),
+                _ => idx += 1,
+            }
+        };
+        let Some(peer) = target else {
+            match last {
+                Some(resp) => self.fail_call(key, resp.code, Some(resp), now),
+                None => self.fail_call(key, if call.attempt == 0 { 503 } else { 408 }, None, now),
+            }
+            return;
+        };
+        let Some(flow) = self.peers.peers[peer].flow() else { return };
+        let listener = self.peers.listeners[self.peers.peers[peer].listener].clone();
+        let call_id = self.ids.call_id();
+        let local_tag = self.ids.tag();
+        let cseq = self.ids.cseq();
+        let branch = self.ids.branch();
+        let origin = Origin { session_id: self.ids.u64() >> 2, version: 1 };
+        let src = self.calls[&key].a.peer;
+        let filter = self.peers.filter(src, peer);
+        let Some(call) = self.calls.get_mut(&key) else { return };
+        if let Some(old) = call.b_invite_ctx.take() {
+            self.ctx_calls.remove(&old);
+        }
+        if call.attempt > 0 {
+            self.b_index.remove(&call.b.call_id);
+        }
+        call.target = idx;
+        call.attempt += 1;
+        let p = &self.peers.peers[peer];
+        let a_from = call.a_invite.from_hdr().ok();
+        let a_to = call.a_invite.to_hdr().ok();
+        let mut from = crate::sip::NameAddr::new(Uri::Sip(user_uri(&call.route.from_user, &listener)));
+        from.display = a_from.and_then(|f| f.display);
+        from.set_tag(&local_tag);
+        let ruri = p.uri_for(&call.route.to_user);
+        let mut to = crate::sip::NameAddr::new(Uri::Sip(ruri.clone()));
+        to.display = a_to.and_then(|t| t.display);
+        if let Some(Uri::Sip(u)) = Some(&mut to.uri) {
+            u.params.clear();
+        }
+        let max_fwd = match call.a_invite.max_forwards() {
+            Some(Ok(n)) => n.saturating_sub(1).min(70),
+            _ => 70,
+        };
+        let mut h = Headers::new();
+        h.push(HeaderName::Via, via(&listener, &branch));
+        h.push(HeaderName::MaxForwards, max_fwd.to_string());
+        h.push(HeaderName::From, from.to_string());
+        h.push(HeaderName::To, to.to_string());
+        h.push(HeaderName::CallId, call_id.clone());
+        h.push(HeaderName::CSeq, format!("{cseq} INVITE"));
+        h.push(HeaderName::Contact, contact(&listener));
+        filter.copy(&call.a_invite.headers, &mut h);
+        for (name, value) in &call.route.set_headers {
+            h.set(HeaderName::parse(name), value.clone());
+        }
+        call.b = Leg {
+            peer,
+            call_id: call_id.clone(),
+            local_tag,
+            remote_tag: None,
+            local_hdr: from.to_string(),
+            remote_hdr: to.to_string(),
+            local_cseq: cseq,
+            remote_cseq: None,
+            invite_cseq: cseq,
+            remote_target: ruri.to_string(),
+            route_set: Vec::new(),
+            flow,
+            origin,
+            last_sdp: None,
+            last_ack: None,
+            last_invite_ctx: None,
+        };
+        let vref = call.vref.clone();
+        let attempt = call.attempt;
+        let has_offer = !call.a_invite.body.is_empty();
+        // Each attempt gets the same B-side ports under a fresh o= line.
+        let mut body = Bytes::new();
+        if has_offer {
+            let a_body = call.a_invite.body.clone();
+            for s in &call.streams {
+                self.out.push_back(Output::Media(crate::media::MediaCommand::SetRemote {
+                    id: s.id,
+                    side: Side::B,
+                    rtp: None,
+                    rtcp: None,
+                }));
+            }
+            match self.anchor_sdp(key, Side::A, &a_body, now) {
+                Ok(b) => body = b,
+                Err(_) => {
+                    self.fail_call(key, 488, None, now);
+                    return;
+                }
+            }
+        }
+        let req = Request { method: Method::Invite, uri: Uri::Sip(ruri), headers: h, body };
+        let ctx = self.tx.send_request(req, flow, now);
+        self.ctx_calls.insert(ctx, key);
+        self.b_index.insert(call_id.clone(), key);
+        if let Some(call) = self.calls.get_mut(&key) {
+            call.b_invite_ctx = Some(ctx);
+            call.b.last_invite_ctx = Some(ctx);
+        }
+        self.out.push_back(Output::Cdr(CdrEvent::Route {
+            id: vref.clone(),
+            b_call_id: call_id.clone(),
+            dest_peer: self.peers.peers[peer].name.clone(),
+        }));
+        tracing::info!(call = %vref, b_call_id = %call_id, target = %self.peers.peers[peer].name, attempt, "leg B originated");
+        self.set_timer(now + self.cfg.sip.timers.invite_timeout.0, key, Timer::Ring { attempt });
+    }
+
+    /// A response to leg B's INVITE.
+    pub(super) fn on_b_invite_response(&mut self, key: u64, resp: Response, now: Instant) {
+        let Some(call) = self.calls.get_mut(&key) else { return };
+        let code = resp.code;
+        if code == 100 {
+            return;
+        }
+        if (101..300).contains(&code) {
+            learn_remote(&mut call.b, &resp);
+        }
+        if code < 200 {
+            if call.cancel_pending {
+                call.cancel_pending = false;
+                self.cancel_b(key, now);
+                return;
+            }
+            if call.cancelled {
+                return;
+            }
+            if call.state == CallState::Calling {
+                call.state = CallState::Early;
+                tracing::info!(call = %call.vref, code, "early");
+            }
+            self.relay_b_invite_response(key, resp, now);
+            return;
+        }
+        if code < 300 {
+            self.on_b_answer(key, resp, now);
+            return;
+        }
+        // Final failure of this attempt. The transaction layer has ACKed it.
+        if call.cancelled || call.state >= CallState::Answered {
+            return;
+        }
+        let peer = call.b.peer;
+        if code == 503 {
+            if let Some(d) = resp.headers.get(&HeaderName::RetryAfter).and_then(retry_after) {
+                self.peers.rest(peer, now + d);
+                tracing::info!(peer = %self.peers.peers[peer].name, secs = d.as_secs(), "target resting after 503");
+            }
+        }
+        if code == 408 || (500..600).contains(&code) {
+            self.next_attempt(key, Some(resp), now);
+        } else {
+            self.fail_call(key, code, Some(resp), now);
+        }
+    }
+
+    fn on_b_answer(&mut self, key: u64, resp: Response, now: Instant) {
+        let Some(call) = self.calls.get_mut(&key) else { return };
+        let cseq = call.b.invite_cseq;
+        if call.state >= CallState::Answered || call.cancelled {
+            // A retransmitted 2xx is ACKed again; a 2xx after CANCEL is ACKed and hung up.
+            if let Some((seq, ack)) = call.b.last_ack.clone() {
+                if seq == cseq {
+                    let flow = call.b.flow;
+                    self.send_raw(flow, ack);
+                    return;
+                }
+            }
+            if call.cancelled {
+                self.ack_leg(key, Side::B, cseq, Bytes::new());
+                self.bye_leg(key, Side::B, now);
+            }
+            return;
+        }
+        learn_remote(&mut call.b, &resp);
+        call.state = CallState::Answered;
+        call.answered = Some(now);
+        let vref = call.vref.clone();
+        let late_offer = call.late_offer;
+        let a_stx = call.a_invite_stx;
+        let a_cseq = call.a.invite_cseq;
+        let max = self.cfg.calls.max_duration.0;
+        self.metrics.calls_total.with_label_values(&["answered"]).inc();
+        let wall = self.wall(now);
+        self.out.push_back(Output::Cdr(CdrEvent::Answer { id: vref.clone(), answered_at: wall }));
+        tracing::info!(call = %vref, "answered");
+        self.set_timer(now + max, key, Timer::MaxDuration);
+        let offer_in_answer = late_offer && !resp.body.is_empty();
+        if !offer_in_answer {
+            self.ack_leg(key, Side::B, cseq, Bytes::new());
+        }
+        if let Some(call) = self.calls.get_mut(&key) {
+            call.await_ack.push(AwaitAck {
+                from: Side::A,
+                cseq: a_cseq,
+                stx: a_stx,
+                ack_other: offer_in_answer.then_some(cseq),
+            });
+        }
+        self.relay_b_invite_response(key, resp, now);
+    }
+
+    /// Give leg A the response of leg B's INVITE (provisional or 2xx), rewritten.
+    fn relay_b_invite_response(&mut self, key: u64, resp: Response, now: Instant) {
+        let Some(call) = self.calls.get(&key) else { return };
+        let stx = call.a_invite_stx;
+        let mut r = self.cross_response(key, Side::B, &call.a_invite.clone(), &resp, now);
+        if let Some(call) = self.calls.get(&key) {
+            set_local_to(&mut r, &call.a.local_hdr);
+        }
+        self.reply(stx, r, now);
+    }
+
+    /// Build the response for leg `to` of a response received on the other leg: leg `to`'s
+    /// request gives Via/From/To/Call-ID/CSeq, the allow-list gives the rest, SDP anchored.
+    pub(super) fn cross_response(&mut self, key: u64, from: Side, req: &Request, resp: &Response, now: Instant) -> Response {
+        let code = resp.code;
+        let reason = match reason_phrase(code) {
+            "Unknown" => resp.reason.clone(),
+            r => r.to_string(),
+        };
+        let mut r = Response::for_request(req, code, &reason);
+        let Some(call) = self.calls.get(&key) else { return r };
+        let (fp, tp) = (call.leg(from).peer, call.leg(from.other()).peer);
+        let to_side = from.other();
+        let listener = self.peers.listeners[call.leg(to_side).flow.listener].clone();
+        let filter = self.peers.filter(fp, tp);
+        if (101..300).contains(&code) && matches!(req.method, Method::Invite | Method::Update | Method::Subscribe) {
+            r.headers.push(HeaderName::Contact, contact(&listener));
+        }
+        let mut extra = Headers::new();
+        filter.copy(&resp.headers, &mut extra);
+        if is_sdp(resp.content_type()) && !resp.body.is_empty() {
+            match self.anchor_sdp(key, from, &resp.body, now) {
+                Ok(body) => r.body = body,
+                Err(_) => extra.remove_all(&HeaderName::ContentType),
+            }
+        } else if !resp.body.is_empty() {
+            r.body = resp.body.clone();
+        } else {
+            extra.remove_all(&HeaderName::ContentType);
+        }
+        for h in extra.0 {
+            r.headers.push(h.name, h.value);
+        }
+        r
+    }
+
+    /// The caller cancelled (CANCEL on the INVITE, or BYE in the early dialog).
+    pub(super) fn on_cancel(&mut self, id: ServerTxId, invite: Option<ServerTxId>, req: Request, _flow: Flow, now: Instant) {
+        let key = invite.and_then(|i| self.stx_calls.get(&i).copied());
+        let Some(key) = key else {
+            self.reply(id, response(&req, 481), now);
+            return;
+        };
+        let mut ok = response(&req, 200);
+        if let Some(call) = self.calls.get(&key) {
+            set_local_to(&mut ok, &call.a.local_hdr);
+        }
+        self.reply(id, ok, now);
+        self.cancel_call(key, now);
+    }
+
+    pub(super) fn cancel_call(&mut self, key: u64, now: Instant) {
+        let Some(call) = self.calls.get_mut(&key) else { return };
+        if call.state >= CallState::Answered || call.cancelled {
+            return;
+        }
+        call.cancelled = true;
+        tracing::info!(call = %call.vref, "cancelled by caller");
+        if call.state == CallState::Early {
+            self.cancel_b(key, now);
+        } else {
+            // RFC 3261 §9.1: no CANCEL before a provisional response; send it on the first one.
+            call.cancel_pending = true;
+        }
+        self.fail_call(key, 487, None, now);
+    }
+
+    pub(super) fn cancel_b(&mut self, key: u64, now: Instant) {
+        let Some(call) = self.calls.get(&key) else { return };
+        let Some(ctx) = call.b_invite_ctx else { return };
+        let Some(invite) = self.tx.client_request(ctx).cloned() else { return };
+        let mut h = Headers::new();
+        for name in [HeaderName::Via, HeaderName::Route, HeaderName::From, HeaderName::To, HeaderName::CallId] {
+            if name == HeaderName::Via {
+                if let Some(v) = invite.headers.values(&HeaderName::Via).first() {
+                    h.push(HeaderName::Via, *v);
+                }
+                continue;
+            }
+            for v in invite.headers.get_all(&name) {
+                h.push(name.clone(), v);
+            }
+        }
+        h.push(HeaderName::MaxForwards, "70");
+        let seq = invite.cseq().map(|c| c.seq).unwrap_or(call.b.invite_cseq);
+        h.push(HeaderName::CSeq, format!("{seq} CANCEL"));
+        let cancel = Request { method: Method::Cancel, uri: invite.uri.clone(), headers: h, body: Bytes::new() };
+        let flow = call.b.flow;
+        self.tx.send_request(cancel, flow, now);
+    }
+
+    pub(super) fn on_ring_timeout(&mut self, key: u64, attempt: u32, now: Instant) {
+        let Some(call) = self.calls.get(&key) else { return };
+        if call.attempt != attempt || call.state >= CallState::Answered || call.cancelled {
+            return;
+        }
+        tracing::info!(call = %call.vref, "ring timeout");
+        let early = call.state == CallState::Early;
+        if early {
+            self.cancel_b(key, now);
+        }
+        if let Some(call) = self.calls.get_mut(&key) {
+            if !early {
+                call.cancel_pending = true;
+            }
+        }
+        self.next_attempt(key, None, now);
+    }
+
+    /// Client transaction timeout (timer B/F).
+    pub(super) fn on_client_timeout(&mut self, ctx: ClientTxId, now: Instant) {
+        let Some(key) = self.ctx_calls.remove(&ctx) else { return };
+        let Some(call) = self.calls.get(&key) else { return };
+        if call.b_invite_ctx == Some(ctx) {
+            if call.state < CallState::Answered && !call.cancelled {
+                tracing::info!(call = %call.vref, "leg B timed out");
+                self.next_attempt(key, None, now);
+            }
+            return;
+        }
+        self.on_forward_timeout(key, ctx, now);
+    }
+
+    pub(super) fn on_response(&mut self, ctx: ClientTxId, resp: Response, now: Instant) {
+        let Some(&key) = self.ctx_calls.get(&ctx) else { return };
+        let Some(call) = self.calls.get(&key) else {
+            self.ctx_calls.remove(&ctx);
+            return;
+        };
+        if call.b_invite_ctx == Some(ctx) {
+            if resp.code >= 300 {
+                self.ctx_calls.remove(&ctx);
+            }
+            self.on_b_invite_response(key, resp, now);
+            return;
+        }
+        self.on_forward_response(key, ctx, resp, now);
+    }
+
+    /// Send an ACK for a 2xx on leg `side` (CSeq of its INVITE), remembered for re-sending.
+    pub(super) fn ack_leg(&mut self, key: u64, side: Side, cseq: u32, body: Bytes) {
+        let Some(call) = self.calls.get_mut(&key) else { return };
+        let listener = self.peers.listeners[call.leg(side).flow.listener].clone();
+        let leg = call.leg_mut(side);
+        let mut ack = leg.request(Method::Ack, Some(cseq), &listener, &mut self.ids);
+        if !body.is_empty() {
+            ack.headers.push(HeaderName::ContentType, "application/sdp");
+            ack.body = body;
+        }
+        let data = ack.to_bytes();
+        leg.last_ack = Some((cseq, data.clone()));
+        let flow = leg.flow;
+        self.send_raw(flow, data);
+    }
+}
+
+/// Learn the far end of leg B from a dialog-creating response: tag, Contact, route set.
+fn learn_remote(leg: &mut Leg, resp: &Response) {
+    if let Ok(to) = resp.to_hdr() {
+        if let Some(tag) = to.tag() {
+            if leg.remote_tag.as_deref() != Some(tag) {
+                leg.remote_tag = Some(tag.to_string());
+                if let Some(v) = resp.headers.get(&HeaderName::To) {
+                    leg.remote_hdr = v.to_string();
+                }
+            }
+        }
+    }
+    if let Some(Ok(c)) = resp.contact() {
+        leg.remote_target = c.uri.to_string();
+    }
+    let rr: Vec<String> = resp.headers.values(&HeaderName::RecordRoute).iter().rev().map(|s| s.to_string()).collect();
+    if !rr.is_empty() {
+        leg.route_set = rr;
+    }
+}
+
+/// veil's To (with veil's tag) on a response to leg A.
+pub(super) fn set_local_to(r: &mut Response, local_hdr: &str) {
+    r.headers.set(HeaderName::To, local_hdr.to_string());
+}
+
+/// A To tag for a response veil gives outside any dialog.
+fn tag_response(r: &mut Response, ids: &mut super::ids::IdGen) {
+    if let Some(to) = r.headers.get(&HeaderName::To) {
+        if !to.contains("tag=") {
+            let v = format!("{to};tag={}", ids.tag());
+            r.headers.set(HeaderName::To, v);
+        }
+    }
+}
+
+/// `sip:user@veil` for leg B's From: the caller's user, veil's host.
+fn user_uri(user: &str, listener: &super::peers::Listener) -> crate::sip::SipUri {
+    let mut u = crate::sip::SipUri::new(listener.host.clone(), Some(listener.port));
+    if !user.is_empty() {
+        u.user = Some(user.to_string());
+    }
+    u
+}

@@ -1,0 +1,157 @@
+//! Ending calls: BYE (or a final response and CANCEL) on every leg that needs it, streams
+//! closed and ports freed, the CDR completed once the relay has reported packet counts.
+//! Nothing of an ended call stays in memory: a late BYE or re-INVITE gets 481.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::media::{MediaCommand, Side, StreamId};
+use crate::observe::CdrEvent;
+use crate::sip::Response;
+
+use super::Output;
+use super::admission::response;
+use super::call::{CallState, EndReason};
+use super::engine::{Engine, Timer};
+use super::invite::set_local_to;
+
+/// How long the CDR of an ended call waits for the relay's packet counters.
+const COUNTER_WAIT: Duration = Duration::from_secs(2);
+
+/// An ended call waiting for the relay's counters before its CDR row is completed.
+#[derive(Debug, Clone)]
+pub struct Closing {
+    pub vref: String,
+    pub remaining: Vec<StreamId>,
+    pub a_packets: u64,
+    pub b_packets: u64,
+    pub ended_at: SystemTime,
+    pub final_code: u16,
+    pub reason: &'static str,
+}
+
+impl Engine {
+    /// Give the caller a final failure (`resp` from leg B, rewritten, or a plain `code`) and
+    /// forget the unanswered call.
+    pub(super) fn fail_call(&mut self, key: u64, code: u16, resp: Option<Response>, now: Instant) {
+        let reason = if self.calls.get(&key).is_some_and(|c| c.cancelled) { EndReason::Cancelled } else { EndReason::Failed };
+        self.fail_call_for(key, code, resp, reason, now);
+    }
+
+    fn fail_call_for(&mut self, key: u64, code: u16, resp: Option<Response>, reason: EndReason, now: Instant) {
+        let Some(call) = self.calls.get(&key) else { return };
+        if call.state >= CallState::Answered {
+            return;
+        }
+        let stx = call.a_invite_stx;
+        let req = call.a_invite.clone();
+        let local_to = call.a.local_hdr.clone();
+        let mut r = match resp {
+            // A redirect names the far side's targets: it never crosses (480 instead).
+            Some(ref b) if (300..400).contains(&b.code) => response(&req, 480),
+            Some(b) => self.cross_response(key, Side::B, &req, &b, now),
+            None => response(&req, code),
+        };
+        set_local_to(&mut r, &local_to);
+        let final_code = r.code;
+        self.reply(stx, r, now);
+        self.forget(key, reason, final_code, now);
+    }
+
+    /// End a call for `reason`. Answered calls get BYE on the legs that did not end it;
+    /// unanswered ones get a final response (`code`, default 503/500) and leg B a CANCEL.
+    pub(super) fn end_call(&mut self, key: u64, reason: EndReason, code: Option<u16>, now: Instant) {
+        let Some(call) = self.calls.get(&key) else { return };
+        if call.answered.is_none() {
+            let code = code.unwrap_or(if reason == EndReason::Shutdown { 503 } else { 500 });
+            if call.state == CallState::Early {
+                self.cancel_b(key, now);
+            } else if let Some(call) = self.calls.get_mut(&key) {
+                call.cancel_pending = true;
+            }
+            self.fail_call_for(key, code, None, reason, now);
+            return;
+        }
+        match reason {
+            EndReason::CallerBye => self.bye_leg(key, Side::B, now),
+            EndReason::CalleeBye => self.bye_leg(key, Side::A, now),
+            _ => {
+                self.bye_leg(key, Side::A, now);
+                self.bye_leg(key, Side::B, now);
+            }
+        }
+        self.forget(key, reason, 200, now);
+    }
+
+    /// Remove every trace of the call; close its streams; complete its CDR.
+    fn forget(&mut self, key: u64, reason: EndReason, final_code: u16, now: Instant) {
+        let Some(call) = self.calls.remove(&key) else { return };
+        self.metrics.calls_active.dec();
+        if call.answered.is_some() {
+            self.metrics.calls_ended.with_label_values(&[reason.as_str()]).inc();
+        } else {
+            let outcome = if reason == EndReason::Cancelled { "cancelled" } else { "failed" };
+            self.metrics.calls_total.with_label_values(&[outcome]).inc();
+        }
+        tracing::info!(call = %call.vref, a_call_id = %call.a.call_id, b_call_id = %call.b.call_id,
+            reason = reason.as_str(), final_code, "call ended");
+        self.a_index.remove(&(call.a.call_id.clone(), call.a.remote_tag.clone().unwrap_or_default()));
+        if self.b_index.get(&call.b.call_id) == Some(&key) {
+            self.b_index.remove(&call.b.call_id);
+        }
+        self.stx_calls.retain(|_, k| *k != key);
+        self.ctx_calls.retain(|_, k| *k != key);
+        let mut closing = Closing {
+            vref: call.vref.clone(),
+            remaining: Vec::new(),
+            a_packets: 0,
+            b_packets: 0,
+            ended_at: self.wall(now),
+            final_code,
+            reason: reason.as_str(),
+        };
+        for s in &call.streams {
+            self.out.push_back(Output::Media(MediaCommand::Close { id: s.id }));
+            self.metrics.media_streams_active.dec();
+            self.ports.release(s.a_port);
+            self.ports.release(s.b_port);
+            closing.remaining.push(s.id);
+        }
+        if closing.remaining.is_empty() {
+            self.write_end(closing);
+        } else {
+            self.closing.insert(key, closing);
+            self.set_timer(now + COUNTER_WAIT, key, Timer::CloseCdr);
+        }
+    }
+
+    pub(super) fn on_stream_closed(&mut self, id: StreamId, a_packets: u64, b_packets: u64, now: Instant) {
+        let Some(key) = self.stream_calls.remove(&id) else { return };
+        let Some(c) = self.closing.get_mut(&key) else { return };
+        c.a_packets += a_packets;
+        c.b_packets += b_packets;
+        c.remaining.retain(|s| *s != id);
+        if c.remaining.is_empty() {
+            self.finish_closing(key, now);
+        }
+    }
+
+    /// Complete the CDR (all counters in, or waited long enough).
+    pub(super) fn finish_closing(&mut self, key: u64, _now: Instant) {
+        let Some(c) = self.closing.remove(&key) else { return };
+        for id in &c.remaining {
+            self.stream_calls.remove(id);
+        }
+        self.write_end(c);
+    }
+
+    fn write_end(&mut self, c: Closing) {
+        self.out.push_back(Output::Cdr(CdrEvent::End {
+            id: c.vref,
+            ended_at: c.ended_at,
+            final_code: c.final_code,
+            end_reason: c.reason.to_string(),
+            a_packets: c.a_packets,
+            b_packets: c.b_packets,
+        }));
+    }
+}

@@ -1,0 +1,333 @@
+//! The relay on real loopback sockets. Ports come from 41000-41999; a pair that turns out
+//! to be busy (another test, another process) is skipped.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+
+use super::relay::Relay;
+use super::{MediaCommand, MediaEvent, Side, StreamId};
+use crate::observe::Metrics;
+
+const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+const WAIT: Duration = Duration::from_secs(5);
+
+/// `Metrics` has no constructor in this module's scope; its fields are public.
+fn test_metrics() -> Metrics {
+    let vec =
+        |name: &str, label: &str| IntCounterVec::new(Opts::new(name, "test"), &[label]).unwrap();
+    Metrics {
+        calls_active: IntGauge::new("calls_active", "test").unwrap(),
+        calls_total: vec("calls_total", "outcome"),
+        calls_ended: vec("calls_ended", "reason"),
+        sip_requests_received: vec("sip_requests_received", "method"),
+        sip_responses_sent: vec("sip_responses_sent", "code"),
+        sip_invalid_messages: IntCounter::new("sip_invalid_messages", "test").unwrap(),
+        media_streams_active: IntGauge::new("media_streams_active", "test").unwrap(),
+        media_packets_relayed: IntCounter::new("media_packets_relayed", "test").unwrap(),
+        peer_up: IntGaugeVec::new(Opts::new("peer_up", "test"), &["peer"]).unwrap(),
+        registry: Registry::new(),
+    }
+}
+
+struct Harness {
+    relay: Relay,
+    events: mpsc::UnboundedReceiver<MediaEvent>,
+    metrics: Metrics,
+}
+
+impl Harness {
+    fn start() -> Harness {
+        let (tx, events) = mpsc::unbounded_channel();
+        let metrics = test_metrics();
+        let relay = Relay::start(LOCALHOST, tx, metrics.clone());
+        Harness {
+            relay,
+            events,
+            metrics,
+        }
+    }
+
+    /// Opens stream `id` on free ports, retrying with other ports on `BindFailed`.
+    async fn open(&mut self, id: StreamId) -> (u16, u16) {
+        for _ in 0..100 {
+            let (a_port, b_port) = (free_pair(), free_pair());
+            self.relay
+                .command(MediaCommand::Open { id, a_port, b_port });
+            self.relay.flush().await;
+            match self.events.try_recv() {
+                Err(_) => return (a_port, b_port),
+                Ok(MediaEvent::BindFailed { id: failed }) if failed == id => continue,
+                Ok(other) => panic!("unexpected event {other:?}"),
+            }
+        }
+        panic!("no free ports in 41000-41999");
+    }
+
+    async fn set_remote(
+        &self,
+        id: StreamId,
+        side: Side,
+        rtp: Option<SocketAddr>,
+        rtcp: Option<SocketAddr>,
+    ) {
+        self.relay.command(MediaCommand::SetRemote {
+            id,
+            side,
+            rtp,
+            rtcp,
+        });
+        self.relay.flush().await;
+    }
+
+    async fn event(&mut self) -> MediaEvent {
+        timeout(WAIT, self.events.recv())
+            .await
+            .expect("event in time")
+            .expect("relay alive")
+    }
+}
+
+/// An even port whose pair looks free right now (racy by nature; `open` retries).
+fn free_pair() -> u16 {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed) + std::process::id();
+        let port = 41000 + (n % 500) as u16 * 2;
+        let rtp = std::net::UdpSocket::bind((LOCALHOST, port));
+        let rtcp = std::net::UdpSocket::bind((LOCALHOST, port + 1));
+        if rtp.is_ok() && rtcp.is_ok() {
+            return port;
+        }
+    }
+}
+
+async fn client() -> UdpSocket {
+    UdpSocket::bind((LOCALHOST, 0)).await.unwrap()
+}
+
+fn at(port: u16) -> SocketAddr {
+    SocketAddr::new(LOCALHOST, port)
+}
+
+async fn recv(socket: &UdpSocket) -> (Vec<u8>, SocketAddr) {
+    let mut buf = [0u8; 2048];
+    let (len, from) = timeout(WAIT, socket.recv_from(&mut buf))
+        .await
+        .expect("packet in time")
+        .unwrap();
+    (buf[..len].to_vec(), from)
+}
+
+async fn assert_silent(socket: &UdpSocket) {
+    let mut buf = [0u8; 2048];
+    let got = timeout(Duration::from_millis(200), socket.recv_from(&mut buf)).await;
+    assert!(got.is_err(), "unexpected packet {got:?}");
+}
+
+#[tokio::test]
+async fn forwards_rtp_and_rtcp_both_ways() {
+    let mut h = Harness::start();
+    let id = StreamId(1);
+    let (a_port, b_port) = h.open(id).await;
+    assert_eq!(h.metrics.media_streams_active.get(), 1);
+    let (a_rtp, a_rtcp, b_rtp, b_rtcp) = (
+        client().await,
+        client().await,
+        client().await,
+        client().await,
+    );
+    h.set_remote(
+        id,
+        Side::B,
+        Some(b_rtp.local_addr().unwrap()),
+        Some(b_rtcp.local_addr().unwrap()),
+    )
+    .await;
+
+    a_rtp.send_to(b"rtp from a", at(a_port)).await.unwrap();
+    assert_eq!(recv(&b_rtp).await, (b"rtp from a".to_vec(), at(b_port)));
+    a_rtcp
+        .send_to(b"rtcp from a", at(a_port + 1))
+        .await
+        .unwrap();
+    assert_eq!(
+        recv(&b_rtcp).await,
+        (b"rtcp from a".to_vec(), at(b_port + 1))
+    );
+
+    // A has no SDP address here: its replies go where its packets came from.
+    b_rtp.send_to(b"rtp from b", at(b_port)).await.unwrap();
+    assert_eq!(recv(&a_rtp).await, (b"rtp from b".to_vec(), at(a_port)));
+    b_rtcp
+        .send_to(b"rtcp from b", at(b_port + 1))
+        .await
+        .unwrap();
+    assert_eq!(
+        recv(&a_rtcp).await,
+        (b"rtcp from b".to_vec(), at(a_port + 1))
+    );
+    assert_eq!(h.metrics.media_packets_relayed.get(), 4);
+
+    h.relay.command(MediaCommand::Close { id });
+    assert_eq!(
+        h.event().await,
+        MediaEvent::Closed {
+            id,
+            a_packets: 2,
+            b_packets: 2
+        }
+    );
+    assert_eq!(h.metrics.media_streams_active.get(), 0);
+}
+
+#[tokio::test]
+async fn drops_packets_without_destination() {
+    let mut h = Harness::start();
+    let id = StreamId(2);
+    let (a_port, b_port) = h.open(id).await;
+    let (a, b) = (client().await, client().await);
+
+    a.send_to(b"nowhere to go", at(a_port)).await.unwrap();
+    // B sends next: A is latched by now, B's packet reaches A...
+    b.send_to(b"to a", at(b_port)).await.unwrap();
+    assert_eq!(recv(&a).await.0, b"to a");
+    // ...and B is latched, so A's next packet reaches B; the first one was dropped.
+    a.send_to(b"to b", at(a_port)).await.unwrap();
+    assert_eq!(recv(&b).await.0, b"to b");
+    assert_silent(&b).await;
+    assert_eq!(h.metrics.media_packets_relayed.get(), 2);
+
+    h.relay.command(MediaCommand::Close { id });
+    assert_eq!(
+        h.event().await,
+        MediaEvent::Closed {
+            id,
+            a_packets: 2,
+            b_packets: 1
+        }
+    );
+}
+
+#[tokio::test]
+async fn latches_to_first_source_and_new_sdp_resets() {
+    let mut h = Harness::start();
+    let id = StreamId(3);
+    let (a_port, b_port) = h.open(id).await;
+    let (a, b_real, decoy, decoy2) = (
+        client().await,
+        client().await,
+        client().await,
+        client().await,
+    );
+    h.set_remote(id, Side::A, Some(a.local_addr().unwrap()), None)
+        .await;
+    h.set_remote(id, Side::B, Some(decoy.local_addr().unwrap()), None)
+        .await;
+
+    // B (behind NAT, say) sends from an address other than its SDP one.
+    b_real.send_to(b"hello from b", at(b_port)).await.unwrap();
+    assert_eq!(recv(&a).await.0, b"hello from b");
+    a.send_to(b"to latched b", at(a_port)).await.unwrap();
+    assert_eq!(recv(&b_real).await, (b"to latched b".to_vec(), at(b_port)));
+    assert_silent(&decoy).await;
+
+    // The same SDP address again keeps the latch.
+    h.set_remote(id, Side::B, Some(decoy.local_addr().unwrap()), None)
+        .await;
+    a.send_to(b"still latched", at(a_port)).await.unwrap();
+    assert_eq!(recv(&b_real).await.0, b"still latched");
+
+    // A new SDP address resets it.
+    h.set_remote(id, Side::B, Some(decoy2.local_addr().unwrap()), None)
+        .await;
+    a.send_to(b"to new sdp address", at(a_port)).await.unwrap();
+    assert_eq!(recv(&decoy2).await.0, b"to new sdp address");
+    assert_silent(&b_real).await;
+    assert_silent(&decoy).await;
+}
+
+#[tokio::test]
+async fn close_releases_ports() {
+    let mut h = Harness::start();
+    let id = StreamId(4);
+    let (a_port, b_port) = h.open(id).await;
+    let ports = [a_port, a_port + 1, b_port, b_port + 1];
+    for port in ports {
+        assert!(
+            std::net::UdpSocket::bind((LOCALHOST, port)).is_err(),
+            "{port} should be bound"
+        );
+    }
+    h.relay.command(MediaCommand::Close { id });
+    assert_eq!(
+        h.event().await,
+        MediaEvent::Closed {
+            id,
+            a_packets: 0,
+            b_packets: 0
+        }
+    );
+    for port in ports {
+        std::net::UdpSocket::bind((LOCALHOST, port)).unwrap();
+    }
+    // A second Close of the same stream is ignored.
+    h.relay.command(MediaCommand::Close { id });
+    h.relay.flush().await;
+    assert!(h.events.try_recv().is_err());
+    assert_eq!(h.metrics.media_streams_active.get(), 0);
+}
+
+#[tokio::test]
+async fn bind_failure_is_reported_and_releases_what_was_bound() {
+    let mut h = Harness::start();
+    let id = StreamId(5);
+    for _ in 0..100 {
+        let (a_port, b_port) = (free_pair(), free_pair());
+        // The last of the four sockets is taken, so the first three were bound.
+        let Ok(_blocker) = std::net::UdpSocket::bind((LOCALHOST, b_port + 1)) else {
+            continue;
+        };
+        h.relay.command(MediaCommand::Open { id, a_port, b_port });
+        h.relay.flush().await;
+        assert_eq!(h.events.try_recv(), Ok(MediaEvent::BindFailed { id }));
+        assert_eq!(h.metrics.media_streams_active.get(), 0);
+        let mut rebound = 0;
+        for port in [a_port, a_port + 1, b_port] {
+            // Another process may grab a port meanwhile; ours must not hold all three.
+            rebound += usize::from(std::net::UdpSocket::bind((LOCALHOST, port)).is_ok());
+        }
+        assert_eq!(rebound, 3, "ports of the failed stream still bound");
+        return;
+    }
+    panic!("no free ports in 41000-41999");
+}
+
+#[tokio::test]
+async fn invalid_ports_and_duplicate_open_fail() {
+    let mut h = Harness::start();
+    for (id, a_port, b_port) in [(6, 0, 41000), (7, 41000, 65535)] {
+        let id = StreamId(id);
+        h.relay.command(MediaCommand::Open { id, a_port, b_port });
+        h.relay.flush().await;
+        assert_eq!(h.events.try_recv(), Ok(MediaEvent::BindFailed { id }));
+    }
+    let id = StreamId(8);
+    let (a_port, b_port) = h.open(id).await;
+    h.relay.command(MediaCommand::Open {
+        id,
+        a_port: free_pair(),
+        b_port: free_pair(),
+    });
+    h.relay.flush().await;
+    assert_eq!(h.events.try_recv(), Ok(MediaEvent::BindFailed { id }));
+    // The original stream is untouched.
+    assert_eq!(h.metrics.media_streams_active.get(), 1);
+    assert!(std::net::UdpSocket::bind((LOCALHOST, a_port)).is_err());
+    assert!(std::net::UdpSocket::bind((LOCALHOST, b_port)).is_err());
+}

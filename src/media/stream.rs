@@ -1,0 +1,209 @@
+//! Forwarding decisions for one relayed stream, sans-IO: the relay task feeds it "a
+//! packet arrived on socket S from address X" and sends where it says.
+//!
+//! Latching (symmetric RTP): the first packet received on a socket fixes that socket's
+//! remote to the packet's source, overriding the SDP address, because a side behind NAT
+//! can only be reached at the address its packets come from. A new SDP address resets
+//! the latch (the side may really have moved, e.g. after a re-INVITE). Packets from other
+//! sources after latching are still forwarded; only the return path is latched.
+
+use std::net::SocketAddr;
+
+use super::Side;
+
+/// RTP or RTCP (RTCP is the socket at port + 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Channel {
+    Rtp,
+    Rtcp,
+}
+
+/// One of a stream's four sockets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Socket {
+    pub side: Side,
+    pub channel: Channel,
+}
+
+impl Socket {
+    /// In the order the relay binds them: A RTP, A RTCP, B RTP, B RTCP.
+    pub const ALL: [Socket; 4] = [
+        Socket::new(Side::A, Channel::Rtp),
+        Socket::new(Side::A, Channel::Rtcp),
+        Socket::new(Side::B, Channel::Rtp),
+        Socket::new(Side::B, Channel::Rtcp),
+    ];
+
+    pub const fn new(side: Side, channel: Channel) -> Socket {
+        Socket { side, channel }
+    }
+
+    /// Position in `Socket::ALL`.
+    pub const fn index(self) -> usize {
+        let side = match self.side {
+            Side::A => 0,
+            Side::B => 2,
+        };
+        let channel = match self.channel {
+            Channel::Rtp => 0,
+            Channel::Rtcp => 1,
+        };
+        side + channel
+    }
+
+    /// The socket a packet received here leaves from: same channel, other side.
+    pub fn peer(self) -> Socket {
+        Socket::new(self.side.other(), self.channel)
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Remote {
+    signalled: Option<SocketAddr>,
+    latched: Option<SocketAddr>,
+}
+
+impl Remote {
+    fn destination(self) -> Option<SocketAddr> {
+        self.latched.or(self.signalled)
+    }
+}
+
+/// Remotes and counters of one stream, indexed like `Socket::ALL`.
+#[derive(Debug, Clone, Default)]
+pub struct StreamState {
+    remotes: [Remote; 4],
+    a_packets: u64,
+    b_packets: u64,
+}
+
+impl StreamState {
+    /// Where a side wants RTP and RTCP, from its SDP. An address equal to the current one
+    /// keeps the latch (a re-INVITE that changes nothing must not break NAT traversal).
+    pub fn set_remote(&mut self, side: Side, rtp: Option<SocketAddr>, rtcp: Option<SocketAddr>) {
+        for (channel, addr) in [(Channel::Rtp, rtp), (Channel::Rtcp, rtcp)] {
+            let remote = &mut self.remotes[Socket::new(side, channel).index()];
+            if remote.signalled != addr {
+                *remote = Remote {
+                    signalled: addr,
+                    latched: None,
+                };
+            }
+        }
+    }
+
+    /// A packet arrived on `on` from `source`: counts it, latches, and returns the socket
+    /// to send it from and the destination, or `None` to drop it (no known destination).
+    pub fn on_packet(&mut self, on: Socket, source: SocketAddr) -> Option<(Socket, SocketAddr)> {
+        match on.side {
+            Side::A => self.a_packets += 1,
+            Side::B => self.b_packets += 1,
+        }
+        let remote = &mut self.remotes[on.index()];
+        if remote.latched.is_none() {
+            remote.latched = Some(source);
+        }
+        let out = on.peer();
+        self.remotes[out.index()]
+            .destination()
+            .map(|dest| (out, dest))
+    }
+
+    /// Current destination of a socket's traffic (latched, else signalled).
+    pub fn destination(&self, socket: Socket) -> Option<SocketAddr> {
+        self.remotes[socket.index()].destination()
+    }
+
+    /// Packets received from side A and from side B.
+    pub fn counters(&self) -> (u64, u64) {
+        (self.a_packets, self.b_packets)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A_RTP: Socket = Socket::new(Side::A, Channel::Rtp);
+    const A_RTCP: Socket = Socket::new(Side::A, Channel::Rtcp);
+    const B_RTP: Socket = Socket::new(Side::B, Channel::Rtp);
+    const B_RTCP: Socket = Socket::new(Side::B, Channel::Rtcp);
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn socket_indices_match_all() {
+        for (i, s) in Socket::ALL.iter().enumerate() {
+            assert_eq!(s.index(), i);
+            assert_eq!(s.peer().peer(), *s);
+            assert_ne!(s.peer().side, s.side);
+        }
+    }
+
+    #[test]
+    fn drops_without_destination_but_counts() {
+        let mut s = StreamState::default();
+        assert_eq!(s.on_packet(A_RTP, addr("10.0.0.1:4000")), None);
+        assert_eq!(s.on_packet(A_RTCP, addr("10.0.0.1:4001")), None);
+        assert_eq!(s.counters(), (2, 0));
+    }
+
+    #[test]
+    fn forwards_to_signalled_remote_of_the_other_side() {
+        let mut s = StreamState::default();
+        s.set_remote(
+            Side::B,
+            Some(addr("10.0.0.2:5000")),
+            Some(addr("10.0.0.2:5001")),
+        );
+        assert_eq!(
+            s.on_packet(A_RTP, addr("10.0.0.1:4000")),
+            Some((B_RTP, addr("10.0.0.2:5000")))
+        );
+        assert_eq!(
+            s.on_packet(A_RTCP, addr("10.0.0.1:4001")),
+            Some((B_RTCP, addr("10.0.0.2:5001")))
+        );
+        // A latched from its packets, so B's replies go there.
+        assert_eq!(
+            s.on_packet(B_RTP, addr("10.0.0.2:5000")),
+            Some((A_RTP, addr("10.0.0.1:4000")))
+        );
+        assert_eq!(s.counters(), (2, 1));
+    }
+
+    #[test]
+    fn first_source_latches_and_overrides_sdp() {
+        let mut s = StreamState::default();
+        s.set_remote(Side::B, Some(addr("192.168.1.5:5000")), None);
+        s.on_packet(B_RTP, addr("198.51.100.9:61000"));
+        s.on_packet(B_RTP, addr("198.51.100.9:62000"));
+        assert_eq!(
+            s.on_packet(A_RTP, addr("10.0.0.1:4000")),
+            Some((B_RTP, addr("198.51.100.9:61000")))
+        );
+        // RTCP latches independently of RTP.
+        assert_eq!(s.destination(B_RTCP), None);
+        s.on_packet(B_RTCP, addr("198.51.100.9:61001"));
+        assert_eq!(s.destination(B_RTCP), Some(addr("198.51.100.9:61001")));
+    }
+
+    #[test]
+    fn new_sdp_address_resets_latch_same_address_keeps_it() {
+        let mut s = StreamState::default();
+        s.set_remote(Side::B, Some(addr("192.168.1.5:5000")), None);
+        s.on_packet(B_RTP, addr("198.51.100.9:61000"));
+        s.set_remote(Side::B, Some(addr("192.168.1.5:5000")), None);
+        assert_eq!(s.destination(B_RTP), Some(addr("198.51.100.9:61000")));
+        s.set_remote(Side::B, Some(addr("192.168.1.6:5002")), None);
+        assert_eq!(s.destination(B_RTP), Some(addr("192.168.1.6:5002")));
+        // ...and the next packet latches again.
+        s.on_packet(B_RTP, addr("198.51.100.9:63000"));
+        assert_eq!(s.destination(B_RTP), Some(addr("198.51.100.9:63000")));
+        // Hold (no address) also resets.
+        s.set_remote(Side::B, None, None);
+        assert_eq!(s.on_packet(A_RTP, addr("10.0.0.1:4000")), None);
+    }
+}

@@ -1,0 +1,257 @@
+//! Start-up, the engine loop, and shutdown.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::{mpsc, watch};
+
+use super::ShellEvent;
+use super::net;
+use crate::b2bua::{Engine, Input, Output};
+use crate::config::{LoadedConfig, Transport};
+use crate::media::relay::Relay;
+use crate::observe::{CdrWriter, Metrics};
+use crate::sip::Host;
+use crate::transaction::Transmit;
+
+/// Signalling events queued between the socket tasks and the engine before datagrams are
+/// dropped (overload protection: the engine never sees a backlog older than this).
+const QUEUE: usize = 65536;
+/// CDR events queued for the writer thread before they are dropped and counted.
+const CDR_QUEUE: usize = 65536;
+/// After SIGTERM, how long to wait for BYE transactions and CDR counters before exiting.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// `veil run`: load, log, serve until SIGTERM/SIGINT. Returns the process exit code.
+pub fn run(config: &Path) -> i32 {
+    let loaded = match crate::config::load(config) {
+        Ok(l) => l,
+        Err(errors) => {
+            for e in errors {
+                eprintln!("{e}");
+            }
+            return 2;
+        }
+    };
+    if let Err(e) = crate::observe::log::init(loaded.config.log.format, &loaded.config.log.level) {
+        eprintln!("logging: {e}");
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start runtime: {e}");
+            return 1;
+        }
+    };
+    match rt.block_on(serve(loaded)) {
+        Ok(()) => 0,
+        Err(e) => {
+            tracing::error!(error = %e, "veil stopped");
+            eprintln!("veil: {e}");
+            1
+        }
+    }
+}
+
+/// Resolve peer addresses once at start (DNS per RFC 3263 comes with the edge issue).
+async fn resolve_peers(loaded: &LoadedConfig) -> Vec<Option<SocketAddr>> {
+    let mut out = Vec::new();
+    for p in &loaded.config.peers {
+        let port = p.address.port.unwrap_or(if p.address.secure || p.transport == Transport::Tls { 5061 } else { 5060 });
+        let addr = match &p.address.host {
+            Host::V4(a) => Some(SocketAddr::new((*a).into(), port)),
+            Host::V6(a) => Some(SocketAddr::new((*a).into(), port)),
+            Host::Name(n) => match tokio::net::lookup_host((n.as_str(), port)).await {
+                Ok(mut it) => it.next(),
+                Err(e) => {
+                    tracing::warn!(peer = %p.name, host = %n, error = %e, "peer address does not resolve");
+                    None
+                }
+            },
+        };
+        out.push(addr);
+    }
+    out
+}
+
+/// The running service.
+pub async fn serve(loaded: LoadedConfig) -> Result<(), String> {
+    let cfg = Arc::new(loaded.config.clone());
+    let metrics = Metrics::new(&cfg.instance).map_err(|e| format!("metrics: {e}"))?;
+    let cdr = match &cfg.cdr.sqlite {
+        Some(p) => CdrWriter::start(p, &cfg.instance, CDR_QUEUE).map_err(|e| format!("cdr: {e}"))?,
+        None => {
+            tracing::warn!("cdr.sqlite not set: CDRs are not written");
+            CdrWriter::disabled()
+        }
+    };
+    let (ev_tx, mut ev_rx) = mpsc::channel::<ShellEvent>(QUEUE);
+    let max = cfg.sip.max_message_size;
+
+    let mut udp: HashMap<usize, Arc<UdpSocket>> = HashMap::new();
+    let mut local: HashMap<usize, SocketAddr> = HashMap::new();
+    for (i, l) in cfg.sip.listen.iter().enumerate() {
+        local.insert(i, l.address);
+        match l.transport {
+            Transport::Udp => {
+                let s = UdpSocket::bind(l.address).await.map_err(|e| format!("listen {} udp {}: {e}", l.name, l.address))?;
+                let s = Arc::new(s);
+                udp.insert(i, s.clone());
+                tokio::spawn(net::udp_loop(s, i, ev_tx.clone(), max));
+            }
+            Transport::Tcp => {
+                let s = TcpListener::bind(l.address).await.map_err(|e| format!("listen {} tcp {}: {e}", l.name, l.address))?;
+                tokio::spawn(net::tcp_accept_loop(s, i, ev_tx.clone(), max));
+            }
+            Transport::Tls => {
+                return Err(format!("listen {}: TLS is not available in this build yet", l.name));
+            }
+        }
+        tracing::info!(name = %l.name, transport = ?l.transport, address = %l.address, "listening");
+    }
+
+    let (media_tx, mut media_rx) = mpsc::unbounded_channel();
+    let relay = Relay::start(cfg.media.address, media_tx, metrics.clone());
+    {
+        let ev_tx = ev_tx.clone();
+        tokio::spawn(async move {
+            while let Some(ev) = media_rx.recv().await {
+                if ev_tx.send(ShellEvent::Media(ev)).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    if let Some(addr) = cfg.metrics.listen {
+        let m = metrics.clone();
+        let l = TcpListener::bind(addr).await.map_err(|e| format!("metrics.listen {addr}: {e}"))?;
+        tokio::spawn(async move {
+            if let Err(e) = crate::observe::metrics::serve_listener(l, m, stop_rx).await {
+                tracing::error!(error = %e, "metrics endpoint stopped");
+            }
+        });
+    }
+
+    let resolved = resolve_peers(&loaded).await;
+    let mut engine = Engine::new(cfg.clone(), Arc::new(loaded.policy.clone()), &resolved, metrics.clone(), Instant::now(), SystemTime::now());
+    let mut io = Io { udp, local, tcp: HashMap::new(), tcp_by_remote: HashMap::new(), connecting: HashMap::new(), ev_tx: ev_tx.clone(), max };
+    tracing::info!(instance = %cfg.instance, peers = cfg.peers.len(), "veil ready");
+
+    let mut shutdown_at: Option<Instant> = None;
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(|e| e.to_string())?;
+    loop {
+        let deadline = engine.poll_timeout();
+        let sleep = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            ev = ev_rx.recv() => {
+                let Some(ev) = ev else { break };
+                let now = Instant::now();
+                match ev {
+                    ShellEvent::Sip { data, flow } => engine.handle_input(Input::Sip { data: &data, flow }, now),
+                    ShellEvent::Media(m) => engine.handle_input(Input::Media(m), now),
+                    other => io.on_conn_event(other),
+                }
+            }
+            () = sleep => engine.handle_timeout(Instant::now()),
+            _ = tokio::signal::ctrl_c(), if shutdown_at.is_none() => {
+                tracing::info!("SIGINT: shutting down");
+                engine.shutdown(Instant::now());
+                shutdown_at = Some(Instant::now() + SHUTDOWN_GRACE);
+            }
+            _ = sigterm.recv(), if shutdown_at.is_none() => {
+                tracing::info!("SIGTERM: shutting down");
+                engine.shutdown(Instant::now());
+                shutdown_at = Some(Instant::now() + SHUTDOWN_GRACE);
+            }
+            () = async { match shutdown_at { Some(t) => tokio::time::sleep_until(t.into()).await, None => std::future::pending().await } } => break,
+        }
+        while let Some(out) = engine.poll_output() {
+            match out {
+                Output::Transmit(t) => io.transmit(t),
+                Output::Media(cmd) => relay.command(cmd),
+                Output::Cdr(ev) => cdr.send(ev),
+            }
+        }
+        if shutdown_at.is_some() && engine.idle() && engine.transaction_count() == 0 {
+            break;
+        }
+    }
+    let _ = stop_tx.send(true);
+    let dropped = cdr.dropped();
+    tokio::task::spawn_blocking(move || cdr.close()).await.map_err(|e| e.to_string())?;
+    tracing::info!(cdr_dropped = dropped, "veil stopped");
+    Ok(())
+}
+
+/// Where transmissions go: UDP sockets by listener, TCP connections by id or remote.
+struct Io {
+    udp: HashMap<usize, Arc<UdpSocket>>,
+    local: HashMap<usize, SocketAddr>,
+    tcp: HashMap<u64, (SocketAddr, mpsc::UnboundedSender<Bytes>)>,
+    tcp_by_remote: HashMap<SocketAddr, u64>,
+    /// Data waiting for an outbound connection to come up.
+    connecting: HashMap<SocketAddr, Vec<Bytes>>,
+    ev_tx: mpsc::Sender<ShellEvent>,
+    max: usize,
+}
+
+impl Io {
+    fn transmit(&mut self, t: Transmit) {
+        match t.flow.transport {
+            Transport::Udp => {
+                let Some(s) = self.udp.get(&t.flow.listener).or_else(|| self.udp.values().next()) else { return };
+                if let Err(e) = s.try_send_to(&t.data, t.flow.remote) {
+                    tracing::debug!(remote = %t.flow.remote, error = %e, "udp send failed");
+                }
+            }
+            Transport::Tcp | Transport::Tls => {
+                let conn = t.flow.conn.filter(|c| self.tcp.contains_key(c)).or_else(|| self.tcp_by_remote.get(&t.flow.remote).copied());
+                if let Some((_, w)) = conn.and_then(|c| self.tcp.get(&c)) {
+                    let _ = w.send(t.data);
+                    return;
+                }
+                let queue = self.connecting.entry(t.flow.remote).or_default();
+                queue.push(t.data);
+                if queue.len() == 1 {
+                    let local = self.local.get(&t.flow.listener).copied().unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+                    tokio::spawn(net::tcp_connect(local, t.flow.listener, t.flow.remote, self.ev_tx.clone(), self.max));
+                }
+            }
+        }
+    }
+
+    fn on_conn_event(&mut self, ev: ShellEvent) {
+        match ev {
+            ShellEvent::TcpUp { conn, remote, writer, .. } => {
+                for data in self.connecting.remove(&remote).unwrap_or_default() {
+                    let _ = writer.send(data);
+                }
+                self.tcp.insert(conn, (remote, writer));
+                self.tcp_by_remote.insert(remote, conn);
+            }
+            ShellEvent::TcpDown { conn } => {
+                if let Some((remote, _)) = self.tcp.remove(&conn) {
+                    if self.tcp_by_remote.get(&remote) == Some(&conn) {
+                        self.tcp_by_remote.remove(&remote);
+                    }
+                }
+            }
+            ShellEvent::TcpFailed { remote } => {
+                self.connecting.remove(&remote);
+            }
+            ShellEvent::Sip { .. } | ShellEvent::Media(_) => {}
+        }
+    }
+}
