@@ -14,7 +14,9 @@ use common::{Lab, Side, assert_all_succeeded};
 fn direct_pair(slot: u16, uac: &str, uas: &str, tcp: bool) -> (SippOutcome, SippOutcome) {
     let lab = Lab::new(slot);
     let mut callee = lab.sipp(Side::Carrier, uas);
-    let mut caller = lab.sipp(Side::Pbx, uac).to(lab.ports.sip_addr(Side::Carrier));
+    let mut caller = lab
+        .sipp(Side::Pbx, uac)
+        .to(lab.ports.sip_addr(Side::Carrier));
     if tcp {
         callee = callee.tcp();
         caller = caller.tcp();
@@ -31,9 +33,15 @@ fn assert_leaks_detected(caller: &SippOutcome, callee: &SippOutcome) {
     let pbx = find_leaks(callee, &identity_of(caller));
     let carrier = find_leaks(caller, &identity_of(callee));
     for (leaks, ip) in [(&pbx, "127.0.0.2"), (&carrier, "127.0.0.3")] {
-        assert!(leaks.iter().any(|l| l.needle.text == ip), "leak checker missed {ip}: {leaks:#?}");
+        assert!(
+            leaks.iter().any(|l| l.needle.text == ip),
+            "leak checker missed {ip}: {leaks:#?}"
+        );
     }
-    assert!(pbx.iter().any(|l| l.needle.what.contains("Call-ID")), "leak checker missed the pbx Call-ID");
+    assert!(
+        pbx.iter().any(|l| l.needle.what.contains("Call-ID")),
+        "leak checker missed the pbx Call-ID"
+    );
 }
 
 #[test]
@@ -42,17 +50,38 @@ fn basic_call_scenarios_work_directly() {
     assert_all_succeeded(&[&caller, &callee]);
     assert_leaks_detected(&caller, &callee);
     let pbx = identity_of(&caller);
-    for want in ["pbx-internal", "PBX-Internal/1.0", "X-Secret-Topology", "o=callermedia-internal "] {
-        assert!(pbx.iter().any(|n| n.text == want), "pbx identity lacks {want:?}: {pbx:#?}");
+    for want in [
+        "pbx-internal",
+        "PBX-Internal/1.0",
+        "X-Secret-Topology",
+        "o=callermedia-internal ",
+    ] {
+        assert!(
+            pbx.iter().any(|n| n.text == want),
+            "pbx identity lacks {want:?}: {pbx:#?}"
+        );
     }
     let carrier = identity_of(&callee);
-    for want in ["Carrier-Core/9.9", "o=carrier-internal ", "carrier-secret-route"] {
-        assert!(carrier.iter().any(|n| n.text == want), "carrier identity lacks {want:?}: {carrier:#?}");
+    for want in [
+        "Carrier-Core/9.9",
+        "o=carrier-internal ",
+        "carrier-secret-route",
+    ] {
+        assert!(
+            carrier.iter().any(|n| n.text == want),
+            "carrier identity lacks {want:?}: {carrier:#?}"
+        );
     }
     // Identifiers the callee merely echoed (the caller's Call-ID) are not the callee's own.
     let call_id = caller.first_call_id(Direction::Sent);
-    assert!(call_id.starts_with("pbx-call-"), "Call-ID format: {call_id}");
-    assert!(!carrier.iter().any(|n| n.text == call_id), "echoed Call-ID counted as carrier's own");
+    assert!(
+        call_id.starts_with("pbx-call-"),
+        "Call-ID format: {call_id}"
+    );
+    assert!(
+        !carrier.iter().any(|n| n.text == call_id),
+        "echoed Call-ID counted as carrier's own"
+    );
 }
 
 #[test]
@@ -63,7 +92,14 @@ fn callee_bye_scenarios_work_directly() {
     assert_eq!(bye.len(), 1, "{}", caller.report());
     // The BYE must be a well-formed in-dialog request: tags swapped relative to the INVITE.
     let invite = caller.sent().next().expect("INVITE sent");
-    assert_eq!(bye[0].header("To").and_then(|v| common::trace::param(v, "tag")), invite.header("From").and_then(|v| common::trace::param(v, "tag")));
+    assert_eq!(
+        bye[0]
+            .header("To")
+            .and_then(|v| common::trace::param(v, "tag")),
+        invite
+            .header("From")
+            .and_then(|v| common::trace::param(v, "tag"))
+    );
 }
 
 #[test]
@@ -92,7 +128,11 @@ fn basic_caller_fails_on_503() {
     // The failover test relies on uas_503 really failing a call that nobody retries.
     let (caller, callee) = direct_pair(45, "uac_basic.xml", "uas_503.xml", false);
     assert!(callee.succeeded(), "{}", callee.report());
-    assert!(!caller.succeeded(), "uac_basic must fail on a 503:\n{}", caller.report());
+    assert!(
+        !caller.succeeded(),
+        "uac_basic must fail on a 503:\n{}",
+        caller.report()
+    );
 }
 
 #[test]
@@ -107,15 +147,26 @@ fn reinvite_scenarios_work_directly() {
     assert_all_succeeded(&[&caller, &callee]);
     let invites = callee.received_requests("INVITE");
     assert_eq!(invites.len(), 2, "{}", callee.report());
-    let port = |m: &common::trace::TracedMessage| m.sdp().and_then(|s| s.lines().find(|l| l.starts_with("m=")).map(str::to_string));
-    assert_ne!(port(invites[0]), port(invites[1]), "the re-INVITE must move the media port");
+    let port = |m: &common::trace::TracedMessage| {
+        m.sdp()
+            .and_then(|s| s.lines().find(|l| l.starts_with("m=")).map(str::to_string))
+    };
+    assert_ne!(
+        port(invites[0]),
+        port(invites[1]),
+        "the re-INVITE must move the media port"
+    );
 }
 
 #[test]
 fn basic_call_scenarios_work_over_tcp() {
     let (caller, callee) = direct_pair(48, "uac_basic.xml", "uas_basic.xml", true);
     assert_all_succeeded(&[&caller, &callee]);
-    assert!(caller.messages.iter().all(|m| m.transport == "TCP"), "{}", caller.report());
+    assert!(
+        caller.messages.iter().all(|m| m.transport == "TCP"),
+        "{}",
+        caller.report()
+    );
 }
 
 #[test]
@@ -136,9 +187,13 @@ UDP message received [5] bytes :\n\nSIP/2.0 200 OK\nCSeq: 1 INVITE\nContent-Leng
 
 #[test]
 fn metrics_parser_reads_labels() {
-    let s = parse_sample(r#"veil_calls_total{instance="itest-1",outcome="answered"} 3"#).expect("sample");
+    let s = parse_sample(r#"veil_calls_total{instance="itest-1",outcome="answered"} 3"#)
+        .expect("sample");
     assert_eq!(s.name, "veil_calls_total");
-    assert_eq!(s.labels.get("outcome").map(String::as_str), Some("answered"));
+    assert_eq!(
+        s.labels.get("outcome").map(String::as_str),
+        Some("answered")
+    );
     assert_eq!(s.value, 3.0);
     let s = parse_sample("veil_calls_active 0").expect("sample");
     assert_eq!((s.name.as_str(), s.value), ("veil_calls_active", 0.0));

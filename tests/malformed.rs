@@ -12,10 +12,17 @@ use common::{Lab, Setup, Side, assert_all_succeeded};
 #[test]
 fn options_is_answered_200() {
     let lab = Lab::start(20, &Setup::standard());
-    let pinger = lab.sipp(Side::Pbx, "uac_options.xml").to(lab.veil_sip()).run();
+    let pinger = lab
+        .sipp(Side::Pbx, "uac_options.xml")
+        .to(lab.veil_sip())
+        .run();
     assert_all_succeeded(&[&pinger]);
     assert_not_received(&pinger, &[("127.0.0.3", "carrier IP address")]);
-    lab.metrics().assert_at_least("veil_sip_requests_received_total", &[("method", "OPTIONS")], 1.0);
+    lab.metrics().assert_at_least(
+        "veil_sip_requests_received_total",
+        &[("method", "OPTIONS")],
+        1.0,
+    );
 }
 
 /// Datagrams that are not acceptable SIP, each with what it tests.
@@ -58,9 +65,12 @@ fn malformed_messages_are_rejected_or_dropped_then_calls_work() {
     let mut lab = Lab::start(21, &Setup::standard());
     // Nothing of the junk may be forwarded to the carrier.
     let carrier = UdpSocket::bind(lab.ports.sip_addr(Side::Carrier)).expect("bind carrier watcher");
-    carrier.set_read_timeout(Some(Duration::from_millis(100))).expect("timeout");
+    carrier
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("timeout");
     let sock = UdpSocket::bind((Side::Pbx.ip(), 0)).expect("bind");
-    sock.set_read_timeout(Some(Duration::from_millis(500))).expect("timeout");
+    sock.set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
     let local = sock.local_addr().expect("local addr").to_string();
     let veil = lab.veil_sip();
     for (what, datagram) in bad_datagrams(&veil.to_string(), &local) {
@@ -68,16 +78,26 @@ fn malformed_messages_are_rejected_or_dropped_then_calls_work() {
         let mut buf = [0u8; 65535];
         while let Ok((n, _)) = sock.recv_from(&mut buf) {
             let reply = String::from_utf8_lossy(&buf[..n]);
-            assert!(reply.starts_with("SIP/2.0 400"), "for {what}, veil must answer 400 or nothing, it answered:\n{reply}");
+            assert!(
+                reply.starts_with("SIP/2.0 400"),
+                "for {what}, veil must answer 400 or nothing, it answered:\n{reply}"
+            );
         }
-        assert!(lab.veil_mut().is_running(), "veil died after receiving {what}");
+        assert!(
+            lab.veil_mut().is_running(),
+            "veil died after receiving {what}"
+        );
     }
     let mut buf = [0u8; 65535];
     if let Ok((n, _)) = carrier.recv_from(&mut buf) {
-        panic!("veil forwarded a malformed message to the carrier:\n{}", String::from_utf8_lossy(&buf[..n]));
+        panic!(
+            "veil forwarded a malformed message to the carrier:\n{}",
+            String::from_utf8_lossy(&buf[..n])
+        );
     }
     drop(carrier);
-    lab.metrics().assert_at_least("veil_sip_invalid_messages_total", &[], 1.0);
+    lab.metrics()
+        .assert_at_least("veil_sip_invalid_messages_total", &[], 1.0);
 
     let callee = lab.sipp(Side::Carrier, "uas_basic.xml").spawn();
     let caller = lab.sipp(Side::Pbx, "uac_basic.xml").to(veil).run();

@@ -23,7 +23,8 @@ pub struct Needle {
 impl Needle {
     fn found_in(&self, line: &str) -> bool {
         if self.ignore_case {
-            line.to_ascii_lowercase().contains(&self.text.to_ascii_lowercase())
+            line.to_ascii_lowercase()
+                .contains(&self.text.to_ascii_lowercase())
         } else {
             line.contains(&self.text)
         }
@@ -95,7 +96,11 @@ fn identifiers(m: &TracedMessage) -> Vec<(String, &'static str, bool)> {
 /// Everything identifying `side` (see the module doc).
 pub fn identity_of(side: &SippOutcome) -> Vec<Needle> {
     let who = side.side.label();
-    let mut needles = vec![Needle { text: side.side.ip().to_string(), what: format!("{who} IP address"), ignore_case: false }];
+    let mut needles = vec![Needle {
+        text: side.side.ip().to_string(),
+        what: format!("{who} IP address"),
+        ignore_case: false,
+    }];
     let mut seen = HashSet::new();
     for m in &side.messages {
         for (text, what, ignore_case) in identifiers(m) {
@@ -103,7 +108,11 @@ pub fn identity_of(side: &SippOutcome) -> Vec<Needle> {
                 continue;
             }
             if m.direction == Direction::Sent {
-                needles.push(Needle { text, what: format!("{who} {what}"), ignore_case });
+                needles.push(Needle {
+                    text,
+                    what: format!("{who} {what}"),
+                    ignore_case,
+                });
             }
         }
     }
@@ -124,7 +133,11 @@ pub fn find_leaks<'a>(receiver: &'a SippOutcome, needles: &[Needle]) -> Vec<Leak
     for m in receiver.received() {
         for n in needles {
             if let Some(line) = m.text.lines().find(|l| n.found_in(l)) {
-                leaks.push(Leak { message: m, needle: n.clone(), line: line.trim_end().to_string() });
+                leaks.push(Leak {
+                    message: m,
+                    needle: n.clone(),
+                    line: line.trim_end().to_string(),
+                });
             }
         }
     }
@@ -171,7 +184,12 @@ pub fn assert_no_leaks(sides: &[&SippOutcome]) {
                         "  full message {} received by the {}:\n{}\n",
                         l.message.index,
                         receiver.side.label(),
-                        l.message.text.lines().map(|x| format!("      {x}")).collect::<Vec<_>>().join("\n")
+                        l.message
+                            .text
+                            .lines()
+                            .map(|x| format!("      {x}"))
+                            .collect::<Vec<_>>()
+                            .join("\n")
                     ));
                 }
             }
@@ -191,17 +209,29 @@ pub fn assert_sdp_anchored(side: &SippOutcome, ports: &Ports) {
             if let Some(c) = line.strip_prefix("c=")
                 && c.split_whitespace().nth(2) != Some("127.0.0.1")
             {
-                problems.push(format!("{}: \"{line}\" is not veil's media address", m.describe()));
+                problems.push(format!(
+                    "{}: \"{line}\" is not veil's media address",
+                    m.describe()
+                ));
             }
             if let Some(o) = line.strip_prefix("o=")
                 && o.split_whitespace().nth(5) != Some("127.0.0.1")
             {
-                problems.push(format!("{}: \"{line}\" is not veil's origin address", m.describe()));
+                problems.push(format!(
+                    "{}: \"{line}\" is not veil's origin address",
+                    m.describe()
+                ));
             }
             if line.starts_with("m=") {
-                let port = line.split_whitespace().nth(1).and_then(|p| p.parse::<u16>().ok());
+                let port = line
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|p| p.parse::<u16>().ok());
                 if !port.is_some_and(|p| p == 0 || range.contains(&p)) {
-                    problems.push(format!("{}: \"{line}\" port is outside veil's media range {range:?}", m.describe()));
+                    problems.push(format!(
+                        "{}: \"{line}\" port is outside veil's media range {range:?}",
+                        m.describe()
+                    ));
                 }
             }
         }
@@ -218,10 +248,31 @@ pub fn assert_sdp_anchored(side: &SippOutcome, ports: &Ports) {
 /// Panics if `receiver` got any of the given raw strings (e.g. an address of a side that
 /// has no SIPp trace of its own).
 pub fn assert_not_received(receiver: &SippOutcome, forbidden: &[(&str, &str)]) {
-    let needles: Vec<Needle> =
-        forbidden.iter().map(|(t, w)| Needle { text: t.to_string(), what: w.to_string(), ignore_case: false }).collect();
+    let needles: Vec<Needle> = forbidden
+        .iter()
+        .map(|(t, w)| Needle {
+            text: t.to_string(),
+            what: w.to_string(),
+            ignore_case: false,
+        })
+        .collect();
     let leaks = find_leaks(receiver, &needles);
-    let lines: Vec<String> =
-        leaks.iter().map(|l| format!("{}: \"{}\" ({}) on line: {}", l.message.describe(), l.needle.text, l.needle.what, l.line)).collect();
-    assert!(lines.is_empty(), "TOPOLOGY LEAK: the {} received:\n  {}", receiver.side.label(), lines.join("\n  "));
+    let lines: Vec<String> = leaks
+        .iter()
+        .map(|l| {
+            format!(
+                "{}: \"{}\" ({}) on line: {}",
+                l.message.describe(),
+                l.needle.text,
+                l.needle.what,
+                l.line
+            )
+        })
+        .collect();
+    assert!(
+        lines.is_empty(),
+        "TOPOLOGY LEAK: the {} received:\n  {}",
+        receiver.side.label(),
+        lines.join("\n  ")
+    );
 }

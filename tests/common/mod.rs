@@ -7,7 +7,8 @@
 //! received is checked for the other side's identifiers ([`leak`]), and veil's CDR rows
 //! and metrics are read back ([`observe`]).
 //!
-//! On a failing test the lab keeps its temp dir and prints veil's log tail; every SIPp
+//! On a failing test (or with `VEIL_ITEST_KEEP=1`) the lab keeps its temp dir, and a
+//! failing one prints veil's log tail; every SIPp
 //! failure names the side, the scenario, the exit code and SIPp's own error log.
 #![allow(dead_code, unused_imports)]
 
@@ -49,7 +50,13 @@ impl Lab {
             .prefix(&format!("veil-itest-{slot}-"))
             .tempdir()
             .expect("create temp dir");
-        Lab { slot, ports: Ports::new(slot), dir: Some(dir), veil: None, runs: Cell::new(0) }
+        Lab {
+            slot,
+            ports: Ports::new(slot),
+            dir: Some(dir),
+            veil: None,
+            runs: Cell::new(0),
+        }
     }
 
     /// Writes the config and policy for `setup` and starts veil; returns once veil answers
@@ -64,21 +71,29 @@ impl Lab {
     /// Writes `veil.yaml` and `policy.yaml` into the lab dir; returns the config path.
     pub fn write_config(&self, setup: &Setup) -> PathBuf {
         let config = self.dir().join("veil.yaml");
-        std::fs::write(self.dir().join("policy.yaml"), setup.render_policy()).expect("write policy");
+        std::fs::write(self.dir().join("policy.yaml"), setup.render_policy())
+            .expect("write policy");
         std::fs::write(&config, setup.render_config(&self.ports)).expect("write config");
         config
     }
 
     pub fn dir(&self) -> &Path {
-        self.dir.as_ref().map(|d| d.path()).expect("lab dir present until drop")
+        self.dir
+            .as_ref()
+            .map(|d| d.path())
+            .expect("lab dir present until drop")
     }
 
     pub fn veil(&self) -> &Veil {
-        self.veil.as_ref().expect("this lab has no veil: use Lab::start")
+        self.veil
+            .as_ref()
+            .expect("this lab has no veil: use Lab::start")
     }
 
     pub fn veil_mut(&mut self) -> &mut Veil {
-        self.veil.as_mut().expect("this lab has no veil: use Lab::start")
+        self.veil
+            .as_mut()
+            .expect("this lab has no veil: use Lab::start")
     }
 
     /// veil's SIP address (the same port serves UDP and TCP).
@@ -98,14 +113,25 @@ impl Lab {
         observe::wait_ended_cdr(&self.veil().cdr_path(), a_call_id, Duration::from_secs(10))
     }
 
+    /// Stops veil (SIGTERM, then SIGKILL after 5 s) and returns how it exited.
+    pub fn stop_veil(&mut self) -> Option<std::process::ExitStatus> {
+        self.veil_mut().stop()
+    }
+
     pub fn metrics(&self) -> Metrics {
-        observe::scrape(self.veil().metrics_addr()).unwrap_or_else(|e| panic!("scraping veil metrics: {e}"))
+        observe::scrape(self.veil().metrics_addr())
+            .unwrap_or_else(|e| panic!("scraping veil metrics: {e}"))
     }
 
     /// Full checks of an answered call between `caller` and `callee`: both SIPp sides
     /// succeeded, nothing of either side reached the other, SDP is anchored on veil, the
     /// CDR row is complete and the answered-call metrics moved.
-    pub fn assert_answered_call(&self, caller: &SippOutcome, callee: &SippOutcome, end_reason: &str) {
+    pub fn assert_answered_call(
+        &self,
+        caller: &SippOutcome,
+        callee: &SippOutcome,
+        end_reason: &str,
+    ) {
         assert_all_succeeded(&[caller, callee]);
         assert_no_leaks(&[caller, callee]);
         assert_sdp_anchored(caller, &self.ports);
@@ -120,7 +146,10 @@ impl Lab {
         cdr.assert_eq("b_call_id", &b_call_id);
         cdr.assert_eq("source_peer", caller.side.peer_name());
         cdr.assert_eq("dest_peer", callee.side.peer_name());
-        assert_ne!(a_call_id, b_call_id, "the two legs must have different Call-IDs");
+        assert_ne!(
+            a_call_id, b_call_id,
+            "the two legs must have different Call-IDs"
+        );
         let m = self.metrics();
         m.assert_at_least("veil_calls_total", &[("outcome", "answered")], 1.0);
         m.assert_at_least("veil_calls_ended_total", &[("reason", end_reason)], 1.0);
@@ -130,15 +159,23 @@ impl Lab {
 impl Drop for Lab {
     fn drop(&mut self) {
         let failing = std::thread::panicking();
+        let keep = failing || std::env::var_os("VEIL_ITEST_KEEP").is_some();
         if let Some(mut veil) = self.veil.take() {
             let status = veil.stop();
             if failing {
-                eprintln!("==== veil (slot {}) exit: {status:?}; log tail:\n{}", self.slot, veil.log_tail(80));
+                eprintln!(
+                    "==== veil (slot {}) exit: {status:?}; log tail:\n{}",
+                    self.slot,
+                    veil.log_tail(80)
+                );
             }
         }
-        if failing && let Some(dir) = self.dir.take() {
+        if keep && let Some(dir) = self.dir.take() {
             let kept = dir.keep();
-            eprintln!("==== test files kept in {} (config, policy, veil logs, SIPp traces)", kept.display());
+            eprintln!(
+                "==== test files kept in {} (config, policy, veil logs, SIPp traces)",
+                kept.display()
+            );
         }
     }
 }

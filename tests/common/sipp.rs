@@ -17,7 +17,9 @@ const SIPP_TIMEOUT_S: u32 = 30;
 pub const RUN_LIMIT: Duration = Duration::from_secs(40);
 
 pub fn scenario_path(scenario: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sipp").join(scenario)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/sipp")
+        .join(scenario)
 }
 
 /// A SIPp invocation being put together.
@@ -44,7 +46,11 @@ struct Files {
 
 impl SippCmd {
     pub fn new(dir: &Path, run: u32, side: Side, scenario: &str, ports: &Ports) -> SippCmd {
-        let stem = format!("sipp{run:02}-{}-{}", side.peer_name(), scenario.trim_end_matches(".xml"));
+        let stem = format!(
+            "sipp{run:02}-{}-{}",
+            side.peer_name(),
+            scenario.trim_end_matches(".xml")
+        );
         SippCmd {
             side,
             scenario: scenario.to_string(),
@@ -138,7 +144,10 @@ impl SippCmd {
             .args(&args)
             .stdin(Stdio::null())
             .stdout(File::create(&self.files.stdout).expect("create sipp stdout log"))
-            .stderr(Stdio::from(File::create(self.files.stdout.with_extension("stderr.log")).expect("create sipp stderr log")))
+            .stderr(Stdio::from(
+                File::create(self.files.stdout.with_extension("stderr.log"))
+                    .expect("create sipp stderr log"),
+            ))
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run sipp (apt-get install sip-tester): {e}"));
         let mut proc = SippProc {
@@ -258,11 +267,15 @@ impl SippOutcome {
     }
 
     pub fn received(&self) -> impl Iterator<Item = &TracedMessage> {
-        self.messages.iter().filter(|m| m.direction == Direction::Received)
+        self.messages
+            .iter()
+            .filter(|m| m.direction == Direction::Received)
     }
 
     pub fn sent(&self) -> impl Iterator<Item = &TracedMessage> {
-        self.messages.iter().filter(|m| m.direction == Direction::Sent)
+        self.messages
+            .iter()
+            .filter(|m| m.direction == Direction::Sent)
     }
 
     /// Call-ID of the first message in `dir` (the caller's own: first sent; the callee's
@@ -273,12 +286,21 @@ impl SippOutcome {
             .filter(|m| m.direction == dir)
             .find_map(|m| m.header("Call-ID"))
             .map(str::to_string)
-            .unwrap_or_else(|| panic!("{} ({}) has no {dir:?} message with a Call-ID\n{}", self.side.label(), self.scenario, self.report()))
+            .unwrap_or_else(|| {
+                panic!(
+                    "{} ({}) has no {dir:?} message with a Call-ID\n{}",
+                    self.side.label(),
+                    self.scenario,
+                    self.report()
+                )
+            })
     }
 
     /// Received messages that are requests with `method`.
     pub fn received_requests(&self, method: &str) -> Vec<&TracedMessage> {
-        self.received().filter(|m| m.is_request() && m.method() == method).collect()
+        self.received()
+            .filter(|m| m.is_request() && m.method() == method)
+            .collect()
     }
 
     /// Everything needed to understand a failure of this side.
@@ -288,13 +310,20 @@ impl SippOutcome {
             self.side.label(),
             self.scenario,
             self.exit_code,
-            if self.killed { " (killed by the harness after the time limit)" } else { "" },
+            if self.killed {
+                " (killed by the harness after the time limit)"
+            } else {
+                ""
+            },
             self.command,
             self.trace_path.display(),
         );
         let errors = self.errors.trim();
         if !errors.is_empty() {
-            r.push_str(&format!("  SIPp error log:\n{}\n", indent(&tail(errors, 30))));
+            r.push_str(&format!(
+                "  SIPp error log:\n{}\n",
+                indent(&tail(errors, 30))
+            ));
         }
         r.push_str("  messages:\n");
         if self.messages.is_empty() {
@@ -304,7 +333,10 @@ impl SippOutcome {
             r.push_str(&format!("    {}\n", m.describe()));
         }
         if let Some(last) = self.received().last() {
-            r.push_str(&format!("  last received message:\n{}\n", indent(&last.text)));
+            r.push_str(&format!(
+                "  last received message:\n{}\n",
+                indent(&last.text)
+            ));
         }
         r
     }
@@ -316,7 +348,10 @@ pub fn assert_all_succeeded(outcomes: &[&SippOutcome]) {
     if failed.is_empty() {
         return;
     }
-    let names: Vec<_> = failed.iter().map(|o| format!("{} ({})", o.side.label(), o.scenario)).collect();
+    let names: Vec<_> = failed
+        .iter()
+        .map(|o| format!("{} ({})", o.side.label(), o.scenario))
+        .collect();
     let mut msg = format!("SIPp scenario failed on: {}\n", names.join(", "));
     for o in outcomes {
         msg.push_str(&o.report());
@@ -325,7 +360,9 @@ pub fn assert_all_succeeded(outcomes: &[&SippOutcome]) {
 }
 
 fn read_lossy(p: &Path) -> String {
-    std::fs::read(p).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+    std::fs::read(p)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default()
 }
 
 fn tail(s: &str, n: usize) -> String {
@@ -334,16 +371,31 @@ fn tail(s: &str, n: usize) -> String {
 }
 
 fn indent(s: &str) -> String {
-    s.lines().map(|l| format!("      {}", l.trim_end_matches('\r'))).collect::<Vec<_>>().join("\n")
+    s.lines()
+        .map(|l| format!("      {}", l.trim_end_matches('\r')))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Whether a socket is bound to `addr` (listening, for TCP), per /proc/net.
 fn socket_bound(addr: SocketAddr, tcp: bool) -> bool {
-    let SocketAddr::V4(v4) = addr else { return false };
-    let table = if tcp { "/proc/net/tcp" } else { "/proc/net/udp" };
-    let Ok(text) = std::fs::read_to_string(table) else { return false };
+    let SocketAddr::V4(v4) = addr else {
+        return false;
+    };
+    let table = if tcp {
+        "/proc/net/tcp"
+    } else {
+        "/proc/net/udp"
+    };
+    let Ok(text) = std::fs::read_to_string(table) else {
+        return false;
+    };
     // The kernel prints the address as the in-memory u32 in hex.
-    let want = format!("{:08X}:{:04X}", u32::from_ne_bytes(v4.ip().octets()), v4.port());
+    let want = format!(
+        "{:08X}:{:04X}",
+        u32::from_ne_bytes(v4.ip().octets()),
+        v4.port()
+    );
     let any = format!("00000000:{:04X}", v4.port());
     text.lines().skip(1).any(|l| {
         let cols: Vec<&str> = l.split_whitespace().collect();

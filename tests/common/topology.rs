@@ -123,7 +123,13 @@ impl Rule {
     }
 
     pub fn reject(name: &str, code: u16) -> Rule {
-        Rule { name: name.into(), from_peer: None, to_user: None, route: vec![], reject: Some(code) }
+        Rule {
+            name: name.into(),
+            from_peer: None,
+            to_user: None,
+            route: vec![],
+            reject: Some(code),
+        }
     }
 }
 
@@ -156,7 +162,12 @@ impl Setup {
         Setup {
             peers: vec![Side::Pbx, Side::Carrier, Side::Backup],
             rules: vec![
-                Rule::route("pbx-to-carriers", "pbx", Some(E164), &["carrier", "carrier-b"]),
+                Rule::route(
+                    "pbx-to-carriers",
+                    "pbx",
+                    Some(E164),
+                    &["carrier", "carrier-b"],
+                ),
                 Rule::reject("default-deny", 403),
             ],
         }
@@ -176,9 +187,20 @@ impl Setup {
         let mut y = String::new();
         let _ = writeln!(y, "instance: itest-{}", ports.slot);
         let _ = writeln!(y, "sip:\n  listen:");
-        let _ = writeln!(y, "    - {{name: udp, transport: udp, address: 127.0.0.1:{sip}}}");
-        let _ = writeln!(y, "    - {{name: tcp, transport: tcp, address: 127.0.0.1:{sip}}}");
-        let _ = writeln!(y, "media:\n  address: 127.0.0.1\n  ports: {}-{}\n  rtp_timeout: 60s", media.start(), media.end());
+        let _ = writeln!(
+            y,
+            "    - {{name: udp, transport: udp, address: 127.0.0.1:{sip}}}"
+        );
+        let _ = writeln!(
+            y,
+            "    - {{name: tcp, transport: tcp, address: 127.0.0.1:{sip}}}"
+        );
+        let _ = writeln!(
+            y,
+            "media:\n  address: 127.0.0.1\n  ports: {}-{}\n  rtp_timeout: 60s",
+            media.start(),
+            media.end()
+        );
         let _ = writeln!(y, "peers:");
         for side in &self.peers {
             let _ = writeln!(y, "  - name: {}", side.peer_name());

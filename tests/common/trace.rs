@@ -55,7 +55,12 @@ pub fn parse_trace(trace: &str) -> Vec<TracedMessage> {
             body.pop();
         }
         let text = body.join("\n");
-        out.push(TracedMessage { index: out.len() + 1, direction, transport, text });
+        out.push(TracedMessage {
+            index: out.len() + 1,
+            direction,
+            transport,
+            text,
+        });
     }
     out
 }
@@ -86,9 +91,16 @@ impl TracedMessage {
     /// Request method, or for a response the method of its CSeq.
     pub fn method(&self) -> String {
         if self.is_request() {
-            self.first_line().split_whitespace().next().unwrap_or("").to_string()
+            self.first_line()
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_string()
         } else {
-            self.header("CSeq").and_then(|c| c.split_whitespace().nth(1)).unwrap_or("").to_string()
+            self.header("CSeq")
+                .and_then(|c| c.split_whitespace().nth(1))
+                .unwrap_or("")
+                .to_string()
         }
     }
 
@@ -102,7 +114,11 @@ impl TracedMessage {
 
     /// Header lines (up to the blank line), without the start line.
     pub fn header_lines(&self) -> impl Iterator<Item = &str> {
-        self.text.lines().skip(1).map(|l| l.trim_end_matches('\r')).take_while(|l| !l.trim().is_empty())
+        self.text
+            .lines()
+            .skip(1)
+            .map(|l| l.trim_end_matches('\r'))
+            .take_while(|l| !l.trim().is_empty())
     }
 
     /// All values of header `name` (case-insensitive, compact form accepted).
@@ -112,7 +128,8 @@ impl TracedMessage {
             .filter_map(|line| {
                 let (n, v) = line.split_once(':')?;
                 let n = n.trim();
-                (n.eq_ignore_ascii_case(name) || compact.is_some_and(|c| n.eq_ignore_ascii_case(c))).then(|| v.trim())
+                (n.eq_ignore_ascii_case(name) || compact.is_some_and(|c| n.eq_ignore_ascii_case(c)))
+                    .then(|| v.trim())
             })
             .collect()
     }
@@ -123,7 +140,9 @@ impl TracedMessage {
 
     /// Header names present, as written.
     pub fn header_names(&self) -> Vec<&str> {
-        self.header_lines().filter_map(|l| l.split_once(':').map(|(n, _)| n.trim())).collect()
+        self.header_lines()
+            .filter_map(|l| l.split_once(':').map(|(n, _)| n.trim()))
+            .collect()
     }
 
     /// The body after the blank line.
@@ -153,7 +172,12 @@ impl TracedMessage {
             Direction::Sent => "sent",
             Direction::Received => "received",
         };
-        format!("#{} ({dir} over {}) \"{}\"", self.index, self.transport, self.first_line())
+        format!(
+            "#{} ({dir} over {}) \"{}\"",
+            self.index,
+            self.transport,
+            self.first_line()
+        )
     }
 }
 
@@ -161,7 +185,9 @@ impl TracedMessage {
 pub fn param<'a>(header_value: &'a str, name: &str) -> Option<&'a str> {
     header_value.split(';').skip(1).find_map(|p| {
         let (k, v) = p.split_once('=')?;
-        k.trim().eq_ignore_ascii_case(name).then(|| v.trim().trim_end_matches('>'))
+        k.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| v.trim().trim_end_matches('>'))
     })
 }
 

@@ -87,8 +87,11 @@ impl Veil {
 
     /// Sends OPTIONS from the PBX address every 200 ms until any SIP answer comes back.
     fn wait_ready(&mut self) -> Result<(), String> {
-        let probe = UdpSocket::bind((Side::Pbx.ip(), 0)).map_err(|e| format!("bind probe socket: {e}"))?;
-        probe.set_read_timeout(Some(Duration::from_millis(200))).map_err(|e| e.to_string())?;
+        let probe =
+            UdpSocket::bind((Side::Pbx.ip(), 0)).map_err(|e| format!("bind probe socket: {e}"))?;
+        probe
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .map_err(|e| e.to_string())?;
         let local = probe.local_addr().map_err(|e| e.to_string())?;
         let deadline = Instant::now() + READY_TIMEOUT;
         let mut attempt = 0u32;
@@ -97,7 +100,10 @@ impl Veil {
                 return Err(format!("veil exited during startup ({:?})", self.exit));
             }
             if Instant::now() > deadline {
-                return Err(format!("no answer to OPTIONS on udp {} within {READY_TIMEOUT:?}", self.sip));
+                return Err(format!(
+                    "no answer to OPTIONS on udp {} within {READY_TIMEOUT:?}",
+                    self.sip
+                ));
             }
             attempt += 1;
             let msg = options_probe(self.sip, local, attempt);
@@ -111,7 +117,10 @@ impl Veil {
         }
         while TcpStream::connect_timeout(&self.sip, Duration::from_millis(200)).is_err() {
             if !self.is_running() || Instant::now() > deadline {
-                return Err(format!("veil answers on udp but does not accept tcp on {}", self.sip));
+                return Err(format!(
+                    "veil answers on udp but does not accept tcp on {}",
+                    self.sip
+                ));
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -146,7 +155,11 @@ impl Veil {
         for (name, path) in [("stderr", &self.stderr), ("stdout", &self.stdout)] {
             let lines = tail_lines(path, n);
             if !lines.is_empty() {
-                out.push_str(&format!("[veil {name}, {}]\n{}\n", path.display(), lines.join("\n")));
+                out.push_str(&format!(
+                    "[veil {name}, {}]\n{}\n",
+                    path.display(),
+                    lines.join("\n")
+                ));
             }
         }
         if out.is_empty() {
@@ -163,7 +176,9 @@ impl Drop for Veil {
 }
 
 fn tail_lines(path: &Path, n: usize) -> Vec<String> {
-    let Ok(f) = File::open(path) else { return vec![] };
+    let Ok(f) = File::open(path) else {
+        return vec![];
+    };
     let lines: Vec<String> = BufReader::new(f).lines().map_while(Result::ok).collect();
     lines[lines.len().saturating_sub(n)..].to_vec()
 }
