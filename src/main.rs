@@ -6,7 +6,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "veil", version, about = "veil: a SIP Session Border Controller")]
+#[command(
+    name = "veil",
+    version,
+    about = "veil: a SIP Session Border Controller"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

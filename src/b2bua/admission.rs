@@ -2,7 +2,9 @@
 //! Max-Forwards exhausted (483), loops through veil (482), URI schemes veil cannot route
 //! (416), extensions it does not support (420), bodies it cannot read (415).
 
-use crate::sip::{HeaderName, Headers, Method, Request, Response, SipHeaders, Uri, parse, reason_phrase};
+use crate::sip::{
+    HeaderName, Headers, Method, Request, Response, SipHeaders, Uri, parse, reason_phrase,
+};
 use crate::transaction::Flow;
 
 use super::engine::Engine;
@@ -32,18 +34,19 @@ impl Engine {
         if req.method == Method::Ack {
             return None;
         }
-        if let Some(Ok(0)) = req.max_forwards() {
-            if req.method != Method::Options {
-                return Some(response(req, 483));
-            }
+        if let Some(Ok(0)) = req.max_forwards()
+            && req.method != Method::Options
+        {
+            return Some(response(req, 483));
         }
-        if let Ok(vias) = req.vias() {
-            if vias.iter().any(|v| {
-                v.branch().is_some_and(|b| b.starts_with(super::ids::BRANCH_PREFIX))
+        if let Ok(vias) = req.vias()
+            && vias.iter().any(|v| {
+                v.branch()
+                    .is_some_and(|b| b.starts_with(super::ids::BRANCH_PREFIX))
                     && self.peers.is_own(&v.host, v.port)
-            }) {
-                return Some(response(req, 482));
-            }
+            })
+        {
+            return Some(response(req, 482));
         }
         if req.body.len() > self.cfg.sip.max_message_size {
             return Some(response(req, 513));
@@ -51,7 +54,11 @@ impl Engine {
         if matches!(req.uri, Uri::Other(_)) {
             return Some(response(req, 416));
         }
-        let to_tagged = req.to_hdr().ok().and_then(|t| t.tag().map(str::to_string)).is_some();
+        let to_tagged = req
+            .to_hdr()
+            .ok()
+            .and_then(|t| t.tag().map(str::to_string))
+            .is_some();
         if !to_tagged && req.method == Method::Invite {
             let unsupported: Vec<&str> = req
                 .headers
@@ -62,7 +69,8 @@ impl Engine {
                 .collect();
             if !unsupported.is_empty() {
                 let mut r = response(req, 420);
-                r.headers.push(HeaderName::Unsupported, unsupported.join(", "));
+                r.headers
+                    .push(HeaderName::Unsupported, unsupported.join(", "));
                 return Some(r);
             }
             if !req.body.is_empty() && !is_sdp(req.content_type()) {
@@ -77,7 +85,9 @@ impl Engine {
 
 pub(super) fn is_sdp(content_type: Option<&str>) -> bool {
     content_type.is_some_and(|ct| {
-        ct.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/sdp"))
+        ct.split(';')
+            .next()
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/sdp"))
     })
 }
 
@@ -85,14 +95,16 @@ pub(super) fn is_sdp(content_type: Option<&str>) -> bool {
 /// lines can be read leniently, so that the sender learns why (RFC 4475 §3.1.2). `None`
 /// when the bytes are not recognisably a request, or lack what a response needs.
 pub(super) fn bad_request_from_raw(data: &[u8], why: &str) -> Option<Response> {
-    let text = std::str::from_utf8(data.get(..data.len().min(8192))?).ok().or_else(|| {
-        // Cut at the first invalid byte: the headers we need come early.
-        let valid = match std::str::from_utf8(data) {
-            Ok(_) => data.len(),
-            Err(e) => e.valid_up_to(),
-        };
-        std::str::from_utf8(&data[..valid]).ok()
-    })?;
+    let text = std::str::from_utf8(data.get(..data.len().min(8192))?)
+        .ok()
+        .or_else(|| {
+            // Cut at the first invalid byte: the headers we need come early.
+            let valid = match std::str::from_utf8(data) {
+                Ok(_) => data.len(),
+                Err(e) => e.valid_up_to(),
+            };
+            std::str::from_utf8(&data[..valid]).ok()
+        })?;
     let mut lines = text.split('\n').map(|l| l.trim_end_matches('\r'));
     let first = lines.next()?;
     if first.starts_with("SIP/") || !first.contains("SIP/2.0") {
@@ -103,17 +115,37 @@ pub(super) fn bad_request_from_raw(data: &[u8], why: &str) -> Option<Response> {
         if line.is_empty() {
             break;
         }
-        let Some((name, value)) = line.split_once(':') else { continue };
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
         let name = HeaderName::parse(name.trim());
-        if matches!(name, HeaderName::Via | HeaderName::From | HeaderName::To | HeaderName::CallId | HeaderName::CSeq) {
+        if matches!(
+            name,
+            HeaderName::Via
+                | HeaderName::From
+                | HeaderName::To
+                | HeaderName::CallId
+                | HeaderName::CSeq
+        ) {
             headers.push(name, value.trim());
         }
     }
-    for required in [HeaderName::Via, HeaderName::CallId, HeaderName::CSeq, HeaderName::From, HeaderName::To] {
+    for required in [
+        HeaderName::Via,
+        HeaderName::CallId,
+        HeaderName::CSeq,
+        HeaderName::From,
+        HeaderName::To,
+    ] {
         if !headers.contains(&required) {
             return None;
         }
     }
     let reason: String = why.chars().filter(|c| !c.is_control()).take(80).collect();
-    Some(Response { code: 400, reason: format!("Bad Request ({reason})"), headers, body: Default::default() })
+    Some(Response {
+        code: 400,
+        reason: format!("Bad Request ({reason})"),
+        headers,
+        body: Default::default(),
+    })
 }

@@ -24,10 +24,18 @@ pub(super) enum AnchorError {
 impl Engine {
     /// Rewrite `body`, received on leg `from`, for the other leg. Allocates streams for new
     /// m= lines and updates the relay's view of `from`'s addresses.
-    pub(super) fn anchor_sdp(&mut self, key: u64, from: Side, body: &[u8], _now: Instant) -> Result<Bytes, AnchorError> {
+    pub(super) fn anchor_sdp(
+        &mut self,
+        key: u64,
+        from: Side,
+        body: &[u8],
+        _now: Instant,
+    ) -> Result<Bytes, AnchorError> {
         let mut sdp = Sdp::parse(body).map_err(|_| AnchorError::BadSdp)?;
         let endpoints = sdp.endpoints();
-        let Some(call) = self.calls.get(&key) else { return Err(AnchorError::BadSdp) };
+        let Some(call) = self.calls.get(&key) else {
+            return Err(AnchorError::BadSdp);
+        };
         let have = call.streams.len();
         let mut new_streams = Vec::new();
         for _ in have..endpoints.len() {
@@ -47,31 +55,46 @@ impl Engine {
         for s in &new_streams {
             self.stream_calls.insert(s.id, key);
             self.metrics.media_streams_active.inc();
-            self.out.push_back(Output::Media(MediaCommand::Open { id: s.id, a_port: s.a_port, b_port: s.b_port }));
+            self.out.push_back(Output::Media(MediaCommand::Open {
+                id: s.id,
+                a_port: s.a_port,
+                b_port: s.b_port,
+            }));
         }
-        let Some(call) = self.calls.get_mut(&key) else { return Err(AnchorError::BadSdp) };
+        let Some(call) = self.calls.get_mut(&key) else {
+            return Err(AnchorError::BadSdp);
+        };
         call.streams.extend(new_streams);
         for (s, ep) in call.streams.iter().zip(endpoints.iter()) {
             self.out.push_back(Output::Media(MediaCommand::SetRemote {
                 id: s.id,
                 side: from,
                 rtp: if ep.disabled { None } else { ep.rtp },
-                rtcp: if ep.disabled || ep.rtcp_mux { None } else { ep.rtcp },
+                rtcp: if ep.disabled || ep.rtcp_mux {
+                    None
+                } else {
+                    ep.rtcp
+                },
             }));
         }
         let to = from.other();
-        let ports: Vec<u16> = call.streams.iter().take(endpoints.len()).map(|s| s.port(to)).collect();
+        let ports: Vec<u16> = call
+            .streams
+            .iter()
+            .take(endpoints.len())
+            .map(|s| s.port(to))
+            .collect();
         let leg = call.leg_mut(to);
         sdp.anchor(self.media_ip, &ports, &leg.origin);
         let mut out = sdp.to_bytes();
         // o= version moves only when what veil offers changes (RFC 3264 §8), so a session
         // refresh with unchanged SDP stays a no-op for the far side.
-        if let Some(last) = &leg.last_sdp {
-            if *last != out {
-                leg.origin.version += 1;
-                sdp.anchor(self.media_ip, &ports, &leg.origin);
-                out = sdp.to_bytes();
-            }
+        if let Some(last) = &leg.last_sdp
+            && *last != out
+        {
+            leg.origin.version += 1;
+            sdp.anchor(self.media_ip, &ports, &leg.origin);
+            out = sdp.to_bytes();
         }
         leg.last_sdp = Some(out.clone());
         Ok(out)

@@ -35,15 +35,17 @@ impl Engine {
             return;
         };
         let seq = req.cseq().map(|c| c.seq).unwrap_or(0);
-        let Some(call) = self.calls.get_mut(&key) else { return };
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
         let leg = call.leg_mut(side);
-        if let Some(last) = leg.remote_cseq {
-            if seq <= last {
-                let mut r = response(&req, 500);
-                r.reason = "CSeq Out of Order".into();
-                self.reply(stx, r, now);
-                return;
-            }
+        if let Some(last) = leg.remote_cseq
+            && seq <= last
+        {
+            let mut r = response(&req, 500);
+            r.reason = "CSeq Out of Order".into();
+            self.reply(stx, r, now);
+            return;
         }
         leg.remote_cseq = Some(seq);
         let local_hdr = leg.local_hdr.clone();
@@ -62,7 +64,11 @@ impl Engine {
                     }
                     return;
                 }
-                let reason = if side == Side::A { EndReason::CallerBye } else { EndReason::CalleeBye };
+                let reason = if side == Side::A {
+                    EndReason::CallerBye
+                } else {
+                    EndReason::CalleeBye
+                };
                 self.end_call(key, reason, None, now);
             }
             _ => self.forward(key, side, stx, req, now),
@@ -71,7 +77,9 @@ impl Engine {
 
     /// Re-originate an in-dialog request on the other leg.
     fn forward(&mut self, key: u64, from: Side, stx: ServerTxId, req: Request, now: Instant) {
-        let Some(call) = self.calls.get(&key) else { return };
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
         let to = from.other();
         if call.leg(to).remote_tag.is_none() {
             // The other leg has no dialog yet (nothing answered): nowhere to send it.
@@ -80,7 +88,9 @@ impl Engine {
             self.reply(stx, r, now);
             return;
         }
-        if req.method == Method::Invite && call.pending.iter().any(|p| p.req.method == Method::Invite) {
+        if req.method == Method::Invite
+            && call.pending.iter().any(|p| p.req.method == Method::Invite)
+        {
             let mut r = response(&req, 491);
             set_local_to(&mut r, &call.leg(from).local_hdr);
             self.reply(stx, r, now);
@@ -94,12 +104,19 @@ impl Engine {
             r
         });
         let target_refresh = matches!(req.method, Method::Invite | Method::Update);
-        let contact = req.contact().and_then(|c| c.ok()).map(|c| c.uri.to_string());
+        let contact = req
+            .contact()
+            .and_then(|c| c.ok())
+            .map(|c| c.uri.to_string());
         let body = if is_sdp(req.content_type()) && !req.body.is_empty() {
             match self.anchor_sdp(key, from, &req.body, now) {
                 Ok(b) => Some(b),
                 Err(e) => {
-                    let code = if e == super::anchor::AnchorError::NoPorts { 503 } else { 488 };
+                    let code = if e == super::anchor::AnchorError::NoPorts {
+                        503
+                    } else {
+                        488
+                    };
                     let mut r = response(&req, code);
                     if let Some(call) = self.calls.get(&key) {
                         set_local_to(&mut r, &call.leg(from).local_hdr);
@@ -113,11 +130,11 @@ impl Engine {
         } else {
             Some(req.body.clone())
         };
-        let Some(call) = self.calls.get_mut(&key) else { return };
-        if target_refresh {
-            if let Some(c) = contact {
-                call.leg_mut(from).remote_target = c;
-            }
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if target_refresh && let Some(c) = contact {
+            call.leg_mut(from).remote_target = c;
         }
         let leg = call.leg_mut(to);
         let mut out = leg.request(req.method.clone(), None, &listener, &mut self.ids);
@@ -132,32 +149,49 @@ impl Engine {
         let flow = leg.flow;
         let is_invite = out.method == Method::Invite;
         let ctx = self.tx.send_request(out, flow, now);
-        if is_invite {
-            if let Some(old) = leg.last_invite_ctx.replace(ctx) {
-                if call.b_invite_ctx != Some(old) {
-                    self.ctx_calls.remove(&old);
-                }
-            }
+        if is_invite
+            && let Some(old) = leg.last_invite_ctx.replace(ctx)
+            && call.b_invite_ctx != Some(old)
+        {
+            self.ctx_calls.remove(&old);
         }
         self.ctx_calls.insert(ctx, key);
         self.stx_calls.insert(stx, key);
-        call.pending.push(Pending { ctx, stx, from, req });
+        call.pending.push(Pending {
+            ctx,
+            stx,
+            from,
+            req,
+        });
     }
 
     /// The answer to a request veil forwarded.
-    pub(super) fn on_forward_response(&mut self, key: u64, ctx: ClientTxId, resp: Response, now: Instant) {
-        let Some(call) = self.calls.get_mut(&key) else { return };
+    pub(super) fn on_forward_response(
+        &mut self,
+        key: u64,
+        ctx: ClientTxId,
+        resp: Response,
+        now: Instant,
+    ) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
         let Some(pos) = call.pending.iter().position(|p| p.ctx == ctx) else {
             // Not pending any more: a retransmitted 2xx to a re-INVITE wants its ACK again.
-            if resp.code >= 200 && resp.code < 300 {
-                if let Ok(c) = resp.cseq() {
-                    let side = if resp.call_id().ok() == Some(call.b.call_id.as_str()) { Side::B } else { Side::A };
-                    if let Some((seq, ack)) = call.leg(side).last_ack.clone() {
-                        if seq == c.seq {
-                            let flow = call.leg(side).flow;
-                            self.send_raw(flow, ack);
-                        }
-                    }
+            if resp.code >= 200
+                && resp.code < 300
+                && let Ok(c) = resp.cseq()
+            {
+                let side = if resp.call_id().ok() == Some(call.b.call_id.as_str()) {
+                    Side::B
+                } else {
+                    Side::A
+                };
+                if let Some((seq, ack)) = call.leg(side).last_ack.clone()
+                    && seq == c.seq
+                {
+                    let flow = call.leg(side).flow;
+                    self.send_raw(flow, ack);
                 }
             }
             return;
@@ -165,23 +199,29 @@ impl Engine {
         if resp.code == 100 {
             return;
         }
-        let pending = if resp.code >= 200 { call.pending.remove(pos) } else { call.pending[pos].clone() };
+        let pending = if resp.code >= 200 {
+            call.pending.remove(pos)
+        } else {
+            call.pending[pos].clone()
+        };
         let from = pending.from;
         let to = from.other();
         let is_invite = pending.req.method == Method::Invite;
-        if resp.code >= 200 && resp.code < 300 && matches!(pending.req.method, Method::Invite | Method::Update) {
-            if let Some(Ok(c)) = resp.contact() {
-                call.leg_mut(to).remote_target = c.uri.to_string();
-            }
+        if resp.code >= 200
+            && resp.code < 300
+            && matches!(pending.req.method, Method::Invite | Method::Update)
+            && let Some(Ok(c)) = resp.contact()
+        {
+            call.leg_mut(to).remote_target = c.uri.to_string();
         }
         if resp.code >= 200 && !is_invite {
             self.ctx_calls.remove(&ctx);
         }
         let mut r = self.cross_response(key, to, &pending.req, &resp, now);
-        if let Some(call) = self.calls.get(&key) {
-            if r.code > 100 {
-                set_local_to(&mut r, &call.leg(from).local_hdr);
-            }
+        if let Some(call) = self.calls.get(&key)
+            && r.code > 100
+        {
+            set_local_to(&mut r, &call.leg(from).local_hdr);
         }
         if is_invite && (200..300).contains(&resp.code) {
             let their_cseq = resp.cseq().map(|c| c.seq).unwrap_or(0);
@@ -207,8 +247,12 @@ impl Engine {
 
     /// A forwarded request got no answer: tell its sender 408.
     pub(super) fn on_forward_timeout(&mut self, key: u64, ctx: ClientTxId, now: Instant) {
-        let Some(call) = self.calls.get_mut(&key) else { return };
-        let Some(pos) = call.pending.iter().position(|p| p.ctx == ctx) else { return };
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let Some(pos) = call.pending.iter().position(|p| p.ctx == ctx) else {
+            return;
+        };
         let p = call.pending.remove(pos);
         let mut r = response(&p.req, 408);
         set_local_to(&mut r, &call.leg(p.from).local_hdr);
@@ -219,10 +263,20 @@ impl Engine {
     /// An ACK for a 2xx: stop the 2xx retransmissions; pass a held-back ACK (with the SDP
     /// answer it brings) to the other leg.
     pub(super) fn on_ack(&mut self, req: Request, _flow: Flow, now: Instant) {
-        let Some((key, side)) = self.find_dialog(&req) else { return };
+        let Some((key, side)) = self.find_dialog(&req) else {
+            return;
+        };
         let Ok(cseq) = req.cseq() else { return };
-        let Some(call) = self.calls.get_mut(&key) else { return };
-        let Some(pos) = call.await_ack.iter().position(|w| w.from == side && w.cseq == cseq.seq) else { return };
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let Some(pos) = call
+            .await_ack
+            .iter()
+            .position(|w| w.from == side && w.cseq == cseq.seq)
+        else {
+            return;
+        };
         let w = call.await_ack.remove(pos);
         if call.state == CallState::Answered && side == Side::A {
             call.state = CallState::Confirmed;
@@ -232,7 +286,8 @@ impl Engine {
         self.stx_calls.remove(&w.stx);
         if let Some(other_cseq) = w.ack_other {
             let body = if !req.body.is_empty() {
-                self.anchor_sdp(key, side, &req.body, now).unwrap_or_default()
+                self.anchor_sdp(key, side, &req.body, now)
+                    .unwrap_or_default()
             } else {
                 Bytes::new()
             };
@@ -242,14 +297,18 @@ impl Engine {
 
     /// The caller never acknowledged veil's 2xx: the call cannot be trusted to exist.
     pub(super) fn on_ack_timeout(&mut self, stx: ServerTxId, now: Instant) {
-        let Some(key) = self.stx_calls.remove(&stx) else { return };
+        let Some(key) = self.stx_calls.remove(&stx) else {
+            return;
+        };
         tracing::warn!("2xx never acknowledged; ending call");
         self.end_call(key, EndReason::Error, None, now);
     }
 
     /// Send BYE on one leg (veil's own transaction; its answer is not waited for).
     pub(super) fn bye_leg(&mut self, key: u64, side: Side, now: Instant) {
-        let Some(call) = self.calls.get_mut(&key) else { return };
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
         if call.leg(side).remote_tag.is_none() {
             return;
         }

@@ -14,7 +14,9 @@ use crate::media::{MediaEvent, StreamId};
 use crate::observe::Metrics;
 use crate::policy::Policy;
 use crate::sip::{Message, Response, SipHeaders};
-use crate::transaction::{ClientTxId, Flow, ServerTxId, TransactionLayer, Transmit, TxConfig, TxEvent};
+use crate::transaction::{
+    ClientTxId, Flow, ServerTxId, TransactionLayer, Transmit, TxConfig, TxEvent,
+};
 
 use super::call::Call;
 use super::ids::IdGen;
@@ -63,7 +65,9 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("calls", &self.calls.len()).finish()
+        f.debug_struct("Engine")
+            .field("calls", &self.calls.len())
+            .finish()
     }
 }
 
@@ -78,7 +82,11 @@ impl Engine {
         wall: SystemTime,
     ) -> Engine {
         let t = &cfg.sip.timers;
-        let tx = TransactionLayer::new(TxConfig { t1: t.t1.0, t2: t.t2.0, t4: t.t4.0 });
+        let tx = TransactionLayer::new(TxConfig {
+            t1: t.t1.0,
+            t2: t.t2.0,
+            t4: t.t4.0,
+        });
         let peers = Peers::new(&cfg, resolved);
         for p in &peers.peers {
             metrics.set_peer_up(&p.name, p.addr.is_some());
@@ -223,10 +231,17 @@ impl Engine {
             while let Some(t) = self.tx.poll_transmit() {
                 self.out.push_back(Output::Transmit(t));
             }
-            let Some(ev) = self.tx.poll_event() else { break };
+            let Some(ev) = self.tx.poll_event() else {
+                break;
+            };
             match ev {
                 TxEvent::Request { id, req, flow } => self.on_request(id, req, flow, now),
-                TxEvent::Cancel { id, invite, req, flow } => self.on_cancel(id, invite, req, flow, now),
+                TxEvent::Cancel {
+                    id,
+                    invite,
+                    req,
+                    flow,
+                } => self.on_cancel(id, invite, req, flow, now),
                 TxEvent::Ack { req, flow } => self.on_ack(req, flow, now),
                 TxEvent::Response { id, resp } => self.on_response(id, resp, now),
                 TxEvent::Timeout { id } => self.on_client_timeout(id, now),
@@ -238,18 +253,24 @@ impl Engine {
     fn on_media(&mut self, ev: MediaEvent, now: Instant) {
         match ev {
             MediaEvent::BindFailed { id } => {
-                let Some(&key) = self.stream_calls.get(&id) else { return };
+                let Some(&key) = self.stream_calls.get(&id) else {
+                    return;
+                };
                 tracing::warn!(stream = id.0, "media port bind failed; ending call");
-                if let Some(call) = self.calls.get(&key) {
-                    if let Some(s) = call.streams.iter().find(|s| s.id == id) {
-                        let (a, b) = (s.a_port, s.b_port);
-                        self.ports.quarantine(a);
-                        self.ports.quarantine(b);
-                    }
+                if let Some(call) = self.calls.get(&key)
+                    && let Some(s) = call.streams.iter().find(|s| s.id == id)
+                {
+                    let (a, b) = (s.a_port, s.b_port);
+                    self.ports.quarantine(a);
+                    self.ports.quarantine(b);
                 }
                 self.end_call(key, super::call::EndReason::Error, Some(500), now);
             }
-            MediaEvent::Closed { id, a_packets, b_packets } => self.on_stream_closed(id, a_packets, b_packets, now),
+            MediaEvent::Closed {
+                id,
+                a_packets,
+                b_packets,
+            } => self.on_stream_closed(id, a_packets, b_packets, now),
         }
     }
 
@@ -267,6 +288,7 @@ impl Engine {
 
     /// Send bytes outside any transaction on a leg (ACK for 2xx).
     pub(super) fn send_raw(&mut self, flow: Flow, data: Bytes) {
-        self.out.push_back(Output::Transmit(Transmit { flow, data }));
+        self.out
+            .push_back(Output::Transmit(Transmit { flow, data }));
     }
 }

@@ -33,7 +33,10 @@ fn default_allowed(name: &HeaderName) -> bool {
 /// Identity headers are only believed from trusted peers (RFC 3325 trust domain).
 fn trusted_only(name: &HeaderName) -> bool {
     use HeaderName::*;
-    matches!(name, PAssertedIdentity | PPreferredIdentity | Privacy | RemotePartyId | Diversion)
+    matches!(
+        name,
+        PAssertedIdentity | PPreferredIdentity | Privacy | RemotePartyId | Diversion
+    )
 }
 
 /// Per-direction header rules: the sender's and the receiver's peer settings combined.
@@ -109,9 +112,16 @@ mod tests {
 
     #[test]
     fn identity_only_from_trusted_and_per_peer_allow_strip() {
-        let f = HeaderFilter { allow: vec!["x-account".into()], strip: vec!["Supported".into()], from_trusted: true };
+        let f = HeaderFilter {
+            allow: vec!["x-account".into()],
+            strip: vec!["Supported".into()],
+            from_trusted: true,
+        };
         let mut out = Headers::new();
         f.copy(&sample(), &mut out);
-        assert_eq!(names(&out), ["X-Account", "P-Asserted-Identity", "Content-Type"]);
+        assert_eq!(
+            names(&out),
+            ["X-Account", "P-Asserted-Identity", "Content-Type"]
+        );
     }
 }

@@ -20,13 +20,17 @@ impl std::fmt::Debug for IdGen {
 
 impl Default for IdGen {
     fn default() -> Self {
-        IdGen { rng: SmallRng::from_os_rng() }
+        IdGen {
+            rng: SmallRng::from_os_rng(),
+        }
     }
 }
 
 impl IdGen {
     pub fn seeded(seed: u64) -> Self {
-        IdGen { rng: SmallRng::seed_from_u64(seed) }
+        IdGen {
+            rng: SmallRng::seed_from_u64(seed),
+        }
     }
 
     fn hex(&mut self, bytes: usize) -> String {

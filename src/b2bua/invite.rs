@@ -45,22 +45,37 @@ impl Engine {
             Method::Options => {
                 let mut r = response(&req, 200);
                 tag_response(&mut r, &mut self.ids);
-                r.headers.push(HeaderName::Allow, "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, PRACK");
+                r.headers.push(
+                    HeaderName::Allow,
+                    "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, PRACK",
+                );
                 r.headers.push(HeaderName::Accept, "application/sdp");
                 r.headers.push(HeaderName::Supported, "100rel, timer");
                 self.reply(stx, r, now);
             }
-            Method::Bye | Method::Prack | Method::Update | Method::Info => self.reply(stx, response(&req, 481), now),
+            Method::Bye | Method::Prack | Method::Update | Method::Info => {
+                self.reply(stx, response(&req, 481), now)
+            }
             ref m if !known_method(m) => self.reply(stx, response(&req, 501), now),
             _ => {
                 let mut r = response(&req, 405);
-                r.headers.push(HeaderName::Allow, "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, PRACK");
+                r.headers.push(
+                    HeaderName::Allow,
+                    "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, PRACK",
+                );
                 self.reply(stx, r, now);
             }
         }
     }
 
-    fn new_call(&mut self, stx: ServerTxId, req: Request, flow: Flow, source: Option<usize>, now: Instant) {
+    fn new_call(
+        &mut self,
+        stx: ServerTxId,
+        req: Request,
+        flow: Flow,
+        source: Option<usize>,
+        now: Instant,
+    ) {
         let Some(src) = source else { return };
         if self.draining {
             let mut r = response(&req, 503);
@@ -68,12 +83,17 @@ impl Engine {
             self.reply(stx, r, now);
             return;
         }
-        let (Ok(from), Ok(to), Ok(call_id), Ok(cseq)) = (req.from_hdr(), req.to_hdr(), req.call_id(), req.cseq()) else {
+        let (Ok(from), Ok(to), Ok(call_id), Ok(cseq)) =
+            (req.from_hdr(), req.to_hdr(), req.call_id(), req.cseq())
+        else {
             self.reply(stx, response(&req, 400), now);
             return;
         };
         let from_tag = from.tag().unwrap_or_default().to_string();
-        if self.a_index.contains_key(&(call_id.to_string(), from_tag.clone())) {
+        if self
+            .a_index
+            .contains_key(&(call_id.to_string(), from_tag.clone()))
+        {
             // Same dialog identifiers, new transaction, while the call lives: a merged or
             // looped request (RFC 3261 §8.2.2.2).
             self.reply(stx, response(&req, 482), now);
@@ -97,7 +117,10 @@ impl Engine {
             Decision::Route(r) => r,
             Decision::Reject { rule, code, reason } => {
                 tracing::info!(rule, code, call_id, "call rejected by policy");
-                self.metrics.calls_total.with_label_values(&["rejected"]).inc();
+                self.metrics
+                    .calls_total
+                    .with_label_values(&["rejected"])
+                    .inc();
                 let mut r = response(&req, code);
                 if !reason.is_empty() {
                     r.reason = reason;
@@ -108,7 +131,10 @@ impl Engine {
             }
             Decision::NoMatch => {
                 tracing::info!(call_id, "no policy rule matched; rejected");
-                self.metrics.calls_total.with_label_values(&["rejected"]).inc();
+                self.metrics
+                    .calls_total
+                    .with_label_values(&["rejected"])
+                    .inc();
                 let mut r = response(&req, 403);
                 tag_response(&mut r, &mut self.ids);
                 self.reply(stx, r, now);
@@ -132,14 +158,26 @@ impl Engine {
             local_tag,
             remote_tag: Some(from_tag.clone()),
             local_hdr: to_hdr.to_string(),
-            remote_hdr: req.headers.get(&HeaderName::From).unwrap_or_default().to_string(),
+            remote_hdr: req
+                .headers
+                .get(&HeaderName::From)
+                .unwrap_or_default()
+                .to_string(),
             local_cseq: self.ids.cseq(),
             remote_cseq: Some(cseq.seq),
             invite_cseq: cseq.seq,
             remote_target,
-            route_set: req.headers.values(&HeaderName::RecordRoute).iter().map(|s| s.to_string()).collect(),
+            route_set: req
+                .headers
+                .values(&HeaderName::RecordRoute)
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             flow,
-            origin: Origin { session_id: self.ids.u64() >> 2, version: 1 },
+            origin: Origin {
+                session_id: self.ids.u64() >> 2,
+                version: 1,
+            },
             last_sdp: None,
             last_ack: None,
             last_invite_ctx: None,
@@ -187,12 +225,16 @@ impl Engine {
 
         // The caller's SDP is anchored once; every attempt offers the same B-side ports.
         let body = self.calls[&key].a_invite.body.clone();
-        if !body.is_empty() {
-            if let Err(e) = self.anchor_sdp(key, Side::A, &body, now) {
-                let code = if e == super::anchor::AnchorError::NoPorts { 503 } else { 488 };
-                self.fail_call(key, code, None, now);
-                return;
-            }
+        if !body.is_empty()
+            && let Err(e) = self.anchor_sdp(key, Side::A, &body, now)
+        {
+            let code = if e == super::anchor::AnchorError::NoPorts {
+                503
+            } else {
+                488
+            };
+            self.fail_call(key, code, None, now);
+            return;
         }
         self.next_attempt(key, None, now);
     }
@@ -200,10 +242,18 @@ impl Engine {
     /// Originate leg B towards the next available target of the route, or give the caller
     /// the final answer `last` (408 when nothing was tried or everything timed out).
     fn next_attempt(&mut self, key: u64, last: Option<Response>, now: Instant) {
-        let Some(call) = self.calls.get(&key) else { return };
-        let mut idx = if call.attempt == 0 { 0 } else { call.target + 1 };
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
+        let mut idx = if call.attempt == 0 {
+            0
+        } else {
+            call.target + 1
+        };
         let target = loop {
-            let Some(name) = call.route.targets.get(idx) else { break None };
+            let Some(name) = call.route.targets.get(idx) else {
+                break None;
+            };
             match self.peers.by_name(name) {
                 Some(p) if self.peers.peers[p].available(now) => break Some(p),
                 _ => idx += 1,
@@ -216,16 +266,23 @@ impl Engine {
             }
             return;
         };
-        let Some(flow) = self.peers.peers[peer].flow() else { return };
+        let Some(flow) = self.peers.peers[peer].flow() else {
+            return;
+        };
         let listener = self.peers.listeners[self.peers.peers[peer].listener].clone();
         let call_id = self.ids.call_id();
         let local_tag = self.ids.tag();
         let cseq = self.ids.cseq();
         let branch = self.ids.branch();
-        let origin = Origin { session_id: self.ids.u64() >> 2, version: 1 };
+        let origin = Origin {
+            session_id: self.ids.u64() >> 2,
+            version: 1,
+        };
         let src = self.calls[&key].a.peer;
         let filter = self.peers.filter(src, peer);
-        let Some(call) = self.calls.get_mut(&key) else { return };
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
         if let Some(old) = call.b_invite_ctx.take() {
             self.ctx_calls.remove(&old);
         }
@@ -237,7 +294,8 @@ impl Engine {
         let p = &self.peers.peers[peer];
         let a_from = call.a_invite.from_hdr().ok();
         let a_to = call.a_invite.to_hdr().ok();
-        let mut from = crate::sip::NameAddr::new(Uri::Sip(user_uri(&call.route.from_user, &listener)));
+        let mut from =
+            crate::sip::NameAddr::new(Uri::Sip(user_uri(&call.route.from_user, &listener)));
         from.display = a_from.and_then(|f| f.display);
         from.set_tag(&local_tag);
         let ruri = p.uri_for(&call.route.to_user);
@@ -288,12 +346,13 @@ impl Engine {
         if has_offer {
             let a_body = call.a_invite.body.clone();
             for s in &call.streams {
-                self.out.push_back(Output::Media(crate::media::MediaCommand::SetRemote {
-                    id: s.id,
-                    side: Side::B,
-                    rtp: None,
-                    rtcp: None,
-                }));
+                self.out
+                    .push_back(Output::Media(crate::media::MediaCommand::SetRemote {
+                        id: s.id,
+                        side: Side::B,
+                        rtp: None,
+                        rtcp: None,
+                    }));
             }
             match self.anchor_sdp(key, Side::A, &a_body, now) {
                 Ok(b) => body = b,
@@ -303,7 +362,12 @@ impl Engine {
                 }
             }
         }
-        let req = Request { method: Method::Invite, uri: Uri::Sip(ruri), headers: h, body };
+        let req = Request {
+            method: Method::Invite,
+            uri: Uri::Sip(ruri),
+            headers: h,
+            body,
+        };
         let ctx = self.tx.send_request(req, flow, now);
         self.ctx_calls.insert(ctx, key);
         self.b_index.insert(call_id.clone(), key);
@@ -317,12 +381,18 @@ impl Engine {
             dest_peer: self.peers.peers[peer].name.clone(),
         }));
         tracing::info!(call = %vref, b_call_id = %call_id, target = %self.peers.peers[peer].name, attempt, "leg B originated");
-        self.set_timer(now + self.cfg.sip.timers.invite_timeout.0, key, Timer::Ring { attempt });
+        self.set_timer(
+            now + self.cfg.sip.timers.invite_timeout.0,
+            key,
+            Timer::Ring { attempt },
+        );
     }
 
     /// A response to leg B's INVITE.
     pub(super) fn on_b_invite_response(&mut self, key: u64, resp: Response, now: Instant) {
-        let Some(call) = self.calls.get_mut(&key) else { return };
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
         let code = resp.code;
         if code == 100 {
             return;
@@ -355,11 +425,14 @@ impl Engine {
             return;
         }
         let peer = call.b.peer;
-        if code == 503 {
-            if let Some(d) = resp.headers.get(&HeaderName::RetryAfter).and_then(retry_after) {
-                self.peers.rest(peer, now + d);
-                tracing::info!(peer = %self.peers.peers[peer].name, secs = d.as_secs(), "target resting after 503");
-            }
+        if code == 503
+            && let Some(d) = resp
+                .headers
+                .get(&HeaderName::RetryAfter)
+                .and_then(retry_after)
+        {
+            self.peers.rest(peer, now + d);
+            tracing::info!(peer = %self.peers.peers[peer].name, secs = d.as_secs(), "target resting after 503");
         }
         if code == 408 || (500..600).contains(&code) {
             self.next_attempt(key, Some(resp), now);
@@ -369,16 +442,18 @@ impl Engine {
     }
 
     fn on_b_answer(&mut self, key: u64, resp: Response, now: Instant) {
-        let Some(call) = self.calls.get_mut(&key) else { return };
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
         let cseq = call.b.invite_cseq;
         if call.state >= CallState::Answered || call.cancelled {
             // A retransmitted 2xx is ACKed again; a 2xx after CANCEL is ACKed and hung up.
-            if let Some((seq, ack)) = call.b.last_ack.clone() {
-                if seq == cseq {
-                    let flow = call.b.flow;
-                    self.send_raw(flow, ack);
-                    return;
-                }
+            if let Some((seq, ack)) = call.b.last_ack.clone()
+                && seq == cseq
+            {
+                let flow = call.b.flow;
+                self.send_raw(flow, ack);
+                return;
             }
             if call.cancelled {
                 self.ack_leg(key, Side::B, cseq, Bytes::new());
@@ -394,9 +469,15 @@ impl Engine {
         let a_stx = call.a_invite_stx;
         let a_cseq = call.a.invite_cseq;
         let max = self.cfg.calls.max_duration.0;
-        self.metrics.calls_total.with_label_values(&["answered"]).inc();
+        self.metrics
+            .calls_total
+            .with_label_values(&["answered"])
+            .inc();
         let wall = self.wall(now);
-        self.out.push_back(Output::Cdr(CdrEvent::Answer { id: vref.clone(), answered_at: wall }));
+        self.out.push_back(Output::Cdr(CdrEvent::Answer {
+            id: vref.clone(),
+            answered_at: wall,
+        }));
         tracing::info!(call = %vref, "answered");
         self.set_timer(now + max, key, Timer::MaxDuration);
         let offer_in_answer = late_offer && !resp.body.is_empty();
@@ -416,7 +497,9 @@ impl Engine {
 
     /// Give leg A the response of leg B's INVITE (provisional or 2xx), rewritten.
     fn relay_b_invite_response(&mut self, key: u64, resp: Response, now: Instant) {
-        let Some(call) = self.calls.get(&key) else { return };
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
         let stx = call.a_invite_stx;
         let mut r = self.cross_response(key, Side::B, &call.a_invite.clone(), &resp, now);
         if let Some(call) = self.calls.get(&key) {
@@ -427,19 +510,33 @@ impl Engine {
 
     /// Build the response for leg `to` of a response received on the other leg: leg `to`'s
     /// request gives Via/From/To/Call-ID/CSeq, the allow-list gives the rest, SDP anchored.
-    pub(super) fn cross_response(&mut self, key: u64, from: Side, req: &Request, resp: &Response, now: Instant) -> Response {
+    pub(super) fn cross_response(
+        &mut self,
+        key: u64,
+        from: Side,
+        req: &Request,
+        resp: &Response,
+        now: Instant,
+    ) -> Response {
         let code = resp.code;
         let reason = match reason_phrase(code) {
             "Unknown" => resp.reason.clone(),
             r => r.to_string(),
         };
         let mut r = Response::for_request(req, code, &reason);
-        let Some(call) = self.calls.get(&key) else { return r };
+        let Some(call) = self.calls.get(&key) else {
+            return r;
+        };
         let (fp, tp) = (call.leg(from).peer, call.leg(from.other()).peer);
         let to_side = from.other();
         let listener = self.peers.listeners[call.leg(to_side).flow.listener].clone();
         let filter = self.peers.filter(fp, tp);
-        if (101..300).contains(&code) && matches!(req.method, Method::Invite | Method::Update | Method::Subscribe) {
+        if (101..300).contains(&code)
+            && matches!(
+                req.method,
+                Method::Invite | Method::Update | Method::Subscribe
+            )
+        {
             r.headers.push(HeaderName::Contact, contact(&listener));
         }
         let mut extra = Headers::new();
@@ -461,7 +558,14 @@ impl Engine {
     }
 
     /// The caller cancelled (CANCEL on the INVITE, or BYE in the early dialog).
-    pub(super) fn on_cancel(&mut self, id: ServerTxId, invite: Option<ServerTxId>, req: Request, _flow: Flow, now: Instant) {
+    pub(super) fn on_cancel(
+        &mut self,
+        id: ServerTxId,
+        invite: Option<ServerTxId>,
+        req: Request,
+        _flow: Flow,
+        now: Instant,
+    ) {
         let key = invite.and_then(|i| self.stx_calls.get(&i).copied());
         let Some(key) = key else {
             self.reply(id, response(&req, 481), now);
@@ -476,7 +580,9 @@ impl Engine {
     }
 
     pub(super) fn cancel_call(&mut self, key: u64, now: Instant) {
-        let Some(call) = self.calls.get_mut(&key) else { return };
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
         if call.state >= CallState::Answered || call.cancelled {
             return;
         }
@@ -492,11 +598,21 @@ impl Engine {
     }
 
     pub(super) fn cancel_b(&mut self, key: u64, now: Instant) {
-        let Some(call) = self.calls.get(&key) else { return };
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
         let Some(ctx) = call.b_invite_ctx else { return };
-        let Some(invite) = self.tx.client_request(ctx).cloned() else { return };
+        let Some(invite) = self.tx.client_request(ctx).cloned() else {
+            return;
+        };
         let mut h = Headers::new();
-        for name in [HeaderName::Via, HeaderName::Route, HeaderName::From, HeaderName::To, HeaderName::CallId] {
+        for name in [
+            HeaderName::Via,
+            HeaderName::Route,
+            HeaderName::From,
+            HeaderName::To,
+            HeaderName::CallId,
+        ] {
             if name == HeaderName::Via {
                 if let Some(v) = invite.headers.values(&HeaderName::Via).first() {
                     h.push(HeaderName::Via, *v);
@@ -510,13 +626,20 @@ impl Engine {
         h.push(HeaderName::MaxForwards, "70");
         let seq = invite.cseq().map(|c| c.seq).unwrap_or(call.b.invite_cseq);
         h.push(HeaderName::CSeq, format!("{seq} CANCEL"));
-        let cancel = Request { method: Method::Cancel, uri: invite.uri.clone(), headers: h, body: Bytes::new() };
+        let cancel = Request {
+            method: Method::Cancel,
+            uri: invite.uri.clone(),
+            headers: h,
+            body: Bytes::new(),
+        };
         let flow = call.b.flow;
         self.tx.send_request(cancel, flow, now);
     }
 
     pub(super) fn on_ring_timeout(&mut self, key: u64, attempt: u32, now: Instant) {
-        let Some(call) = self.calls.get(&key) else { return };
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
         if call.attempt != attempt || call.state >= CallState::Answered || call.cancelled {
             return;
         }
@@ -525,18 +648,22 @@ impl Engine {
         if early {
             self.cancel_b(key, now);
         }
-        if let Some(call) = self.calls.get_mut(&key) {
-            if !early {
-                call.cancel_pending = true;
-            }
+        if let Some(call) = self.calls.get_mut(&key)
+            && !early
+        {
+            call.cancel_pending = true;
         }
         self.next_attempt(key, None, now);
     }
 
     /// Client transaction timeout (timer B/F).
     pub(super) fn on_client_timeout(&mut self, ctx: ClientTxId, now: Instant) {
-        let Some(key) = self.ctx_calls.remove(&ctx) else { return };
-        let Some(call) = self.calls.get(&key) else { return };
+        let Some(key) = self.ctx_calls.remove(&ctx) else {
+            return;
+        };
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
         if call.b_invite_ctx == Some(ctx) {
             if call.state < CallState::Answered && !call.cancelled {
                 tracing::info!(call = %call.vref, "leg B timed out");
@@ -548,7 +675,9 @@ impl Engine {
     }
 
     pub(super) fn on_response(&mut self, ctx: ClientTxId, resp: Response, now: Instant) {
-        let Some(&key) = self.ctx_calls.get(&ctx) else { return };
+        let Some(&key) = self.ctx_calls.get(&ctx) else {
+            return;
+        };
         let Some(call) = self.calls.get(&key) else {
             self.ctx_calls.remove(&ctx);
             return;
@@ -565,7 +694,9 @@ impl Engine {
 
     /// Send an ACK for a 2xx on leg `side` (CSeq of its INVITE), remembered for re-sending.
     pub(super) fn ack_leg(&mut self, key: u64, side: Side, cseq: u32, body: Bytes) {
-        let Some(call) = self.calls.get_mut(&key) else { return };
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
         let listener = self.peers.listeners[call.leg(side).flow.listener].clone();
         let leg = call.leg_mut(side);
         let mut ack = leg.request(Method::Ack, Some(cseq), &listener, &mut self.ids);
@@ -582,20 +713,25 @@ impl Engine {
 
 /// Learn the far end of leg B from a dialog-creating response: tag, Contact, route set.
 fn learn_remote(leg: &mut Leg, resp: &Response) {
-    if let Ok(to) = resp.to_hdr() {
-        if let Some(tag) = to.tag() {
-            if leg.remote_tag.as_deref() != Some(tag) {
-                leg.remote_tag = Some(tag.to_string());
-                if let Some(v) = resp.headers.get(&HeaderName::To) {
-                    leg.remote_hdr = v.to_string();
-                }
-            }
+    if let Ok(to) = resp.to_hdr()
+        && let Some(tag) = to.tag()
+        && leg.remote_tag.as_deref() != Some(tag)
+    {
+        leg.remote_tag = Some(tag.to_string());
+        if let Some(v) = resp.headers.get(&HeaderName::To) {
+            leg.remote_hdr = v.to_string();
         }
     }
     if let Some(Ok(c)) = resp.contact() {
         leg.remote_target = c.uri.to_string();
     }
-    let rr: Vec<String> = resp.headers.values(&HeaderName::RecordRoute).iter().rev().map(|s| s.to_string()).collect();
+    let rr: Vec<String> = resp
+        .headers
+        .values(&HeaderName::RecordRoute)
+        .iter()
+        .rev()
+        .map(|s| s.to_string())
+        .collect();
     if !rr.is_empty() {
         leg.route_set = rr;
     }
@@ -608,11 +744,11 @@ pub(super) fn set_local_to(r: &mut Response, local_hdr: &str) {
 
 /// A To tag for a response veil gives outside any dialog.
 fn tag_response(r: &mut Response, ids: &mut super::ids::IdGen) {
-    if let Some(to) = r.headers.get(&HeaderName::To) {
-        if !to.contains("tag=") {
-            let v = format!("{to};tag={}", ids.tag());
-            r.headers.set(HeaderName::To, v);
-        }
+    if let Some(to) = r.headers.get(&HeaderName::To)
+        && !to.contains("tag=")
+    {
+        let v = format!("{to};tag={}", ids.tag());
+        r.headers.set(HeaderName::To, v);
     }
 }
 

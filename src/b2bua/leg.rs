@@ -57,13 +57,24 @@ pub fn contact(listener: &Listener) -> String {
 }
 
 pub fn via(listener: &Listener, branch: &str) -> String {
-    format!("SIP/2.0/{} {};branch={};rport", listener.transport.via_token(), listener.sent_by(), branch)
+    format!(
+        "SIP/2.0/{} {};branch={};rport",
+        listener.transport.via_token(),
+        listener.sent_by(),
+        branch
+    )
 }
 
 impl Leg {
     /// A request inside this leg's dialog (RFC 3261 §12.2.1.1). ACK reuses the INVITE's
     /// CSeq (`cseq`); every other method takes the next local CSeq.
-    pub fn request(&mut self, method: Method, cseq: Option<u32>, listener: &Listener, ids: &mut IdGen) -> Request {
+    pub fn request(
+        &mut self,
+        method: Method,
+        cseq: Option<u32>,
+        listener: &Listener,
+        ids: &mut IdGen,
+    ) -> Request {
         let seq = match cseq {
             Some(s) => s,
             None => {
@@ -71,7 +82,8 @@ impl Leg {
                 self.local_cseq
             }
         };
-        let uri = parse_uri(&self.remote_target).unwrap_or_else(|_| Uri::Other(self.remote_target.clone()));
+        let uri = parse_uri(&self.remote_target)
+            .unwrap_or_else(|_| Uri::Other(self.remote_target.clone()));
         let mut h = Headers::new();
         h.push(HeaderName::Via, via(listener, &ids.branch()));
         h.push(HeaderName::MaxForwards, "70");
@@ -82,9 +94,17 @@ impl Leg {
         h.push(HeaderName::To, self.remote_hdr.clone());
         h.push(HeaderName::CallId, self.call_id.clone());
         h.push(HeaderName::CSeq, format!("{seq} {method}"));
-        if matches!(method, Method::Invite | Method::Update | Method::Subscribe | Method::Refer | Method::Notify) {
+        if matches!(
+            method,
+            Method::Invite | Method::Update | Method::Subscribe | Method::Refer | Method::Notify
+        ) {
             h.push(HeaderName::Contact, contact(listener));
         }
-        Request { method, uri, headers: h, body: Bytes::new() }
+        Request {
+            method,
+            uri,
+            headers: h,
+            body: Bytes::new(),
+        }
     }
 }

@@ -31,7 +31,10 @@ use crate::transaction::{Flow, Transmit};
 #[derive(Debug)]
 pub enum Input<'a> {
     /// One SIP message (a datagram, or a frame from a stream).
-    Sip { data: &'a [u8], flow: Flow },
+    Sip {
+        data: &'a [u8],
+        flow: Flow,
+    },
     Media(MediaEvent),
 }
 

@@ -25,7 +25,12 @@ pub struct Peer {
 
 impl Peer {
     pub fn flow(&self) -> Option<Flow> {
-        Some(Flow { listener: self.listener, transport: self.transport, remote: self.addr?, conn: None })
+        Some(Flow {
+            listener: self.listener,
+            transport: self.transport,
+            remote: self.addr?,
+            conn: None,
+        })
     }
 
     /// Request-URI towards this peer: the user at the peer's configured host.
@@ -102,10 +107,17 @@ impl Peers {
             .iter()
             .map(|l| {
                 let (host, port) = match &l.advertise {
-                    Some(a) => (parse_advertise(a, l.address.port()), advertise_port(a, l.address.port())),
+                    Some(a) => (
+                        parse_advertise(a, l.address.port()),
+                        advertise_port(a, l.address.port()),
+                    ),
                     None => (Host::from(l.address.ip()), l.address.port()),
                 };
-                Listener { transport: l.transport, host, port }
+                Listener {
+                    transport: l.transport,
+                    host,
+                    port,
+                }
             })
             .collect();
         let peers = cfg
@@ -117,7 +129,12 @@ impl Peers {
                     .listen
                     .as_ref()
                     .and_then(|n| cfg.sip.listen.iter().position(|l| &l.name == n))
-                    .or_else(|| cfg.sip.listen.iter().position(|l| l.transport == p.transport))
+                    .or_else(|| {
+                        cfg.sip
+                            .listen
+                            .iter()
+                            .position(|l| l.transport == p.transport)
+                    })
                     .unwrap_or(0);
                 Peer {
                     name: p.name.clone(),
@@ -151,8 +168,20 @@ impl Peers {
     pub fn filter(&self, from: usize, to: usize) -> HeaderFilter {
         let (f, t) = (&self.peers[from].cfg, &self.peers[to].cfg);
         HeaderFilter {
-            allow: f.headers.allow.iter().chain(t.headers.allow.iter()).cloned().collect(),
-            strip: f.headers.strip.iter().chain(t.headers.strip.iter()).cloned().collect(),
+            allow: f
+                .headers
+                .allow
+                .iter()
+                .chain(t.headers.allow.iter())
+                .cloned()
+                .collect(),
+            strip: f
+                .headers
+                .strip
+                .iter()
+                .chain(t.headers.strip.iter())
+                .cloned()
+                .collect(),
             from_trusted: f.trusted,
         }
     }
@@ -165,13 +194,19 @@ impl Peers {
 
     /// Is `host:port` one of veil's own advertised addresses (loop detection)?
     pub fn is_own(&self, host: &Host, port: Option<u16>) -> bool {
-        self.listeners.iter().any(|l| &l.host == host && port.unwrap_or(5060) == l.port)
+        self.listeners
+            .iter()
+            .any(|l| &l.host == host && port.unwrap_or(5060) == l.port)
     }
 }
 
 /// Parse a Retry-After value (`120`, `120;duration=60`, `120 (comment)`).
 pub fn retry_after(v: &str) -> Option<Duration> {
-    let digits: String = v.trim().chars().take_while(|c| c.is_ascii_digit()).collect();
+    let digits: String = v
+        .trim()
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
     digits.parse::<u64>().ok().map(Duration::from_secs)
 }
 
@@ -181,12 +216,21 @@ mod tests {
 
     #[test]
     fn advertise_forms() {
-        assert_eq!(parse_advertise("203.0.113.10:5080", 5060), Host::V4("203.0.113.10".parse().unwrap()));
+        assert_eq!(
+            parse_advertise("203.0.113.10:5080", 5060),
+            Host::V4("203.0.113.10".parse().unwrap())
+        );
         assert_eq!(advertise_port("203.0.113.10:5080", 5060), 5080);
         assert_eq!(advertise_port("203.0.113.10", 5060), 5060);
-        assert_eq!(parse_advertise("[2001:db8::1]:5070", 5060), Host::V6("2001:db8::1".parse().unwrap()));
+        assert_eq!(
+            parse_advertise("[2001:db8::1]:5070", 5060),
+            Host::V6("2001:db8::1".parse().unwrap())
+        );
         assert_eq!(advertise_port("[2001:db8::1]:5070", 5060), 5070);
-        assert_eq!(parse_advertise("sbc.example.com", 5060), Host::Name("sbc.example.com".into()));
+        assert_eq!(
+            parse_advertise("sbc.example.com", 5060),
+            Host::Name("sbc.example.com".into())
+        );
     }
 
     #[test]

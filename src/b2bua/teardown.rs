@@ -33,12 +33,25 @@ impl Engine {
     /// Give the caller a final failure (`resp` from leg B, rewritten, or a plain `code`) and
     /// forget the unanswered call.
     pub(super) fn fail_call(&mut self, key: u64, code: u16, resp: Option<Response>, now: Instant) {
-        let reason = if self.calls.get(&key).is_some_and(|c| c.cancelled) { EndReason::Cancelled } else { EndReason::Failed };
+        let reason = if self.calls.get(&key).is_some_and(|c| c.cancelled) {
+            EndReason::Cancelled
+        } else {
+            EndReason::Failed
+        };
         self.fail_call_for(key, code, resp, reason, now);
     }
 
-    fn fail_call_for(&mut self, key: u64, code: u16, resp: Option<Response>, reason: EndReason, now: Instant) {
-        let Some(call) = self.calls.get(&key) else { return };
+    fn fail_call_for(
+        &mut self,
+        key: u64,
+        code: u16,
+        resp: Option<Response>,
+        reason: EndReason,
+        now: Instant,
+    ) {
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
         if call.state >= CallState::Answered {
             return;
         }
@@ -59,10 +72,22 @@ impl Engine {
 
     /// End a call for `reason`. Answered calls get BYE on the legs that did not end it;
     /// unanswered ones get a final response (`code`, default 503/500) and leg B a CANCEL.
-    pub(super) fn end_call(&mut self, key: u64, reason: EndReason, code: Option<u16>, now: Instant) {
-        let Some(call) = self.calls.get(&key) else { return };
+    pub(super) fn end_call(
+        &mut self,
+        key: u64,
+        reason: EndReason,
+        code: Option<u16>,
+        now: Instant,
+    ) {
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
         if call.answered.is_none() {
-            let code = code.unwrap_or(if reason == EndReason::Shutdown { 503 } else { 500 });
+            let code = code.unwrap_or(if reason == EndReason::Shutdown {
+                503
+            } else {
+                500
+            });
             if call.state == CallState::Early {
                 self.cancel_b(key, now);
             } else if let Some(call) = self.calls.get_mut(&key) {
@@ -84,17 +109,29 @@ impl Engine {
 
     /// Remove every trace of the call; close its streams; complete its CDR.
     fn forget(&mut self, key: u64, reason: EndReason, final_code: u16, now: Instant) {
-        let Some(call) = self.calls.remove(&key) else { return };
+        let Some(call) = self.calls.remove(&key) else {
+            return;
+        };
         self.metrics.calls_active.dec();
         if call.answered.is_some() {
-            self.metrics.calls_ended.with_label_values(&[reason.as_str()]).inc();
+            self.metrics
+                .calls_ended
+                .with_label_values(&[reason.as_str()])
+                .inc();
         } else {
-            let outcome = if reason == EndReason::Cancelled { "cancelled" } else { "failed" };
+            let outcome = if reason == EndReason::Cancelled {
+                "cancelled"
+            } else {
+                "failed"
+            };
             self.metrics.calls_total.with_label_values(&[outcome]).inc();
         }
         tracing::info!(call = %call.vref, a_call_id = %call.a.call_id, b_call_id = %call.b.call_id,
             reason = reason.as_str(), final_code, "call ended");
-        self.a_index.remove(&(call.a.call_id.clone(), call.a.remote_tag.clone().unwrap_or_default()));
+        self.a_index.remove(&(
+            call.a.call_id.clone(),
+            call.a.remote_tag.clone().unwrap_or_default(),
+        ));
         if self.b_index.get(&call.b.call_id) == Some(&key) {
             self.b_index.remove(&call.b.call_id);
         }
@@ -110,7 +147,8 @@ impl Engine {
             reason: reason.as_str(),
         };
         for s in &call.streams {
-            self.out.push_back(Output::Media(MediaCommand::Close { id: s.id }));
+            self.out
+                .push_back(Output::Media(MediaCommand::Close { id: s.id }));
             self.metrics.media_streams_active.dec();
             self.ports.release(s.a_port);
             self.ports.release(s.b_port);
@@ -124,9 +162,19 @@ impl Engine {
         }
     }
 
-    pub(super) fn on_stream_closed(&mut self, id: StreamId, a_packets: u64, b_packets: u64, now: Instant) {
-        let Some(key) = self.stream_calls.remove(&id) else { return };
-        let Some(c) = self.closing.get_mut(&key) else { return };
+    pub(super) fn on_stream_closed(
+        &mut self,
+        id: StreamId,
+        a_packets: u64,
+        b_packets: u64,
+        now: Instant,
+    ) {
+        let Some(key) = self.stream_calls.remove(&id) else {
+            return;
+        };
+        let Some(c) = self.closing.get_mut(&key) else {
+            return;
+        };
         c.a_packets += a_packets;
         c.b_packets += b_packets;
         c.remaining.retain(|s| *s != id);
@@ -137,7 +185,9 @@ impl Engine {
 
     /// Complete the CDR (all counters in, or waited long enough).
     pub(super) fn finish_closing(&mut self, key: u64, _now: Instant) {
-        let Some(c) = self.closing.remove(&key) else { return };
+        let Some(c) = self.closing.remove(&key) else {
+            return;
+        };
         for id in &c.remaining {
             self.stream_calls.remove(id);
         }

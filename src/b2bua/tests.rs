@@ -67,11 +67,28 @@ impl Harness {
             Ok(l) => l,
             Err(e) => panic!("config: {e:?}"),
         };
-        let resolved: Vec<Option<SocketAddr>> = [PBX, CARRIER, BACKUP].iter().map(|a| Some(a.parse().unwrap())).collect();
+        let resolved: Vec<Option<SocketAddr>> = [PBX, CARRIER, BACKUP]
+            .iter()
+            .map(|a| Some(a.parse().unwrap()))
+            .collect();
         let metrics = Metrics::new("test").unwrap();
         let now = Instant::now();
-        let engine = Engine::new(Arc::new(loaded.config), Arc::new(loaded.policy), &resolved, metrics, now, SystemTime::now());
-        Harness { engine, now, sent: Vec::new(), media: Vec::new(), cdr: Vec::new(), _dir: dir }
+        let engine = Engine::new(
+            Arc::new(loaded.config),
+            Arc::new(loaded.policy),
+            &resolved,
+            metrics,
+            now,
+            SystemTime::now(),
+        );
+        Harness {
+            engine,
+            now,
+            sent: Vec::new(),
+            media: Vec::new(),
+            cdr: Vec::new(),
+            _dir: dir,
+        }
     }
 
     fn collect(&mut self) {
@@ -79,7 +96,8 @@ impl Harness {
             match o {
                 Output::Transmit(t) => {
                     let text = String::from_utf8_lossy(&t.data).to_string();
-                    let msg = Message::parse(&t.data).unwrap_or_else(|e| panic!("veil sent unparsable {e}: {text}"));
+                    let msg = Message::parse(&t.data)
+                        .unwrap_or_else(|e| panic!("veil sent unparsable {e}: {text}"));
                     self.sent.push((t.flow.remote, msg, text));
                 }
                 Output::Media(m) => self.media.push(m),
@@ -89,8 +107,19 @@ impl Harness {
     }
 
     fn inject(&mut self, from: &str, text: &str) {
-        let flow = Flow { listener: 0, transport: Transport::Udp, remote: from.parse().unwrap(), conn: None };
-        self.engine.handle_input(Input::Sip { data: text.as_bytes(), flow }, self.now);
+        let flow = Flow {
+            listener: 0,
+            transport: Transport::Udp,
+            remote: from.parse().unwrap(),
+            conn: None,
+        };
+        self.engine.handle_input(
+            Input::Sip {
+                data: text.as_bytes(),
+                flow,
+            },
+            self.now,
+        );
         self.collect();
     }
 
@@ -122,7 +151,14 @@ impl Harness {
                 Message::Request(r) if r.method.as_str() == method => Some(r.clone()),
                 _ => None,
             })
-            .unwrap_or_else(|| panic!("no {method} sent to {to}; got {:?}", got.iter().map(|g| g.1.lines().next().unwrap_or("").to_string()).collect::<Vec<_>>()))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no {method} sent to {to}; got {:?}",
+                    got.iter()
+                        .map(|g| g.1.lines().next().unwrap_or("").to_string())
+                        .collect::<Vec<_>>()
+                )
+            })
     }
 
     fn take_response(&mut self, to: &str, code: u16) -> Response {
@@ -132,7 +168,14 @@ impl Harness {
                 Message::Response(r) if r.code == code => Some(r.clone()),
                 _ => None,
             })
-            .unwrap_or_else(|| panic!("no {code} sent to {to}; got {:?}", got.iter().map(|g| g.1.lines().next().unwrap_or("").to_string()).collect::<Vec<_>>()))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no {code} sent to {to}; got {:?}",
+                    got.iter()
+                        .map(|g| g.1.lines().next().unwrap_or("").to_string())
+                        .collect::<Vec<_>>()
+                )
+            })
     }
 }
 
@@ -158,11 +201,18 @@ fn answer(req: &Request, code: u16, sdp: bool) -> String {
     } else {
         out.push_str(&format!("To: {to};tag=carriertag\r\n"));
     }
-    out.push_str(&format!("Call-ID: {}\r\nCSeq: {}\r\n", req.call_id().unwrap(), req.headers.get(&HeaderName::CSeq).unwrap()));
+    out.push_str(&format!(
+        "Call-ID: {}\r\nCSeq: {}\r\n",
+        req.call_id().unwrap(),
+        req.headers.get(&HeaderName::CSeq).unwrap()
+    ));
     out.push_str("Contact: <sip:bob@127.0.0.3:5060>\r\nRecord-Route: <sip:127.0.0.3;lr>\r\nServer: Carrier-Switch 9\r\n");
     if sdp {
         let body = offer_sdp("127.0.0.3", 7000, "carriersecret");
-        out.push_str(&format!("Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}", body.len()));
+        out.push_str(&format!(
+            "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ));
     } else {
         out.push_str("Content-Length: 0\r\n\r\n");
     }
@@ -170,19 +220,45 @@ fn answer(req: &Request, code: u16, sdp: bool) -> String {
 }
 
 /// An in-dialog request from the side that received `resp_to` (its dialog identifiers).
-fn in_dialog(method: &str, from_hdr: &str, to_hdr: &str, call_id: &str, cseq: u32, via_host: &str) -> String {
+fn in_dialog(
+    method: &str,
+    from_hdr: &str,
+    to_hdr: &str,
+    call_id: &str,
+    cseq: u32,
+    via_host: &str,
+) -> String {
     format!(
         "{method} sip:veil@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {via_host};branch=z9hG4bK{method}{cseq}{call_id}\r\nMax-Forwards: 70\r\nFrom: {from_hdr}\r\nTo: {to_hdr}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n"
     )
 }
 
-const A_SECRETS: &[&str] = &["127.0.0.2", "pbxtag", "a-call-1", "z9hG4bKpbx", "pbxsecret", "PBX-Internal", "X-Secret", "Secret PBX", "6000"];
-const B_SECRETS: &[&str] = &["127.0.0.3", "carriertag", "carriersecret", "Carrier-Switch", "7000"];
+const A_SECRETS: &[&str] = &[
+    "127.0.0.2",
+    "pbxtag",
+    "a-call-1",
+    "z9hG4bKpbx",
+    "pbxsecret",
+    "PBX-Internal",
+    "X-Secret",
+    "Secret PBX",
+    "6000",
+];
+const B_SECRETS: &[&str] = &[
+    "127.0.0.3",
+    "carriertag",
+    "carriersecret",
+    "Carrier-Switch",
+    "7000",
+];
 
 fn assert_clean(texts: &[(Message, String)], secrets: &[&str], side: &str) {
     for (_, t) in texts {
         for s in secrets {
-            assert!(!t.contains(s), "{side} received {s:?} from the other side:\n{t}");
+            assert!(
+                !t.contains(s),
+                "{side} received {s:?} from the other side:\n{t}"
+            );
         }
     }
 }
@@ -192,7 +268,11 @@ fn answered_call() -> (Harness, Request, Response) {
     let mut h = Harness::new();
     h.inject(PBX, &invite_from_pbx("a-call-1", "0123456"));
     let trying = h.take(PBX);
-    assert!(trying.iter().any(|(m, _)| matches!(m, Message::Response(r) if r.code == 100)));
+    assert!(
+        trying
+            .iter()
+            .any(|(m, _)| matches!(m, Message::Response(r) if r.code == 100))
+    );
     let b_inv = h.take_request(CARRIER, "INVITE");
     h.inject(CARRIER, &answer(&b_inv, 180, false));
     h.take_response(PBX, 180);
@@ -212,7 +292,9 @@ fn basic_call_crosses_with_nothing_of_the_other_side() {
     let b = h.take(CARRIER);
     assert_eq!(b.len(), 1);
     assert_clean(&b, A_SECRETS, "carrier");
-    let Message::Request(b_inv) = &b[0].0 else { panic!() };
+    let Message::Request(b_inv) = &b[0].0 else {
+        panic!()
+    };
     assert_eq!(b_inv.uri.to_string(), "sip:0123456@127.0.0.3:5060");
     assert_eq!(b_inv.max_forwards().unwrap().unwrap(), 69);
     assert!(b_inv.body.len() > 50, "SDP crosses");
@@ -222,9 +304,20 @@ fn basic_call_crosses_with_nothing_of_the_other_side() {
     h.inject(CARRIER, &answer(b_inv, 200, true));
     let a = h.take(PBX);
     assert_clean(&a, B_SECRETS, "pbx");
-    let codes: Vec<u16> = a.iter().filter_map(|(m, _)| if let Message::Response(r) = m { Some(r.code) } else { None }).collect();
+    let codes: Vec<u16> = a
+        .iter()
+        .filter_map(|(m, _)| {
+            if let Message::Response(r) = m {
+                Some(r.code)
+            } else {
+                None
+            }
+        })
+        .collect();
     assert_eq!(codes, [180, 200]);
-    let Message::Response(ok) = &a[1].0 else { panic!() };
+    let Message::Response(ok) = &a[1].0 else {
+        panic!()
+    };
     let our_tag = ok.to_hdr().unwrap().tag().unwrap().to_string();
     assert_ne!(our_tag, "carriertag");
     assert_eq!(ok.call_id().unwrap(), "a-call-1");
@@ -234,21 +327,38 @@ fn basic_call_crosses_with_nothing_of_the_other_side() {
     // ACK from A stops the 2xx retransmissions; BYE from A ends both legs.
     let to_hdr = ok.headers.get(&HeaderName::To).unwrap().to_string();
     let from_hdr = "\"Alice\" <sip:alice@127.0.0.2>;tag=pbxtag";
-    h.inject(PBX, &in_dialog("ACK", from_hdr, &to_hdr, "a-call-1", 10, "127.0.0.2:5060"));
+    h.inject(
+        PBX,
+        &in_dialog("ACK", from_hdr, &to_hdr, "a-call-1", 10, "127.0.0.2:5060"),
+    );
     h.advance(Duration::from_secs(1));
     assert!(h.take(PBX).is_empty(), "2xx not retransmitted after ACK");
     assert_eq!(h.engine.call_count(), 1);
-    h.inject(PBX, &in_dialog("BYE", from_hdr, &to_hdr, "a-call-1", 11, "127.0.0.2:5060"));
+    h.inject(
+        PBX,
+        &in_dialog("BYE", from_hdr, &to_hdr, "a-call-1", 11, "127.0.0.2:5060"),
+    );
     h.take_response(PBX, 200);
     let bye = h.take_request(CARRIER, "BYE");
-    assert_eq!(bye.uri.to_string(), "sip:bob@127.0.0.3:5060", "BYE to the callee's Contact");
-    assert_eq!(bye.headers.get(&HeaderName::Route), Some("<sip:127.0.0.3;lr>"));
+    assert_eq!(
+        bye.uri.to_string(),
+        "sip:bob@127.0.0.3:5060",
+        "BYE to the callee's Contact"
+    );
+    assert_eq!(
+        bye.headers.get(&HeaderName::Route),
+        Some("<sip:127.0.0.3;lr>")
+    );
     assert_eq!(h.engine.call_count(), 0);
     h.inject(CARRIER, &answer(&bye, 200, false));
     // CDR: start, route, answer, end (after the relay's counters or the wait).
     h.advance(Duration::from_secs(3));
     let end = h.cdr.iter().find_map(|c| match c {
-        CdrEvent::End { final_code, end_reason, .. } => Some((*final_code, end_reason.clone())),
+        CdrEvent::End {
+            final_code,
+            end_reason,
+            ..
+        } => Some((*final_code, end_reason.clone())),
         _ => None,
     });
     assert_eq!(end, Some((200, "caller_bye".to_string())));
@@ -258,9 +368,22 @@ fn basic_call_crosses_with_nothing_of_the_other_side() {
 #[test]
 fn callee_bye_ends_both_legs() {
     let (mut h, b_inv, ok) = answered_call();
-    let b_to = format!("{};tag=carriertag", b_inv.headers.get(&HeaderName::To).unwrap());
+    let b_to = format!(
+        "{};tag=carriertag",
+        b_inv.headers.get(&HeaderName::To).unwrap()
+    );
     let b_from = b_inv.headers.get(&HeaderName::From).unwrap().to_string();
-    h.inject(CARRIER, &in_dialog("BYE", &b_to, &b_from, b_inv.call_id().unwrap(), 1, "127.0.0.3:5060"));
+    h.inject(
+        CARRIER,
+        &in_dialog(
+            "BYE",
+            &b_to,
+            &b_from,
+            b_inv.call_id().unwrap(),
+            1,
+            "127.0.0.3:5060",
+        ),
+    );
     h.take_response(CARRIER, 200);
     let bye = h.take_request(PBX, "BYE");
     assert_eq!(bye.call_id().unwrap(), "a-call-1");
@@ -269,7 +392,17 @@ fn callee_bye_ends_both_legs() {
     assert_eq!(bye.from_hdr().unwrap().tag(), ok.to_hdr().unwrap().tag());
     assert_eq!(h.engine.call_count(), 0);
     // A late BYE for the ended call gets 481.
-    h.inject(CARRIER, &in_dialog("BYE", &b_to, &b_from, b_inv.call_id().unwrap(), 2, "127.0.0.3:5060"));
+    h.inject(
+        CARRIER,
+        &in_dialog(
+            "BYE",
+            &b_to,
+            &b_from,
+            b_inv.call_id().unwrap(),
+            2,
+            "127.0.0.3:5060",
+        ),
+    );
     h.take_response(CARRIER, 481);
 }
 
@@ -284,7 +417,16 @@ fn cancel_while_ringing() {
     let cancel = "CANCEL sip:0123456@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKpbxa-call-1\r\nMax-Forwards: 70\r\nFrom: \"Alice\" <sip:alice@127.0.0.2>;tag=pbxtag\r\nTo: <sip:0123456@127.0.0.1>\r\nCall-ID: a-call-1\r\nCSeq: 10 CANCEL\r\nContent-Length: 0\r\n\r\n";
     h.inject(PBX, cancel);
     let a = h.take(PBX);
-    let codes: Vec<u16> = a.iter().filter_map(|(m, _)| if let Message::Response(r) = m { Some(r.code) } else { None }).collect();
+    let codes: Vec<u16> = a
+        .iter()
+        .filter_map(|(m, _)| {
+            if let Message::Response(r) = m {
+                Some(r.code)
+            } else {
+                None
+            }
+        })
+        .collect();
     assert!(codes.contains(&200) && codes.contains(&487), "{codes:?}");
     let c = h.take_request(CARRIER, "CANCEL");
     assert_eq!(c.call_id().unwrap(), b_inv.call_id().unwrap());
@@ -292,6 +434,7 @@ fn cancel_while_ringing() {
     h.inject(CARRIER, &answer(&b_inv, 487, false));
     h.take_request(CARRIER, "ACK");
     assert_eq!(h.engine.call_count(), 0);
+    h.advance(Duration::from_secs(3));
     assert!(h.cdr.iter().any(|c| matches!(c, CdrEvent::End { final_code: 487, end_reason, .. } if end_reason == "cancelled")));
 }
 
@@ -315,12 +458,24 @@ fn failover_on_503_and_retry_after_rests_the_target() {
     let r503 = answer(&b_inv, 503, false).replace("Server:", "Retry-After: 60\r\nServer:");
     h.inject(CARRIER, &r503);
     let b2 = h.take_request(BACKUP, "INVITE");
-    assert_ne!(b2.call_id().unwrap(), b_inv.call_id().unwrap(), "new leg B per attempt");
-    h.inject(BACKUP, &answer(&b2, 200, true).replace("127.0.0.3", "127.0.0.4"));
+    assert_ne!(
+        b2.call_id().unwrap(),
+        b_inv.call_id().unwrap(),
+        "new leg B per attempt"
+    );
+    h.inject(
+        BACKUP,
+        &answer(&b2, 200, true).replace("127.0.0.3", "127.0.0.4"),
+    );
     h.take_response(PBX, 200);
+    h.take_request(CARRIER, "ACK"); // hop-by-hop ACK of the 503
     // The next call skips the resting carrier.
     h.inject(PBX, &invite_from_pbx("a-call-2", "0123456"));
-    assert!(h.take(CARRIER).iter().all(|(m, _)| !matches!(m, Message::Request(_))));
+    assert!(
+        h.take(CARRIER)
+            .iter()
+            .all(|(m, _)| !matches!(m, Message::Request(_)))
+    );
     h.take_request(BACKUP, "INVITE");
 }
 
@@ -339,7 +494,10 @@ fn timeout_fails_over_then_408() {
 #[test]
 fn unknown_source_gets_403_and_unmatched_number_policy_reject() {
     let mut h = Harness::new();
-    h.inject("127.0.0.9:5060", &invite_from_pbx("x1", "0123456").replace("127.0.0.2", "127.0.0.9"));
+    h.inject(
+        "127.0.0.9:5060",
+        &invite_from_pbx("x1", "0123456").replace("127.0.0.2", "127.0.0.9"),
+    );
     h.take_response("127.0.0.9:5060", 403);
     h.inject(PBX, &invite_from_pbx("x2", "not-digits"));
     h.take_response(PBX, 403);
@@ -351,11 +509,27 @@ fn reinvite_crosses_with_new_sdp_and_same_ports() {
     let (mut h, b_inv, ok) = answered_call();
     let to_hdr = ok.headers.get(&HeaderName::To).unwrap().to_string();
     let from_hdr = "\"Alice\" <sip:alice@127.0.0.2>;tag=pbxtag";
-    h.inject(PBX, &in_dialog("ACK", from_hdr, &to_hdr, "a-call-1", 10, "127.0.0.2:5060"));
+    h.inject(
+        PBX,
+        &in_dialog("ACK", from_hdr, &to_hdr, "a-call-1", 10, "127.0.0.2:5060"),
+    );
     let first_b_sdp = String::from_utf8(b_inv.body.to_vec()).unwrap();
     let sdp = offer_sdp("127.0.0.2", 6002, "pbxsecret");
-    let reinvite = in_dialog("INVITE", from_hdr, &to_hdr, "a-call-1", 12, "127.0.0.2:5060")
-        .replace("Content-Length: 0\r\n\r\n", &format!("Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}", sdp.len()));
+    let reinvite = in_dialog(
+        "INVITE",
+        from_hdr,
+        &to_hdr,
+        "a-call-1",
+        12,
+        "127.0.0.2:5060",
+    )
+    .replace(
+        "Content-Length: 0\r\n\r\n",
+        &format!(
+            "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+            sdp.len()
+        ),
+    );
     h.inject(PBX, &reinvite);
     let b_re = h.take_request(CARRIER, "INVITE");
     assert_eq!(b_re.call_id().unwrap(), b_inv.call_id().unwrap());
@@ -363,24 +537,83 @@ fn reinvite_crosses_with_new_sdp_and_same_ports() {
     let new_b_sdp = String::from_utf8(b_re.body.to_vec()).unwrap();
     let m = |s: &str| s.lines().find(|l| l.starts_with("m=")).unwrap().to_string();
     assert_eq!(m(&first_b_sdp), m(&new_b_sdp), "relay ports unchanged");
-    let ver = |s: &str| s.lines().find(|l| l.starts_with("o=")).unwrap().split(' ').nth(2).unwrap().parse::<u64>().unwrap();
-    assert_eq!(ver(&new_b_sdp), ver(&first_b_sdp) + 1, "o= version bumped on change");
+    let ver = |s: &str| {
+        s.lines()
+            .find(|l| l.starts_with("o="))
+            .unwrap()
+            .split(' ')
+            .nth(2)
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+    };
+    // Only A's port moved: what veil offers B is the same, so its o= version stays.
+    assert_eq!(
+        ver(&new_b_sdp),
+        ver(&first_b_sdp),
+        "o= version kept when veil's SDP is unchanged"
+    );
+    assert_eq!(new_b_sdp, first_b_sdp);
     assert!(!new_b_sdp.contains("6002"));
     // The relay now sends A's media to the new port.
-    assert!(h.media.iter().any(|c| matches!(c, MediaCommand::SetRemote { rtp: Some(a), .. } if a.port() == 6002)));
+    assert!(
+        h.media
+            .iter()
+            .any(|c| matches!(c, MediaCommand::SetRemote { rtp: Some(a), .. } if a.port() == 6002))
+    );
     h.inject(CARRIER, &answer(&b_re, 200, true));
     h.take_request(CARRIER, "ACK");
     let ok2 = h.take_response(PBX, 200);
     assert_eq!(ok2.cseq().unwrap().seq, 12);
     assert!(!ok2.body.is_empty());
+    h.inject(
+        PBX,
+        &in_dialog("ACK", from_hdr, &to_hdr, "a-call-1", 12, "127.0.0.2:5060"),
+    );
+
+    // A codec change does change veil's offer: the o= version moves by one.
+    let sdp = offer_sdp("127.0.0.2", 6002, "pbxsecret").replace("RTP/AVP 0 8 101", "RTP/AVP 8 101");
+    let reinvite = in_dialog(
+        "INVITE",
+        from_hdr,
+        &to_hdr,
+        "a-call-1",
+        13,
+        "127.0.0.2:5060",
+    )
+    .replace(
+        "Content-Length: 0\r\n\r\n",
+        &format!(
+            "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+            sdp.len()
+        ),
+    );
+    h.inject(PBX, &reinvite);
+    let b_re2 = h.take_request(CARRIER, "INVITE");
+    let third = String::from_utf8(b_re2.body.to_vec()).unwrap();
+    assert_eq!(
+        ver(&third),
+        ver(&first_b_sdp) + 1,
+        "o= version bumped on change"
+    );
 }
 
 #[test]
 fn malformed_input_then_a_good_call() {
     let mut h = Harness::new();
-    for junk in [&b"\x00\x01garbage"[..], b"INVITE sip:x@y SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2;branch=z9hG4bK1\r\n", b"SIP/2.0 200 OK\r\n\r\n"] {
-        let flow = Flow { listener: 0, transport: Transport::Udp, remote: PBX.parse().unwrap(), conn: None };
-        h.engine.handle_input(Input::Sip { data: junk, flow }, h.now);
+    for junk in [
+        &b"\x00\x01garbage"[..],
+        b"INVITE sip:x@y SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2;branch=z9hG4bK1\r\n",
+        b"SIP/2.0 200 OK\r\n\r\n",
+    ] {
+        let flow = Flow {
+            listener: 0,
+            transport: Transport::Udp,
+            remote: PBX.parse().unwrap(),
+            conn: None,
+        };
+        h.engine
+            .handle_input(Input::Sip { data: junk, flow }, h.now);
         h.collect();
     }
     h.take(PBX);
@@ -394,7 +627,10 @@ fn options_answered_and_max_forwards_zero_gets_483() {
     let opt = "OPTIONS sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKopt\r\nMax-Forwards: 70\r\nFrom: <sip:ping@127.0.0.2>;tag=o1\r\nTo: <sip:127.0.0.1>\r\nCall-ID: opt-1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
     h.inject(PBX, opt);
     h.take_response(PBX, 200);
-    h.inject(PBX, &invite_from_pbx("a-call-1", "0123456").replace("Max-Forwards: 70", "Max-Forwards: 0"));
+    h.inject(
+        PBX,
+        &invite_from_pbx("a-call-1", "0123456").replace("Max-Forwards: 70", "Max-Forwards: 0"),
+    );
     h.take_response(PBX, 483);
 }
 
@@ -409,8 +645,14 @@ fn no_state_left_after_many_calls() {
         let ok = h.take_response(PBX, 200);
         let to_hdr = ok.headers.get(&HeaderName::To).unwrap().to_string();
         let from_hdr = "\"Alice\" <sip:alice@127.0.0.2>;tag=pbxtag";
-        h.inject(PBX, &in_dialog("ACK", from_hdr, &to_hdr, &cid, 10, "127.0.0.2:5060"));
-        h.inject(PBX, &in_dialog("BYE", from_hdr, &to_hdr, &cid, 11, "127.0.0.2:5060"));
+        h.inject(
+            PBX,
+            &in_dialog("ACK", from_hdr, &to_hdr, &cid, 10, "127.0.0.2:5060"),
+        );
+        h.inject(
+            PBX,
+            &in_dialog("BYE", from_hdr, &to_hdr, &cid, 11, "127.0.0.2:5060"),
+        );
         let bye = h.take_request(CARRIER, "BYE");
         h.inject(CARRIER, &answer(&bye, 200, false));
         h.sent.clear();

@@ -90,7 +90,12 @@ fn d_invite() -> Duration {
 
 impl Default for SipTimers {
     fn default() -> Self {
-        SipTimers { t1: d_t1(), t2: d_t2(), t4: d_t4(), invite_timeout: d_invite() }
+        SipTimers {
+            t1: d_t1(),
+            t2: d_t2(),
+            t4: d_t4(),
+            invite_timeout: d_invite(),
+        }
     }
 }
 
@@ -151,7 +156,10 @@ fn d_media_addr() -> std::net::IpAddr {
     std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
 }
 fn d_ports() -> PortRange {
-    PortRange { first: 30000, last: 40000 }
+    PortRange {
+        first: 30000,
+        last: 40000,
+    }
 }
 fn d_rtp_timeout() -> Duration {
     Duration::from_secs(60)
@@ -159,7 +167,12 @@ fn d_rtp_timeout() -> Duration {
 
 impl Default for MediaConfig {
     fn default() -> Self {
-        MediaConfig { address: d_media_addr(), advertise: None, ports: d_ports(), rtp_timeout: d_rtp_timeout() }
+        MediaConfig {
+            address: d_media_addr(),
+            advertise: None,
+            ports: d_ports(),
+            rtp_timeout: d_rtp_timeout(),
+        }
     }
 }
 
@@ -181,7 +194,11 @@ fn d_max_duration() -> Duration {
 
 impl Default for CallsConfig {
     fn default() -> Self {
-        CallsConfig { max_duration: d_max_duration(), session_timer: SessionTimerConfig::default(), max_calls: 0 }
+        CallsConfig {
+            max_duration: d_max_duration(),
+            session_timer: SessionTimerConfig::default(),
+            max_calls: 0,
+        }
     }
 }
 
@@ -203,7 +220,10 @@ fn d_min_se() -> Duration {
 
 impl Default for SessionTimerConfig {
     fn default() -> Self {
-        SessionTimerConfig { expires: d_se(), min_se: d_min_se() }
+        SessionTimerConfig {
+            expires: d_se(),
+            min_se: d_min_se(),
+        }
     }
 }
 
@@ -320,6 +340,9 @@ fn d_level() -> String {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { format: LogFormat::Json, level: d_level() }
+        LogConfig {
+            format: LogFormat::Json,
+            level: d_level(),
+        }
     }
 }

@@ -15,11 +15,22 @@ use crate::transaction::Flow;
 /// What the I/O tasks tell the engine task.
 #[derive(Debug)]
 pub(crate) enum ShellEvent {
-    Sip { data: Bytes, flow: Flow },
+    Sip {
+        data: Bytes,
+        flow: Flow,
+    },
     Media(MediaEvent),
     /// A TCP connection is up (accepted or connected); frames to send go to `writer`.
-    TcpUp { conn: u64, remote: std::net::SocketAddr, writer: tokio::sync::mpsc::UnboundedSender<Bytes> },
-    TcpDown { conn: u64 },
+    TcpUp {
+        conn: u64,
+        remote: std::net::SocketAddr,
+        writer: tokio::sync::mpsc::UnboundedSender<Bytes>,
+    },
+    TcpDown {
+        conn: u64,
+    },
     /// An outbound connection attempt failed: what was queued for `remote` is dropped.
-    TcpFailed { remote: std::net::SocketAddr },
+    TcpFailed {
+        remote: std::net::SocketAddr,
+    },
 }

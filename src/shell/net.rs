@@ -18,7 +18,12 @@ static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
 /// Receive datagrams forever; a full engine queue drops the datagram (UDP semantics, and
 /// the sender retransmits) rather than letting the socket buffer grow stale.
-pub(super) async fn udp_loop(sock: Arc<UdpSocket>, listener: usize, events: mpsc::Sender<ShellEvent>, max: usize) {
+pub(super) async fn udp_loop(
+    sock: Arc<UdpSocket>,
+    listener: usize,
+    events: mpsc::Sender<ShellEvent>,
+    max: usize,
+) {
     let mut buf = vec![0u8; 65535];
     loop {
         match sock.recv_from(&mut buf).await {
@@ -27,8 +32,16 @@ pub(super) async fn udp_loop(sock: Arc<UdpSocket>, listener: usize, events: mpsc
                     tracing::debug!(%remote, n, "oversized datagram dropped");
                     continue;
                 }
-                let flow = Flow { listener, transport: Transport::Udp, remote, conn: None };
-                let ev = ShellEvent::Sip { data: Bytes::copy_from_slice(&buf[..n]), flow };
+                let flow = Flow {
+                    listener,
+                    transport: Transport::Udp,
+                    remote,
+                    conn: None,
+                };
+                let ev = ShellEvent::Sip {
+                    data: Bytes::copy_from_slice(&buf[..n]),
+                    flow,
+                };
                 if events.try_send(ev).is_err() {
                     tracing::warn!(%remote, "signalling queue full; datagram dropped");
                 }
@@ -41,7 +54,12 @@ pub(super) async fn udp_loop(sock: Arc<UdpSocket>, listener: usize, events: mpsc
     }
 }
 
-pub(super) async fn tcp_accept_loop(l: TcpListener, listener: usize, events: mpsc::Sender<ShellEvent>, max: usize) {
+pub(super) async fn tcp_accept_loop(
+    l: TcpListener,
+    listener: usize,
+    events: mpsc::Sender<ShellEvent>,
+    max: usize,
+) {
     loop {
         match l.accept().await {
             Ok((stream, remote)) => {
@@ -57,8 +75,18 @@ pub(super) async fn tcp_accept_loop(l: TcpListener, listener: usize, events: mps
 }
 
 /// Open a connection to `remote` from the listener's address.
-pub(super) async fn tcp_connect(local: SocketAddr, listener: usize, remote: SocketAddr, events: mpsc::Sender<ShellEvent>, max: usize) {
-    let sock = if remote.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() };
+pub(super) async fn tcp_connect(
+    local: SocketAddr,
+    listener: usize,
+    remote: SocketAddr,
+    events: mpsc::Sender<ShellEvent>,
+    max: usize,
+) {
+    let sock = if remote.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    };
     let stream = match sock {
         Ok(s) => {
             let _ = s.bind(SocketAddr::new(local.ip(), 0));
@@ -79,11 +107,25 @@ pub(super) async fn tcp_connect(local: SocketAddr, listener: usize, remote: Sock
 }
 
 /// One TCP connection: frames in to the engine, bytes out from the engine.
-async fn connection(stream: TcpStream, listener: usize, remote: SocketAddr, events: mpsc::Sender<ShellEvent>, max: usize) {
+async fn connection(
+    stream: TcpStream,
+    listener: usize,
+    remote: SocketAddr,
+    events: mpsc::Sender<ShellEvent>,
+    max: usize,
+) {
     let conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
     let (mut rd, mut wr) = stream.into_split();
     let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
-    if events.send(ShellEvent::TcpUp { conn, remote, writer: tx.clone() }).await.is_err() {
+    if events
+        .send(ShellEvent::TcpUp {
+            conn,
+            remote,
+            writer: tx.clone(),
+        })
+        .await
+        .is_err()
+    {
         return;
     }
     let writer = tokio::spawn(async move {
@@ -95,7 +137,12 @@ async fn connection(stream: TcpStream, listener: usize, remote: SocketAddr, even
     });
     let mut framer = StreamFramer::new(max);
     let mut buf = vec![0u8; 16384];
-    let flow = Flow { listener, transport: Transport::Tcp, remote, conn: Some(conn) };
+    let flow = Flow {
+        listener,
+        transport: Transport::Tcp,
+        remote,
+        conn: Some(conn),
+    };
     'read: loop {
         let n = match rd.read(&mut buf).await {
             Ok(0) | Err(_) => break,
@@ -105,7 +152,14 @@ async fn connection(stream: TcpStream, listener: usize, remote: SocketAddr, even
         loop {
             match framer.next_frame() {
                 Ok(Some(Frame::Message(m))) => {
-                    if events.send(ShellEvent::Sip { data: Bytes::from(m), flow }).await.is_err() {
+                    if events
+                        .send(ShellEvent::Sip {
+                            data: Bytes::from(m),
+                            flow,
+                        })
+                        .await
+                        .is_err()
+                    {
                         break 'read;
                     }
                 }

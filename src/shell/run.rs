@@ -41,7 +41,10 @@ pub fn run(config: &Path) -> i32 {
     if let Err(e) = crate::observe::log::init(loaded.config.log.format, &loaded.config.log.level) {
         eprintln!("logging: {e}");
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start runtime: {e}");
@@ -62,7 +65,14 @@ pub fn run(config: &Path) -> i32 {
 async fn resolve_peers(loaded: &LoadedConfig) -> Vec<Option<SocketAddr>> {
     let mut out = Vec::new();
     for p in &loaded.config.peers {
-        let port = p.address.port.unwrap_or(if p.address.secure || p.transport == Transport::Tls { 5061 } else { 5060 });
+        let port = p
+            .address
+            .port
+            .unwrap_or(if p.address.secure || p.transport == Transport::Tls {
+                5061
+            } else {
+                5060
+            });
         let addr = match &p.address.host {
             Host::V4(a) => Some(SocketAddr::new((*a).into(), port)),
             Host::V6(a) => Some(SocketAddr::new((*a).into(), port)),
@@ -84,7 +94,9 @@ pub async fn serve(loaded: LoadedConfig) -> Result<(), String> {
     let cfg = Arc::new(loaded.config.clone());
     let metrics = Metrics::new(&cfg.instance).map_err(|e| format!("metrics: {e}"))?;
     let cdr = match &cfg.cdr.sqlite {
-        Some(p) => CdrWriter::start(p, &cfg.instance, CDR_QUEUE).map_err(|e| format!("cdr: {e}"))?,
+        Some(p) => {
+            CdrWriter::start(p, &cfg.instance, CDR_QUEUE).map_err(|e| format!("cdr: {e}"))?
+        }
         None => {
             tracing::warn!("cdr.sqlite not set: CDRs are not written");
             CdrWriter::disabled()
@@ -99,17 +111,24 @@ pub async fn serve(loaded: LoadedConfig) -> Result<(), String> {
         local.insert(i, l.address);
         match l.transport {
             Transport::Udp => {
-                let s = UdpSocket::bind(l.address).await.map_err(|e| format!("listen {} udp {}: {e}", l.name, l.address))?;
+                let s = UdpSocket::bind(l.address)
+                    .await
+                    .map_err(|e| format!("listen {} udp {}: {e}", l.name, l.address))?;
                 let s = Arc::new(s);
                 udp.insert(i, s.clone());
                 tokio::spawn(net::udp_loop(s, i, ev_tx.clone(), max));
             }
             Transport::Tcp => {
-                let s = TcpListener::bind(l.address).await.map_err(|e| format!("listen {} tcp {}: {e}", l.name, l.address))?;
+                let s = TcpListener::bind(l.address)
+                    .await
+                    .map_err(|e| format!("listen {} tcp {}: {e}", l.name, l.address))?;
                 tokio::spawn(net::tcp_accept_loop(s, i, ev_tx.clone(), max));
             }
             Transport::Tls => {
-                return Err(format!("listen {}: TLS is not available in this build yet", l.name));
+                return Err(format!(
+                    "listen {}: TLS is not available in this build yet",
+                    l.name
+                ));
             }
         }
         tracing::info!(name = %l.name, transport = ?l.transport, address = %l.address, "listening");
@@ -131,7 +150,9 @@ pub async fn serve(loaded: LoadedConfig) -> Result<(), String> {
     let (stop_tx, stop_rx) = watch::channel(false);
     if let Some(addr) = cfg.metrics.listen {
         let m = metrics.clone();
-        let l = TcpListener::bind(addr).await.map_err(|e| format!("metrics.listen {addr}: {e}"))?;
+        let l = TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("metrics.listen {addr}: {e}"))?;
         tokio::spawn(async move {
             if let Err(e) = crate::observe::metrics::serve_listener(l, m, stop_rx).await {
                 tracing::error!(error = %e, "metrics endpoint stopped");
@@ -140,12 +161,28 @@ pub async fn serve(loaded: LoadedConfig) -> Result<(), String> {
     }
 
     let resolved = resolve_peers(&loaded).await;
-    let mut engine = Engine::new(cfg.clone(), Arc::new(loaded.policy.clone()), &resolved, metrics.clone(), Instant::now(), SystemTime::now());
-    let mut io = Io { udp, local, tcp: HashMap::new(), tcp_by_remote: HashMap::new(), connecting: HashMap::new(), ev_tx: ev_tx.clone(), max };
+    let mut engine = Engine::new(
+        cfg.clone(),
+        Arc::new(loaded.policy.clone()),
+        &resolved,
+        metrics.clone(),
+        Instant::now(),
+        SystemTime::now(),
+    );
+    let mut io = Io {
+        udp,
+        local,
+        tcp: HashMap::new(),
+        tcp_by_remote: HashMap::new(),
+        connecting: HashMap::new(),
+        ev_tx: ev_tx.clone(),
+        max,
+    };
     tracing::info!(instance = %cfg.instance, peers = cfg.peers.len(), "veil ready");
 
     let mut shutdown_at: Option<Instant> = None;
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| e.to_string())?;
     loop {
         let deadline = engine.poll_timeout();
         let sleep = async {
@@ -190,7 +227,9 @@ pub async fn serve(loaded: LoadedConfig) -> Result<(), String> {
     }
     let _ = stop_tx.send(true);
     let dropped = cdr.dropped();
-    tokio::task::spawn_blocking(move || cdr.close()).await.map_err(|e| e.to_string())?;
+    tokio::task::spawn_blocking(move || cdr.close())
+        .await
+        .map_err(|e| e.to_string())?;
     tracing::info!(cdr_dropped = dropped, "veil stopped");
     Ok(())
 }
@@ -211,13 +250,23 @@ impl Io {
     fn transmit(&mut self, t: Transmit) {
         match t.flow.transport {
             Transport::Udp => {
-                let Some(s) = self.udp.get(&t.flow.listener).or_else(|| self.udp.values().next()) else { return };
+                let Some(s) = self
+                    .udp
+                    .get(&t.flow.listener)
+                    .or_else(|| self.udp.values().next())
+                else {
+                    return;
+                };
                 if let Err(e) = s.try_send_to(&t.data, t.flow.remote) {
                     tracing::debug!(remote = %t.flow.remote, error = %e, "udp send failed");
                 }
             }
             Transport::Tcp | Transport::Tls => {
-                let conn = t.flow.conn.filter(|c| self.tcp.contains_key(c)).or_else(|| self.tcp_by_remote.get(&t.flow.remote).copied());
+                let conn = t
+                    .flow
+                    .conn
+                    .filter(|c| self.tcp.contains_key(c))
+                    .or_else(|| self.tcp_by_remote.get(&t.flow.remote).copied());
                 if let Some((_, w)) = conn.and_then(|c| self.tcp.get(&c)) {
                     let _ = w.send(t.data);
                     return;
@@ -225,8 +274,18 @@ impl Io {
                 let queue = self.connecting.entry(t.flow.remote).or_default();
                 queue.push(t.data);
                 if queue.len() == 1 {
-                    let local = self.local.get(&t.flow.listener).copied().unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
-                    tokio::spawn(net::tcp_connect(local, t.flow.listener, t.flow.remote, self.ev_tx.clone(), self.max));
+                    let local = self
+                        .local
+                        .get(&t.flow.listener)
+                        .copied()
+                        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+                    tokio::spawn(net::tcp_connect(
+                        local,
+                        t.flow.listener,
+                        t.flow.remote,
+                        self.ev_tx.clone(),
+                        self.max,
+                    ));
                 }
             }
         }
@@ -234,7 +293,12 @@ impl Io {
 
     fn on_conn_event(&mut self, ev: ShellEvent) {
         match ev {
-            ShellEvent::TcpUp { conn, remote, writer, .. } => {
+            ShellEvent::TcpUp {
+                conn,
+                remote,
+                writer,
+                ..
+            } => {
                 for data in self.connecting.remove(&remote).unwrap_or_default() {
                     let _ = writer.send(data);
                 }
@@ -242,10 +306,10 @@ impl Io {
                 self.tcp_by_remote.insert(remote, conn);
             }
             ShellEvent::TcpDown { conn } => {
-                if let Some((remote, _)) = self.tcp.remove(&conn) {
-                    if self.tcp_by_remote.get(&remote) == Some(&conn) {
-                        self.tcp_by_remote.remove(&remote);
-                    }
+                if let Some((remote, _)) = self.tcp.remove(&conn)
+                    && self.tcp_by_remote.get(&remote) == Some(&conn)
+                {
+                    self.tcp_by_remote.remove(&remote);
                 }
             }
             ShellEvent::TcpFailed { remote } => {

@@ -116,11 +116,18 @@ impl HeaderName {
                 _ => return None,
             })
         };
-        if name.bytes().all(|b| b.is_ascii_lowercase() || b == b'-') {
-            known(name).unwrap_or_else(|| Other(name.to_string()))
-        } else {
-            known(&name.to_ascii_lowercase()).unwrap_or_else(|| Other(name.to_string()))
-        }
+        // Lower-case on the stack: this runs for every header of every message. No known
+        // name is longer than the buffer, so longer names are `Other` without a look-up.
+        let mut buf = [0u8; 24];
+        let Some(lower) = buf.get_mut(..name.len()) else {
+            return Other(name.to_string());
+        };
+        lower.copy_from_slice(name.as_bytes());
+        lower.make_ascii_lowercase();
+        std::str::from_utf8(lower)
+            .ok()
+            .and_then(known)
+            .unwrap_or_else(|| Other(name.to_string()))
     }
 
     /// The canonical long form written on the wire.
@@ -212,22 +219,37 @@ impl Headers {
     }
 
     pub fn push(&mut self, name: HeaderName, value: impl Into<String>) {
-        self.0.push(Header { name, value: value.into() });
+        self.0.push(Header {
+            name,
+            value: value.into(),
+        });
     }
 
     /// Insert before every other header (used for a new top Via).
     pub fn push_front(&mut self, name: HeaderName, value: impl Into<String>) {
-        self.0.insert(0, Header { name, value: value.into() });
+        self.0.insert(
+            0,
+            Header {
+                name,
+                value: value.into(),
+            },
+        );
     }
 
     /// First value of a header.
     pub fn get(&self, name: &HeaderName) -> Option<&str> {
-        self.0.iter().find(|h| &h.name == name).map(|h| h.value.as_str())
+        self.0
+            .iter()
+            .find(|h| &h.name == name)
+            .map(|h| h.value.as_str())
     }
 
     /// Every header line with that name, in order (a line may itself hold a list).
     pub fn get_all<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = &'a str> + 'a {
-        self.0.iter().filter(move |h| &h.name == name).map(|h| h.value.as_str())
+        self.0
+            .iter()
+            .filter(move |h| &h.name == name)
+            .map(|h| h.value.as_str())
     }
 
     /// Every element of a list-valued header (Via, Route, Record-Route, Contact, Supported,

@@ -43,16 +43,25 @@ pub trait SipHeaders {
             .ok_or(ParseError::MissingHeader("Call-ID"))
     }
     fn cseq(&self) -> Result<CSeq, ParseError> {
-        let v = self.headers().get(&HeaderName::CSeq).ok_or(ParseError::MissingHeader("CSeq"))?;
+        let v = self
+            .headers()
+            .get(&HeaderName::CSeq)
+            .ok_or(ParseError::MissingHeader("CSeq"))?;
         parse::parse_cseq(v)
     }
-    #[allow(clippy::wrong_self_convention)] // "From" is the SIP header, not a conversion
+    #[allow(clippy::wrong_self_convention)] // "from" is the SIP header, not a conversion
     fn from_hdr(&self) -> Result<NameAddr, ParseError> {
-        let v = self.headers().get(&HeaderName::From).ok_or(ParseError::MissingHeader("From"))?;
+        let v = self
+            .headers()
+            .get(&HeaderName::From)
+            .ok_or(ParseError::MissingHeader("From"))?;
         parse::parse_name_addr(v)
     }
     fn to_hdr(&self) -> Result<NameAddr, ParseError> {
-        let v = self.headers().get(&HeaderName::To).ok_or(ParseError::MissingHeader("To"))?;
+        let v = self
+            .headers()
+            .get(&HeaderName::To)
+            .ok_or(ParseError::MissingHeader("To"))?;
         parse::parse_name_addr(v)
     }
     /// Every Via element, top first.
@@ -69,15 +78,24 @@ pub trait SipHeaders {
     }
     /// First Contact element, if any (`*` is reported as an error here).
     fn contact(&self) -> Option<Result<NameAddr, ParseError>> {
-        self.headers().values(&HeaderName::Contact).first().map(|v| parse::parse_name_addr(v))
+        self.headers()
+            .values(&HeaderName::Contact)
+            .first()
+            .map(|v| parse::parse_name_addr(v))
     }
     /// Record-Route (or Route) elements in order.
     fn name_addrs(&self, name: &HeaderName) -> Result<Vec<NameAddr>, ParseError> {
-        self.headers().values(name).into_iter().map(parse::parse_name_addr).collect()
+        self.headers()
+            .values(name)
+            .into_iter()
+            .map(parse::parse_name_addr)
+            .collect()
     }
     fn max_forwards(&self) -> Option<Result<u32, ParseError>> {
         self.headers().get(&HeaderName::MaxForwards).map(|v| {
-            v.trim().parse::<u32>().map_err(|_| ParseError::BadHeader("Max-Forwards"))
+            v.trim()
+                .parse::<u32>()
+                .map_err(|_| ParseError::BadHeader("Max-Forwards"))
         })
     }
     fn rack(&self) -> Option<Result<RAck, ParseError>> {
@@ -85,7 +103,10 @@ pub trait SipHeaders {
     }
     /// Option tags of Supported/Require/Allow-like headers, case-insensitive membership.
     fn has_option_tag(&self, name: &HeaderName, tag: &str) -> bool {
-        self.headers().values(name).iter().any(|t| t.eq_ignore_ascii_case(tag))
+        self.headers()
+            .values(name)
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case(tag))
     }
     fn content_type(&self) -> Option<&str> {
         self.headers().get(&HeaderName::ContentType)
@@ -163,13 +184,20 @@ impl Response {
         let mut headers = Headers::new();
         for h in req.headers.iter() {
             match h.name {
-                HeaderName::Via | HeaderName::From | HeaderName::To | HeaderName::CallId | HeaderName::CSeq => {
-                    headers.push(h.name.clone(), h.value.clone())
-                }
+                HeaderName::Via
+                | HeaderName::From
+                | HeaderName::To
+                | HeaderName::CallId
+                | HeaderName::CSeq => headers.push(h.name.clone(), h.value.clone()),
                 _ => {}
             }
         }
-        Response { code, reason: reason.to_string(), headers, body: Bytes::new() }
+        Response {
+            code,
+            reason: reason.to_string(),
+            headers,
+            body: Bytes::new(),
+        }
     }
 }
 

@@ -1,9 +1,16 @@
 //! RFC 3261 parser (own implementation; rsip is used as a test oracle only, see README).
-//! SKELETON: implemented by the sip-parser work item.
+//!
+//! Everything works on bytes and only slices `&str` at positions of ASCII delimiters, so
+//! arbitrary input can never hit a non-char boundary. One pass over the header section;
+//! the only allocations are the header values, the URI parts and the body copy.
 
-use super::message::Message;
+use bytes::Bytes;
+
+use super::header::{Header, HeaderName, Headers};
+use super::message::{Message, Request, Response, SipHeaders};
+use super::method::Method;
 use super::typed::{CSeq, NameAddr, RAck, Via};
-use super::uri::Uri;
+use super::uri::{Host, Params, SipUri, TelUri, Uri};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
@@ -27,24 +34,711 @@ pub enum ParseError {
     TooLarge,
 }
 
-pub fn parse_message(_data: &[u8]) -> Result<Message, ParseError> {
-    Err(ParseError::BadStartLine)
+use ParseError::*;
+
+// ---------------------------------------------------------------------------------------
+// Character classes (RFC 3261 §25.1)
+// ---------------------------------------------------------------------------------------
+
+/// `token` characters: alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~".
+pub(crate) fn is_token_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+        )
 }
-pub fn parse_uri(_s: &str) -> Result<Uri, ParseError> {
-    Err(ParseError::BadUri)
+
+fn is_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(is_token_char)
 }
-pub fn parse_name_addr(_s: &str) -> Result<NameAddr, ParseError> {
-    Err(ParseError::BadUri)
+
+/// SP or HTAB: the whitespace allowed inside a (unfolded) header value.
+fn is_ws(b: u8) -> bool {
+    b == b' ' || b == b'\t'
 }
-pub fn parse_via(_s: &str) -> Result<Via, ParseError> {
-    Err(ParseError::BadHeader("Via"))
+
+fn trim_ws(s: &str) -> &str {
+    s.trim_matches([' ', '\t'])
 }
-pub fn parse_cseq(_s: &str) -> Result<CSeq, ParseError> {
-    Err(ParseError::BadHeader("CSeq"))
+
+fn trim_ws_bytes(mut b: &[u8]) -> &[u8] {
+    while let [first, rest @ ..] = b {
+        if !is_ws(*first) {
+            break;
+        }
+        b = rest;
+    }
+    while let [rest @ .., last] = b {
+        if !is_ws(*last) {
+            break;
+        }
+        b = rest;
+    }
+    b
 }
-pub fn parse_rack(_s: &str) -> Result<RAck, ParseError> {
-    Err(ParseError::BadHeader("RAck"))
+
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while i < b.len() && is_ws(b[i]) {
+        i += 1;
+    }
+    i
 }
-pub fn check_request_sanity(_req: &super::message::Request) -> Result<(), ParseError> {
+
+fn take_while(b: &[u8], mut i: usize, f: impl Fn(u8) -> bool) -> usize {
+    while i < b.len() && f(b[i]) {
+        i += 1;
+    }
+    i
+}
+
+/// Characters accepted anywhere in a URI: printable ASCII minus the delimiters that can
+/// never be part of one (`<`, `>`, `"`). Whitespace and controls are rejected here.
+fn is_uri_char(b: u8) -> bool {
+    (0x21..0x7f).contains(&b) && !matches!(b, b'<' | b'>' | b'"')
+}
+
+/// Characters of a generic parameter value that is not quoted: token or host (IPv6 `[::]`).
+fn is_param_value_char(b: u8) -> bool {
+    is_token_char(b) || matches!(b, b':' | b'[' | b']')
+}
+
+/// Decimal digits only, parsed with overflow checking.
+fn parse_digits(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || s.len() > 19 {
+        // 19 digits always fit in u64; longer runs could only be leading zeros, which a
+        // sane peer does not send.
+        return None;
+    }
+    let mut n: u64 = 0;
+    for &b in s {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + u64::from(b - b'0');
+    }
+    Some(n)
+}
+
+/// End (exclusive) of a quoted string starting at `b[start] == '"'`, quoted-pairs honoured.
+fn quoted_end(b: &[u8], start: usize) -> Option<usize> {
+    let mut i = start + 1;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+// ---------------------------------------------------------------------------------------
+// Messages
+// ---------------------------------------------------------------------------------------
+
+/// One line starting at `pos`: its content without the line end (LF or CRLF; one CR is
+/// stripped) and the offset of the next line. `None` when no LF follows.
+fn next_line(data: &[u8], pos: usize) -> Option<(&[u8], usize)> {
+    let rel = data.get(pos..)?.iter().position(|&b| b == b'\n')?;
+    let mut line = &data[pos..pos + rel];
+    if let [rest @ .., b'\r'] = line {
+        line = rest;
+    }
+    Some((line, pos + rel + 1))
+}
+
+fn bytes_to_string(b: &[u8]) -> String {
+    match std::str::from_utf8(b) {
+        Ok(s) => s.to_owned(),
+        // Header text must be UTF-8 (RFC 3261 §7.3.1); Latin-1 display names still occur
+        // in the wild, so degrade them instead of failing the whole message.
+        Err(_) => String::from_utf8_lossy(b).into_owned(),
+    }
+}
+
+/// `SIP/2.0`, case-insensitively. Another well-formed version is `BadVersion` (505).
+fn check_version(v: &[u8]) -> Result<(), ParseError> {
+    if v.len() < 4 || !v[..4].eq_ignore_ascii_case(b"SIP/") {
+        return Err(BadStartLine);
+    }
+    let num = &v[4..];
+    if num == b"2.0" {
+        return Ok(());
+    }
+    let dot = num.iter().position(|&b| b == b'.').ok_or(BadStartLine)?;
+    let (major, minor) = (&num[..dot], &num[dot + 1..]);
+    let digits = |s: &[u8]| !s.is_empty() && s.iter().all(u8::is_ascii_digit);
+    if digits(major) && digits(minor) {
+        Err(BadVersion)
+    } else {
+        Err(BadStartLine)
+    }
+}
+
+enum StartLine {
+    Request(Method, Uri),
+    Response(u16, String),
+}
+
+fn parse_start_line(line: &[u8]) -> Result<StartLine, ParseError> {
+    if line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"SIP/") {
+        // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase
+        let sp = line.iter().position(|&b| b == b' ').ok_or(BadStartLine)?;
+        check_version(&line[..sp])?;
+        let rest = &line[sp + 1..];
+        if rest.len() < 3 || !rest[..3].iter().all(u8::is_ascii_digit) {
+            return Err(BadStartLine);
+        }
+        let code = rest[..3]
+            .iter()
+            .fold(0u16, |n, &d| n * 10 + u16::from(d - b'0'));
+        if !(100..=699).contains(&code) {
+            return Err(BadStartLine);
+        }
+        let reason = match rest.get(3) {
+            // noreason (RFC 4475 §3.1.1.13): an empty phrase, even without the last SP.
+            None => String::new(),
+            Some(b' ') => bytes_to_string(&rest[4..]),
+            Some(_) => return Err(BadStartLine),
+        };
+        return Ok(StartLine::Response(code, reason));
+    }
+    // Request-Line = Method SP Request-URI SP SIP-Version: exactly two single spaces.
+    let line = std::str::from_utf8(line).map_err(|_| BadStartLine)?;
+    let mut parts = line.split(' ');
+    let (Some(method), Some(uri), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(BadStartLine);
+    };
+    if !is_token(method) || uri.is_empty() {
+        return Err(BadStartLine);
+    }
+    check_version(version.as_bytes())?;
+    let uri = parse_uri(uri)?;
+    Ok(StartLine::Request(Method::from_token(method), uri))
+}
+
+/// Parse one complete message (a UDP datagram or one TCP frame).
+///
+/// Content-Length is consumed here and not kept in `headers`: the body is the truth, and
+/// `to_bytes` always writes a fresh one. Without Content-Length the body is the rest of
+/// the data; with it, bytes past the body are ignored (RFC 4475 §3.1.1.8).
+pub fn parse_message(data: &[u8]) -> Result<Message, ParseError> {
+    // RFC 3261 §7.5: CRLFs before the start line are ignored.
+    let mut pos = data
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .ok_or(NoHeaderEnd)?;
+    let (line, next) = next_line(data, pos).ok_or(NoHeaderEnd)?;
+    let start = parse_start_line(line)?;
+    pos = next;
+
+    let mut headers: Vec<Header> = Vec::with_capacity(16);
+    loop {
+        let (line, next) = next_line(data, pos).ok_or(NoHeaderEnd)?;
+        pos = next;
+        if line.is_empty() {
+            break;
+        }
+        if is_ws(line[0]) {
+            // Folded continuation: the CRLF and surrounding LWS count as one SP (§7.3.1).
+            let last = headers.last_mut().ok_or(BadHeaderLine)?;
+            let cont = trim_ws_bytes(line);
+            if !cont.is_empty() {
+                if !last.value.is_empty() {
+                    last.value.push(' ');
+                }
+                last.value.push_str(&String::from_utf8_lossy(cont));
+            }
+            continue;
+        }
+        let colon = line.iter().position(|&b| b == b':').ok_or(BadHeaderLine)?;
+        let name = trim_ws_bytes(&line[..colon]);
+        if name.is_empty() || !name.iter().all(|&b| is_token_char(b)) {
+            return Err(BadHeaderLine);
+        }
+        // Token characters are ASCII, so this cannot fail.
+        let name = std::str::from_utf8(name).map_err(|_| BadHeaderLine)?;
+        headers.push(Header {
+            name: HeaderName::parse(name),
+            value: bytes_to_string(trim_ws_bytes(&line[colon + 1..])),
+        });
+    }
+
+    let mut content_length: Option<usize> = None;
+    for h in headers
+        .iter()
+        .filter(|h| h.name == HeaderName::ContentLength)
+    {
+        let n = parse_digits(h.value.as_bytes()).ok_or(BadContentLength)?;
+        let n = usize::try_from(n).map_err(|_| BadContentLength)?;
+        match content_length {
+            Some(prev) if prev != n => return Err(BadContentLength),
+            _ => content_length = Some(n),
+        }
+    }
+    if content_length.is_some() {
+        headers.retain(|h| h.name != HeaderName::ContentLength);
+    }
+
+    let rest = &data[pos..];
+    let body = match content_length {
+        Some(n) => rest.get(..n).ok_or(BadContentLength)?,
+        None => rest,
+    };
+    let body = if body.is_empty() {
+        Bytes::new()
+    } else {
+        Bytes::copy_from_slice(body)
+    };
+    let headers = Headers(headers);
+    Ok(match start {
+        StartLine::Request(method, uri) => Message::Request(Request {
+            method,
+            uri,
+            headers,
+            body,
+        }),
+        StartLine::Response(code, reason) => Message::Response(Response {
+            code,
+            reason,
+            headers,
+            body,
+        }),
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// URIs
+// ---------------------------------------------------------------------------------------
+
+/// scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
+fn is_scheme(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b[0].is_ascii_alphabetic()
+        && b.iter()
+            .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'))
+}
+
+/// Parse an absolute URI. `sip:`/`sips:` and `tel:` are parsed; any other scheme is kept
+/// verbatim as `Uri::Other` so the caller can answer 416 instead of 400.
+pub fn parse_uri(s: &str) -> Result<Uri, ParseError> {
+    let colon = s.find(':').ok_or(BadUri)?;
+    let scheme = &s[..colon];
+    let rest = &s[colon + 1..];
+    if !is_scheme(scheme) || rest.is_empty() || !rest.bytes().all(is_uri_char) {
+        return Err(BadUri);
+    }
+    if scheme.eq_ignore_ascii_case("sip") {
+        parse_sip_uri(rest, false).map(Uri::Sip)
+    } else if scheme.eq_ignore_ascii_case("sips") {
+        parse_sip_uri(rest, true).map(Uri::Sip)
+    } else if scheme.eq_ignore_ascii_case("tel") {
+        parse_tel_uri(rest).map(Uri::Tel)
+    } else {
+        Ok(Uri::Other(s.to_owned()))
+    }
+}
+
+fn parse_sip_uri(rest: &str, secure: bool) -> Result<SipUri, ParseError> {
+    // '@' is not allowed unescaped in params, headers or the password, so the first one
+    // ends the userinfo (the user part itself may hold ';' and '?', RFC 4475 §3.1.1.9).
+    let (user, password, hostpart) = match rest.find('@') {
+        Some(at) => {
+            let userinfo = &rest[..at];
+            let (user, password) = match userinfo.find(':') {
+                Some(c) => (&userinfo[..c], Some(userinfo[c + 1..].to_owned())),
+                None => (userinfo, None),
+            };
+            if user.is_empty() {
+                return Err(BadUri);
+            }
+            (Some(user.to_owned()), password, &rest[at + 1..])
+        }
+        None => (None, None, rest),
+    };
+    let hp_end = hostpart.find([';', '?']).unwrap_or(hostpart.len());
+    let (host, port) = parse_hostport(&hostpart[..hp_end]).ok_or(BadUri)?;
+    let tail = &hostpart[hp_end..];
+    let (params_str, headers) = match tail.find('?') {
+        Some(q) => (&tail[..q], Some(tail[q + 1..].to_owned())),
+        None => (tail, None),
+    };
+    let params = match params_str.strip_prefix(';') {
+        Some(p) => parse_uri_params(p)?,
+        None => Vec::new(),
+    };
+    Ok(SipUri {
+        secure,
+        user,
+        password,
+        host,
+        port,
+        params,
+        headers,
+    })
+}
+
+/// `;`-separated URI parameters (no LWS inside URIs), `name` or `name=value`.
+fn parse_uri_params(s: &str) -> Result<Params, ParseError> {
+    s.split(';')
+        .map(|p| {
+            let (n, v) = match p.find('=') {
+                Some(e) => (&p[..e], Some(p[e + 1..].to_owned())),
+                None => (p, None),
+            };
+            if n.is_empty() {
+                Err(BadUri)
+            } else {
+                Ok((n.to_owned(), v))
+            }
+        })
+        .collect()
+}
+
+/// `host[:port]` where host is a name, an IPv4 address or a bracketed IPv6 reference.
+fn parse_hostport(s: &str) -> Option<(Host, Option<u16>)> {
+    let (host, port) = if let Some(inner) = s.strip_prefix('[') {
+        let close = inner.find(']')?;
+        let host = Host::V6(inner[..close].parse().ok()?);
+        let after = &inner[close + 1..];
+        let port = match after.strip_prefix(':') {
+            Some(p) => Some(parse_port(p)?),
+            None if after.is_empty() => None,
+            None => return None,
+        };
+        (host, port)
+    } else {
+        let (h, port) = match s.find(':') {
+            Some(c) => (&s[..c], Some(parse_port(&s[c + 1..])?)),
+            None => (s, None),
+        };
+        (parse_host(h)?, port)
+    };
+    Some((host, port))
+}
+
+/// A host without brackets: IPv4 dotted quad or a host name.
+fn parse_host(h: &str) -> Option<Host> {
+    if let Ok(v4) = h.parse() {
+        return Some(Host::V4(v4));
+    }
+    // Names: alphanum, '-', '.' (and '_', seen in the wild).
+    let ok = !h.is_empty()
+        && h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+    ok.then(|| Host::Name(h.to_owned()))
+}
+
+fn parse_port(p: &str) -> Option<u16> {
+    if p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    p.parse().ok()
+}
+
+/// RFC 3966: `tel:` number (global `+…` or local, visual separators kept) and params.
+fn parse_tel_uri(rest: &str) -> Result<TelUri, ParseError> {
+    let (number, params) = match rest.find(';') {
+        Some(i) => (&rest[..i], parse_uri_params(&rest[i + 1..])?),
+        None => (rest, Vec::new()),
+    };
+    let digits = number.strip_prefix('+').unwrap_or(number);
+    let ok = digits
+        .bytes()
+        .any(|b| b.is_ascii_hexdigit() || b == b'*' || b == b'#')
+        && digits
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() || matches!(b, b'*' | b'#' | b'-' | b'.' | b'(' | b')'));
+    if !ok {
+        return Err(BadUri);
+    }
+    Ok(TelUri {
+        number: number.to_owned(),
+        params,
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Header values
+// ---------------------------------------------------------------------------------------
+
+/// Generic header parameters `*( SEMI generic-param )` with LWS allowed around `;` and
+/// `=`; values are tokens, hosts or quoted strings (kept with their quotes). Anything
+/// else left over is an error.
+fn parse_generic_params(s: &str, err: ParseError) -> Result<Params, ParseError> {
+    let b = s.as_bytes();
+    let mut params = Vec::new();
+    let mut i = skip_ws(b, 0);
+    while i < b.len() {
+        if b[i] != b';' {
+            return Err(err);
+        }
+        i = skip_ws(b, i + 1);
+        let name_end = take_while(b, i, is_token_char);
+        if name_end == i {
+            return Err(err);
+        }
+        let name = s[i..name_end].to_owned();
+        i = skip_ws(b, name_end);
+        let value = if b.get(i) == Some(&b'=') {
+            i = skip_ws(b, i + 1);
+            let end = if b.get(i) == Some(&b'"') {
+                quoted_end(b, i).ok_or_else(|| err.clone())?
+            } else {
+                take_while(b, i, is_param_value_char)
+            };
+            if end == i {
+                return Err(err);
+            }
+            let v = s[i..end].to_owned();
+            i = skip_ws(b, end);
+            Some(v)
+        } else {
+            None
+        };
+        params.push((name, value));
+    }
+    Ok(params)
+}
+
+/// `"Display" <uri>;params`, `Display Tokens <uri>;params`, `<uri>;params`, or a bare
+/// addr-spec `uri;params` (then the parameters belong to the header, RFC 3261 §20.10).
+pub fn parse_name_addr(s: &str) -> Result<NameAddr, ParseError> {
+    let err = BadHeader("name-addr");
+    let s = trim_ws(s);
+    let b = s.as_bytes();
+    if b.is_empty() {
+        return Err(err);
+    }
+    let (display, lt) = if b[0] == b'"' {
+        let q = quoted_end(b, 0).ok_or_else(|| err.clone())?;
+        let lt = skip_ws(b, q);
+        if b.get(lt) != Some(&b'<') {
+            return Err(err);
+        }
+        (Some(s[..q].to_owned()), Some(lt))
+    } else {
+        // A token display name is tokens and LWS up to '<'; stopping anywhere else means
+        // this is an addr-spec (whose scheme ends at a ':', never a token char).
+        let stop = take_while(b, 0, |c| is_token_char(c) || is_ws(c));
+        if b.get(stop) == Some(&b'<') {
+            let d = trim_ws(&s[..stop]);
+            ((!d.is_empty()).then(|| d.to_owned()), Some(stop))
+        } else {
+            (None, None)
+        }
+    };
+    let (uri, rest) = match lt {
+        Some(lt) => {
+            let gt = lt + s[lt..].find('>').ok_or_else(|| err.clone())?;
+            (parse_uri(&s[lt + 1..gt])?, &s[gt + 1..])
+        }
+        None => {
+            let end = b
+                .iter()
+                .position(|&c| c == b';' || is_ws(c))
+                .unwrap_or(b.len());
+            let spec = &s[..end];
+            // A URI holding '?' or ',' must be enclosed in <> (RFC 3261 §20.10).
+            if spec.contains(['?', ',']) {
+                return Err(err);
+            }
+            (parse_uri(spec)?, &s[end..])
+        }
+    };
+    let params = parse_generic_params(rest, err)?;
+    Ok(NameAddr {
+        display,
+        uri,
+        params,
+    })
+}
+
+/// `SIP/2.0/UDP host[:port];params`, LWS allowed around `/`, `:`, `;` and `=`.
+pub fn parse_via(s: &str) -> Result<Via, ParseError> {
+    let err = BadHeader("Via");
+    let s = trim_ws(s);
+    let b = s.as_bytes();
+    // sent-protocol = protocol-name SLASH protocol-version SLASH transport
+    let mut i = 0;
+    let mut parts = [0usize; 6];
+    for k in 0..3 {
+        if k > 0 {
+            i = skip_ws(b, i);
+            if b.get(i) != Some(&b'/') {
+                return Err(err);
+            }
+            i = skip_ws(b, i + 1);
+        }
+        let end = take_while(b, i, is_token_char);
+        if end == i {
+            return Err(err);
+        }
+        parts[2 * k] = i;
+        parts[2 * k + 1] = end;
+        i = end;
+    }
+    let proto = &s[parts[0]..parts[1]];
+    let version = &s[parts[2]..parts[3]];
+    if !proto.eq_ignore_ascii_case("SIP") || version != "2.0" {
+        return Err(err);
+    }
+    let transport = s[parts[4]..parts[5]].to_ascii_uppercase();
+    let host_start = skip_ws(b, i);
+    if host_start == i {
+        return Err(err);
+    }
+    i = host_start;
+    let host = if b.get(i) == Some(&b'[') {
+        let close = i + s[i..].find(']').ok_or_else(|| err.clone())?;
+        let v6 = s[i + 1..close].parse().map_err(|_| err.clone())?;
+        i = close + 1;
+        Host::V6(v6)
+    } else {
+        let end = take_while(b, i, |c| !is_ws(c) && c != b':' && c != b';');
+        let h = parse_host(&s[i..end]).ok_or_else(|| err.clone())?;
+        i = end;
+        h
+    };
+    let mut port = None;
+    let j = skip_ws(b, i);
+    if b.get(j) == Some(&b':') {
+        let p = skip_ws(b, j + 1);
+        let end = take_while(b, p, |c| c.is_ascii_digit());
+        port = Some(parse_port(&s[p..end]).ok_or_else(|| err.clone())?);
+        i = end;
+    }
+    let params = parse_generic_params(&s[i..], err)?;
+    Ok(Via {
+        transport,
+        host,
+        port,
+        params,
+    })
+}
+
+/// A sequence number: digits, below 2^31 (RFC 3261 §8.1.1.5).
+fn parse_seq(b: &[u8]) -> Option<u32> {
+    parse_digits(b).filter(|&n| n < 1 << 31).map(|n| n as u32)
+}
+
+/// Split a value into whitespace-separated words (`CSeq`, `RAck`).
+fn words(s: &str) -> impl Iterator<Item = &str> {
+    s.split([' ', '\t']).filter(|w| !w.is_empty())
+}
+
+/// `123 INVITE`.
+pub fn parse_cseq(s: &str) -> Result<CSeq, ParseError> {
+    let err = BadHeader("CSeq");
+    let mut w = words(s);
+    let (Some(seq), Some(method), None) = (w.next(), w.next(), w.next()) else {
+        return Err(err);
+    };
+    let seq = parse_seq(seq.as_bytes()).ok_or_else(|| err.clone())?;
+    if !is_token(method) {
+        return Err(err);
+    }
+    Ok(CSeq {
+        seq,
+        method: Method::from_token(method),
+    })
+}
+
+/// RAck (RFC 3262 §7.2): `response-num CSeq-num Method`.
+pub fn parse_rack(s: &str) -> Result<RAck, ParseError> {
+    let err = BadHeader("RAck");
+    let mut w = words(s);
+    let (Some(rseq), Some(cseq), Some(method), None) = (w.next(), w.next(), w.next(), w.next())
+    else {
+        return Err(err);
+    };
+    let rseq = parse_seq(rseq.as_bytes()).ok_or_else(|| err.clone())?;
+    let cseq = parse_seq(cseq.as_bytes()).ok_or_else(|| err.clone())?;
+    if !is_token(method) {
+        return Err(err);
+    }
+    Ok(RAck {
+        rseq,
+        cseq,
+        method: Method::from_token(method),
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Sanity checks (the engine answers 400 when these fail)
+// ---------------------------------------------------------------------------------------
+
+/// The header must appear exactly once (RFC 4475 §3.3.8: repeated single-value headers).
+fn single<'a>(
+    h: &'a Headers,
+    name: &'a HeaderName,
+    label: &'static str,
+) -> Result<&'a str, ParseError> {
+    let mut it = h.get_all(name);
+    let v = it.next().ok_or(MissingHeader(label))?;
+    if it.next().is_some() {
+        return Err(BadHeader(label));
+    }
+    Ok(v)
+}
+
+/// Checks shared by requests and responses: Via, From, To, Call-ID, CSeq present once
+/// (Via at least once) and syntactically valid. Returns the CSeq.
+fn check_common(m: &impl SipHeaders) -> Result<CSeq, ParseError> {
+    let h = m.headers();
+    m.vias()?;
+    parse_name_addr(single(h, &HeaderName::From, "From")?).map_err(|_| BadHeader("From"))?;
+    parse_name_addr(single(h, &HeaderName::To, "To")?).map_err(|_| BadHeader("To"))?;
+    // callid = word [ "@" word ]; real Call-IDs stray outside `word` (e.g. base64 '='), so
+    // only whitespace, controls and non-ASCII are refused.
+    let call_id = single(h, &HeaderName::CallId, "Call-ID")?;
+    if call_id.is_empty() || !call_id.bytes().all(|b| (0x21..0x7f).contains(&b)) {
+        return Err(BadHeader("Call-ID"));
+    }
+    parse_cseq(single(h, &HeaderName::CSeq, "CSeq")?)
+}
+
+/// Syntax checks the engine runs on every request before acting on it; an error means
+/// "answer 400". Parsing itself stays lenient so that a 400 can still be built.
+pub fn check_request_sanity(req: &Request) -> Result<(), ParseError> {
+    // Headers are not allowed in a Request-URI (RFC 3261 §19.1.1 table; RFC 4475 §3.1.2.11).
+    if let Uri::Sip(u) = &req.uri
+        && u.headers.is_some()
+    {
+        return Err(BadUri);
+    }
+    let cseq = check_common(req)?;
+    if cseq.method != req.method {
+        return Err(BadHeader("CSeq"));
+    }
+    let mut mf = req.headers.get_all(&HeaderName::MaxForwards);
+    if let Some(v) = mf.next() {
+        // Max-Forwards is 0-255 (RFC 3261 §20.22).
+        if mf.next().is_some() || parse_digits(v.as_bytes()).is_none_or(|n| n > 255) {
+            return Err(BadHeader("Max-Forwards"));
+        }
+    }
+    for c in req.headers.values(&HeaderName::Contact) {
+        if c != "*" {
+            parse_name_addr(c).map_err(|_| BadHeader("Contact"))?;
+        }
+    }
     Ok(())
 }
+
+/// The response counterpart of `check_request_sanity`: a response failing it is dropped.
+pub fn check_response_sanity(resp: &Response) -> Result<(), ParseError> {
+    check_common(resp).map(|_| ())
+}
+
+#[cfg(test)]
+#[path = "parse_tests.rs"]
+mod tests;
+
+#[cfg(test)]
+#[path = "conformance_tests.rs"]
+mod conformance_tests;

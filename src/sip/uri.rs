@@ -78,7 +78,15 @@ pub struct SipUri {
 
 impl SipUri {
     pub fn new(host: Host, port: Option<u16>) -> Self {
-        SipUri { secure: false, user: None, password: None, host, port, params: Vec::new(), headers: None }
+        SipUri {
+            secure: false,
+            user: None,
+            password: None,
+            host,
+            port,
+            params: Vec::new(),
+            headers: None,
+        }
     }
 }
 
