@@ -175,9 +175,10 @@ impl Engine {
         self.drain_tx(now);
     }
 
-    /// Nothing left that needs the engine: no calls, no CDR waiting for counters.
+    /// Nothing left that needs the engine: no calls, no CDR waiting for counters, no
+    /// request of veil's (a BYE at shutdown) still waiting for its answer.
     pub fn idle(&self) -> bool {
-        self.calls.is_empty() && self.closing.is_empty()
+        self.calls.is_empty() && self.closing.is_empty() && self.tx.awaiting_final() == 0
     }
 
     pub(super) fn set_timer(&mut self, at: Instant, key: u64, timer: Timer) {

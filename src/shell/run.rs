@@ -221,7 +221,7 @@ pub async fn serve(loaded: LoadedConfig) -> Result<(), String> {
                 Output::Cdr(ev) => cdr.send(ev),
             }
         }
-        if shutdown_at.is_some() && engine.idle() && engine.transaction_count() == 0 {
+        if shutdown_at.is_some() && engine.idle() {
             break;
         }
     }

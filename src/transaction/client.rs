@@ -28,6 +28,16 @@ enum State {
     Accepted,
 }
 
+impl ClientTx {
+    /// Still waiting for a final response (what a graceful shutdown waits for).
+    pub(crate) fn awaiting_final(&self) -> bool {
+        matches!(
+            self.state,
+            State::Calling | State::Trying | State::Proceeding
+        )
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct ClientTx {
     id: u64,

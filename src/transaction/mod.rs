@@ -331,6 +331,11 @@ impl TransactionLayer {
         self.clients.len() + self.servers.len()
     }
 
+    /// Client transactions still waiting for their final response.
+    pub fn awaiting_final(&self) -> usize {
+        self.clients.values().filter(|c| c.awaiting_final()).count()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
