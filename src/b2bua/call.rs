@@ -9,6 +9,7 @@ use crate::sip::Request;
 use crate::transaction::{ClientTxId, ServerTxId};
 
 use super::leg::Leg;
+use super::peers::Peers;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum CallState {
@@ -96,6 +97,8 @@ pub struct AwaitAck {
 #[derive(Debug, Clone)]
 pub struct Call {
     pub key: u64,
+    /// The peer table the call was set up with: a reload changes new calls only.
+    pub peers: std::sync::Arc<Peers>,
     /// veil's id for the call (logs, CDR row id).
     pub vref: String,
     pub state: CallState,

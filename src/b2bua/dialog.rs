@@ -96,8 +96,8 @@ impl Engine {
             self.reply(stx, r, now);
             return;
         }
-        let filter = self.peers.filter(call.leg(from).peer, call.leg(to).peer);
-        let listener = self.peers.listeners[call.leg(to).flow.listener].clone();
+        let filter = call.peers.filter(call.leg(from).peer, call.leg(to).peer);
+        let listener = call.peers.listeners[call.leg(to).flow.listener].clone();
         // RAck names the CSeq of the INVITE on its own leg (RFC 3262 §7.2).
         let rack = req.rack().and_then(|r| r.ok()).map(|mut r| {
             r.cseq = call.leg(to).invite_cseq;
@@ -280,7 +280,7 @@ impl Engine {
         let w = call.await_ack.remove(pos);
         if call.state == CallState::Answered && side == Side::A {
             call.state = CallState::Confirmed;
-            tracing::info!(call = %call.vref, "confirmed");
+            tracing::info!(call = %call.vref, a_call_id = %call.a.call_id, b_call_id = %call.b.call_id, "confirmed");
         }
         self.tx.ack_received(w.stx);
         self.stx_calls.remove(&w.stx);
@@ -312,7 +312,7 @@ impl Engine {
         if call.leg(side).remote_tag.is_none() {
             return;
         }
-        let listener = self.peers.listeners[call.leg(side).flow.listener].clone();
+        let listener = call.peers.listeners[call.leg(side).flow.listener].clone();
         let leg = call.leg_mut(side);
         let bye = leg.request(Method::Bye, None, &listener, &mut self.ids);
         let flow = leg.flow;

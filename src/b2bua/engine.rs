@@ -38,7 +38,10 @@ pub(super) enum Timer {
 pub struct Engine {
     pub(super) cfg: Arc<Config>,
     pub(super) policy: Arc<Policy>,
-    pub(super) peers: Peers,
+    /// The current peer table (replaced on reload; each call keeps its own).
+    pub(super) peers: Arc<Peers>,
+    /// Targets not routed to before the given instant (503 + Retry-After), by peer name.
+    pub(super) resting: HashMap<String, Instant>,
     pub(super) media_ip: IpAddr,
     pub(super) tx: TransactionLayer,
     pub(super) calls: HashMap<u64, Call>,
@@ -87,7 +90,7 @@ impl Engine {
             t2: t.t2.0,
             t4: t.t4.0,
         });
-        let peers = Peers::new(&cfg, resolved);
+        let peers = Arc::new(Peers::new(&cfg, resolved));
         for p in &peers.peers {
             metrics.set_peer_up(&p.name, p.addr.is_some());
         }
@@ -97,6 +100,7 @@ impl Engine {
             cfg,
             policy,
             peers,
+            resting: HashMap::new(),
             tx,
             calls: HashMap::new(),
             a_index: HashMap::new(),
@@ -153,6 +157,11 @@ impl Engine {
             self.on_timer(key, timer, now);
             self.drain_tx(now);
         }
+    }
+
+    /// A target can be routed to: its address resolved and not resting after a 503.
+    pub(super) fn available(&self, peer: &super::peers::Peer, now: Instant) -> bool {
+        peer.addr.is_some() && self.resting.get(&peer.name).is_none_or(|t| now >= *t)
     }
 
     /// Calls in memory (answered or not), for tests and the gauge.

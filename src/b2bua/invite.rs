@@ -188,6 +188,7 @@ impl Engine {
         let b = a.clone();
         let call = Call {
             key,
+            peers: self.peers.clone(),
             vref: vref.clone(),
             state: CallState::Calling,
             a,
@@ -245,6 +246,7 @@ impl Engine {
         let Some(call) = self.calls.get(&key) else {
             return;
         };
+        let peers = call.peers.clone();
         let mut idx = if call.attempt == 0 {
             0
         } else {
@@ -254,8 +256,8 @@ impl Engine {
             let Some(name) = call.route.targets.get(idx) else {
                 break None;
             };
-            match self.peers.by_name(name) {
-                Some(p) if self.peers.peers[p].available(now) => break Some(p),
+            match peers.by_name(name) {
+                Some(p) if self.available(&peers.peers[p], now) => break Some(p),
                 _ => idx += 1,
             }
         };
@@ -266,10 +268,10 @@ impl Engine {
             }
             return;
         };
-        let Some(flow) = self.peers.peers[peer].flow() else {
+        let Some(flow) = peers.peers[peer].flow() else {
             return;
         };
-        let listener = self.peers.listeners[self.peers.peers[peer].listener].clone();
+        let listener = peers.listeners[peers.peers[peer].listener].clone();
         let call_id = self.ids.call_id();
         let local_tag = self.ids.tag();
         let cseq = self.ids.cseq();
@@ -279,7 +281,7 @@ impl Engine {
             version: 1,
         };
         let src = self.calls[&key].a.peer;
-        let filter = self.peers.filter(src, peer);
+        let filter = peers.filter(src, peer);
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
@@ -291,7 +293,7 @@ impl Engine {
         }
         call.target = idx;
         call.attempt += 1;
-        let p = &self.peers.peers[peer];
+        let p = &peers.peers[peer];
         let a_from = call.a_invite.from_hdr().ok();
         let a_to = call.a_invite.to_hdr().ok();
         let mut from =
@@ -339,6 +341,7 @@ impl Engine {
             last_invite_ctx: None,
         };
         let vref = call.vref.clone();
+        let a_call_id = call.a.call_id.clone();
         let attempt = call.attempt;
         let has_offer = !call.a_invite.body.is_empty();
         // Each attempt gets the same B-side ports under a fresh o= line.
@@ -378,9 +381,9 @@ impl Engine {
         self.out.push_back(Output::Cdr(CdrEvent::Route {
             id: vref.clone(),
             b_call_id: call_id.clone(),
-            dest_peer: self.peers.peers[peer].name.clone(),
+            dest_peer: peers.peers[peer].name.clone(),
         }));
-        tracing::info!(call = %vref, b_call_id = %call_id, target = %self.peers.peers[peer].name, attempt, "leg B originated");
+        tracing::info!(call = %vref, a_call_id = %a_call_id, b_call_id = %call_id, target = %peers.peers[peer].name, attempt, "leg B originated");
         self.set_timer(
             now + self.cfg.sip.timers.invite_timeout.0,
             key,
@@ -411,7 +414,7 @@ impl Engine {
             }
             if call.state == CallState::Calling {
                 call.state = CallState::Early;
-                tracing::info!(call = %call.vref, code, "early");
+                tracing::info!(call = %call.vref, a_call_id = %call.a.call_id, b_call_id = %call.b.call_id, code, "early");
             }
             self.relay_b_invite_response(key, resp, now);
             return;
@@ -424,15 +427,15 @@ impl Engine {
         if call.cancelled || call.state >= CallState::Answered {
             return;
         }
-        let peer = call.b.peer;
+        let peer_name = call.peers.peers[call.b.peer].name.clone();
         if code == 503
             && let Some(d) = resp
                 .headers
                 .get(&HeaderName::RetryAfter)
                 .and_then(retry_after)
         {
-            self.peers.rest(peer, now + d);
-            tracing::info!(peer = %self.peers.peers[peer].name, secs = d.as_secs(), "target resting after 503");
+            tracing::info!(peer = %peer_name, secs = d.as_secs(), "target resting after 503");
+            self.resting.insert(peer_name, now + d);
         }
         if code == 408 || (500..600).contains(&code) {
             self.next_attempt(key, Some(resp), now);
@@ -465,6 +468,7 @@ impl Engine {
         call.state = CallState::Answered;
         call.answered = Some(now);
         let vref = call.vref.clone();
+        let (a_call_id, b_call_id) = (call.a.call_id.clone(), call.b.call_id.clone());
         let late_offer = call.late_offer;
         let a_stx = call.a_invite_stx;
         let a_cseq = call.a.invite_cseq;
@@ -478,7 +482,7 @@ impl Engine {
             id: vref.clone(),
             answered_at: wall,
         }));
-        tracing::info!(call = %vref, "answered");
+        tracing::info!(call = %vref, %a_call_id, %b_call_id, "answered");
         self.set_timer(now + max, key, Timer::MaxDuration);
         let offer_in_answer = late_offer && !resp.body.is_empty();
         if !offer_in_answer {
@@ -529,8 +533,8 @@ impl Engine {
         };
         let (fp, tp) = (call.leg(from).peer, call.leg(from.other()).peer);
         let to_side = from.other();
-        let listener = self.peers.listeners[call.leg(to_side).flow.listener].clone();
-        let filter = self.peers.filter(fp, tp);
+        let listener = call.peers.listeners[call.leg(to_side).flow.listener].clone();
+        let filter = call.peers.filter(fp, tp);
         if (101..300).contains(&code)
             && matches!(
                 req.method,
@@ -587,7 +591,7 @@ impl Engine {
             return;
         }
         call.cancelled = true;
-        tracing::info!(call = %call.vref, "cancelled by caller");
+        tracing::info!(call = %call.vref, a_call_id = %call.a.call_id, b_call_id = %call.b.call_id, "cancelled by caller");
         if call.state == CallState::Early {
             self.cancel_b(key, now);
         } else {
@@ -643,7 +647,7 @@ impl Engine {
         if call.attempt != attempt || call.state >= CallState::Answered || call.cancelled {
             return;
         }
-        tracing::info!(call = %call.vref, "ring timeout");
+        tracing::info!(call = %call.vref, a_call_id = %call.a.call_id, b_call_id = %call.b.call_id, "ring timeout");
         let early = call.state == CallState::Early;
         if early {
             self.cancel_b(key, now);
@@ -666,7 +670,7 @@ impl Engine {
         };
         if call.b_invite_ctx == Some(ctx) {
             if call.state < CallState::Answered && !call.cancelled {
-                tracing::info!(call = %call.vref, "leg B timed out");
+                tracing::info!(call = %call.vref, a_call_id = %call.a.call_id, b_call_id = %call.b.call_id, "leg B timed out");
                 self.next_attempt(key, None, now);
             }
             return;
@@ -697,7 +701,7 @@ impl Engine {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        let listener = self.peers.listeners[call.leg(side).flow.listener].clone();
+        let listener = call.peers.listeners[call.leg(side).flow.listener].clone();
         let leg = call.leg_mut(side);
         let mut ack = leg.request(Method::Ack, Some(cseq), &listener, &mut self.ids);
         if !body.is_empty() {

@@ -3,7 +3,7 @@
 //! a 503 with Retry-After.
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::config::{Config, PeerConfig, Transport};
 use crate::sip::{Host, SipUri};
@@ -19,8 +19,6 @@ pub struct Peer {
     pub transport: Transport,
     /// Resolved by the shell at start; `None` = unreachable (skipped in routing).
     pub addr: Option<SocketAddr>,
-    /// Not routed to before this instant (503 + Retry-After).
-    pub resting_until: Option<Instant>,
 }
 
 impl Peer {
@@ -44,10 +42,6 @@ impl Peer {
             uri.params.push(("transport".into(), Some("tcp".into())));
         }
         uri
-    }
-
-    pub fn available(&self, now: Instant) -> bool {
-        self.addr.is_some() && self.resting_until.is_none_or(|t| now >= t)
     }
 }
 
@@ -142,7 +136,6 @@ impl Peers {
                     listener,
                     transport: p.transport,
                     addr: resolved.get(i).copied().flatten(),
-                    resting_until: None,
                 }
             })
             .collect();
@@ -183,12 +176,6 @@ impl Peers {
                 .cloned()
                 .collect(),
             from_trusted: f.trusted,
-        }
-    }
-
-    pub fn rest(&mut self, peer: usize, until: Instant) {
-        if let Some(p) = self.peers.get_mut(peer) {
-            p.resting_until = Some(until);
         }
     }
 

@@ -51,7 +51,9 @@ pub fn run(config: &Path) -> i32 {
             return 1;
         }
     };
-    match rt.block_on(serve(loaded)) {
+    // Every event of the engine loop carries the instance (CONTRACT: logs name it).
+    let span = tracing::info_span!("veil", instance = %loaded.config.instance);
+    match rt.block_on(tracing::Instrument::instrument(serve(loaded), span)) {
         Ok(()) => 0,
         Err(e) => {
             tracing::error!(error = %e, "veil stopped");
