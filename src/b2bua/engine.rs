@@ -33,6 +33,8 @@ pub(super) enum Timer {
     MaxDuration,
     /// Stream counters did not all come back from the relay: write the CDR anyway.
     CloseCdr,
+    /// `calls.drain_timeout` after [`Engine::drain`]: end what is left (key 0).
+    Drain,
 }
 
 pub struct Engine {
@@ -174,6 +176,66 @@ impl Engine {
         self.tx.len()
     }
 
+    /// Graceful shutdown: refuse new calls (503 with Retry-After) from now on, let calls
+    /// in progress go on for `calls.drain_timeout`, then end the rest (see `shutdown`).
+    /// The shell stops once [`Engine::idle`]. Calling it again changes nothing.
+    pub fn drain(&mut self, now: Instant) {
+        if self.draining {
+            return;
+        }
+        self.draining = true;
+        tracing::info!(
+            calls = self.calls.len(),
+            drain_timeout = %self.cfg.calls.drain_timeout,
+            "draining: new calls refused, calls in progress may finish"
+        );
+        self.set_timer(now + self.cfg.calls.drain_timeout.0, 0, Timer::Drain);
+    }
+
+    /// Whether new calls are being refused (after `drain` or `shutdown`).
+    pub fn is_draining(&self) -> bool {
+        self.draining
+    }
+
+    /// Apply a reloaded config: new calls use `cfg`, `policy` and the peer table built
+    /// from `resolved` (`resolved[i]` is the address of `cfg.peers[i]`); calls in progress
+    /// keep the peer table they were set up with. A target resting after a 503 keeps
+    /// resting if its name is still configured. A new media port range gets a new pool
+    /// that starts with the ports calls in progress hold; ports outside it are simply not
+    /// reused once those calls end. Transaction timer values apply from the next start.
+    pub fn reconfigure(
+        &mut self,
+        cfg: Arc<Config>,
+        policy: Arc<Policy>,
+        resolved: &[Option<SocketAddr>],
+    ) {
+        let peers = Arc::new(Peers::new(&cfg, resolved));
+        for old in &self.peers.peers {
+            if peers.by_name(&old.name).is_none() {
+                self.metrics.remove_peer(&old.name);
+            }
+        }
+        for p in &peers.peers {
+            self.metrics.set_peer_up(&p.name, p.addr.is_some());
+        }
+        self.resting.retain(|name, _| peers.by_name(name).is_some());
+        if cfg.media.ports != self.cfg.media.ports {
+            let mut pool = PortPool::new(cfg.media.ports);
+            for call in self.calls.values() {
+                for s in &call.streams {
+                    pool.reserve(s.a_port);
+                    pool.reserve(s.b_port);
+                }
+            }
+            tracing::info!(ports = %cfg.media.ports, held = pool.in_use(), "media port range changed");
+            self.ports = pool;
+        }
+        self.media_ip = cfg.media.advertise.unwrap_or(cfg.media.address);
+        self.cfg = cfg;
+        self.policy = policy;
+        self.peers = peers;
+    }
+
     /// Refuse new calls from now on and end every call (reason `shutdown`).
     pub fn shutdown(&mut self, now: Instant) {
         self.draining = true;
@@ -293,6 +355,12 @@ impl Engine {
                 }
             }
             Timer::CloseCdr => self.finish_closing(key, now),
+            Timer::Drain => {
+                if !self.calls.is_empty() {
+                    tracing::info!(calls = self.calls.len(), "drain timeout: ending calls");
+                }
+                self.shutdown(now);
+            }
         }
     }
 

@@ -663,3 +663,6 @@ fn no_state_left_after_many_calls() {
     assert!(h.engine.idle());
     assert_eq!(h.engine.ports.in_use(), 0, "relay ports returned");
 }
+
+/// Reload and graceful drain (issue 6).
+mod ops;

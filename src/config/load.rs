@@ -401,6 +401,9 @@ impl Validator<'_> {
         if st.expires < st.min_se {
             self.err("calls.session_timer.expires", "must not be below min_se");
         }
+        if c.cdr.retention.is_some_and(|r| r.0.as_secs() < 3600) {
+            self.err("cdr.retention", "must be at least 1h (e.g. 90d)");
+        }
     }
 
     fn peers(&mut self, peers: &mut [PeerConfig], listeners: &[ListenConfig]) {

@@ -117,7 +117,7 @@ impl Transport {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListenConfig {
     pub name: String,
@@ -130,7 +130,7 @@ pub struct ListenConfig {
     pub tls: Option<TlsConfig>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     pub cert: PathBuf,
@@ -186,6 +186,15 @@ pub struct CallsConfig {
     /// Global cap on concurrent calls (0 = unlimited).
     #[serde(default)]
     pub max_calls: u32,
+    /// On SIGTERM/SIGINT, how long calls in progress may go on (new INVITEs get 503)
+    /// before both legs get BYE with end reason `shutdown`. Keep the systemd unit's
+    /// `TimeoutStopSec` above this plus a few seconds.
+    #[serde(default = "d_drain_timeout")]
+    pub drain_timeout: Duration,
+}
+
+fn d_drain_timeout() -> Duration {
+    Duration::from_secs(30)
 }
 
 fn d_max_duration() -> Duration {
@@ -198,6 +207,7 @@ impl Default for CallsConfig {
             max_duration: d_max_duration(),
             session_timer: SessionTimerConfig::default(),
             max_calls: 0,
+            drain_timeout: d_drain_timeout(),
         }
     }
 }
@@ -301,15 +311,32 @@ pub struct LimitsConfig {
     pub cps: u32,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CdrConfig {
     /// SQLite file; absent = CDRs disabled (logged at start).
     #[serde(default)]
     pub sqlite: Option<PathBuf>,
+    /// Rows whose call started longer ago than this are deleted (at start, then hourly);
+    /// absent = kept for ever.
+    #[serde(default)]
+    pub retention: Option<Duration>,
+    /// When SQLite forces CDR writes to disk (see `observe::cdr`).
+    #[serde(default)]
+    pub fsync: CdrFsync,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+/// `normal`: a committed row survives a crash of veil, a power loss may take the last
+/// batches. `full`: every batch is fsynced before the writer goes on (survives power loss).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CdrFsync {
+    #[default]
+    Normal,
+    Full,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsConfig {
     /// `GET /metrics` served here; absent = no metrics endpoint.
@@ -325,7 +352,7 @@ pub enum LogFormat {
     Pretty,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
     #[serde(default)]

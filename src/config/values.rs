@@ -13,7 +13,7 @@ use serde::de::{self, Deserializer, Visitor};
 use super::model::Transport;
 use crate::sip::Host;
 
-/// A duration written `500ms`, `30s`, `5m`, `6h` (a bare integer is seconds).
+/// A duration written `500ms`, `30s`, `5m`, `6h`, `90d` (a bare integer is seconds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Duration(pub std::time::Duration);
 
@@ -39,6 +39,7 @@ impl Duration {
             "" | "s" => 1_000,
             "m" => 60_000,
             "h" => 3_600_000,
+            "d" => 86_400_000,
             _ => return Err(bad()),
         };
         let ms = n

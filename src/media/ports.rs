@@ -104,6 +104,19 @@ impl PortPool {
         self.quarantined.push_back((port, due));
     }
 
+    /// Mark a free port as allocated without handing it out: a pool built for a new port
+    /// range on reload takes the ports that calls in progress still hold. Returns whether
+    /// the port was free in this pool (linear in the free queue, once per held port).
+    pub fn reserve(&mut self, port: u16) -> bool {
+        if self.slot(port) != Some(Slot::Free) {
+            return false;
+        }
+        self.free.retain(|&p| p != port);
+        self.set(port, Slot::InUse);
+        self.in_use += 1;
+        true
+    }
+
     pub fn in_use(&self) -> usize {
         self.in_use
     }
@@ -142,6 +155,19 @@ mod tests {
 
     fn drain(p: &mut PortPool) -> Vec<u16> {
         std::iter::from_fn(|| p.allocate()).collect()
+    }
+
+    #[test]
+    fn reserved_ports_are_not_handed_out_and_release_normally() {
+        let mut p = pool(30000, 30009);
+        assert!(p.reserve(30002));
+        assert!(!p.reserve(30002), "already held");
+        assert!(!p.reserve(30003), "odd ports are not in the pool");
+        assert!(!p.reserve(40000), "outside the range");
+        assert_eq!(p.in_use(), 1);
+        assert_eq!(drain(&mut p), [30000, 30004, 30006, 30008]);
+        p.release(30002);
+        assert_eq!(p.allocate(), Some(30002));
     }
 
     #[test]

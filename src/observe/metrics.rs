@@ -213,6 +213,11 @@ impl Metrics {
         self.peer_up.with_label_values(&[peer]).set(i64::from(up));
     }
 
+    /// A peer removed by a reload: its `veil_peer_up` series goes away.
+    pub fn remove_peer(&self, peer: &str) {
+        let _ = self.peer_up.remove_label_values(&[peer]);
+    }
+
     /// The current values in the Prometheus text exposition format.
     pub fn render(&self) -> String {
         let families = self.registry.gather();
