@@ -2,6 +2,7 @@
 
 pub mod load;
 pub mod model;
+pub mod reload;
 pub mod values;
 pub mod yaml;
 

@@ -9,18 +9,28 @@
 //!   call setup for every caller because the disk is slow is worse.
 //! - The thread drains whatever is queued and writes it in one transaction, so under load
 //!   (thousands of calls/s) the cost of a commit is shared by many events.
-//! - `journal_mode=WAL` + `synchronous=NORMAL`: a committed transaction survives a crash of
-//!   the veil process (it is in the WAL file), but a power loss or kernel crash may lose the
-//!   last few transactions, because the WAL is only fsynced at checkpoints. This trades
-//!   a small window for an order of magnitude more throughput; a `cdr.fsync: full` style
-//!   option can switch to `synchronous=FULL` later. WAL also lets operators read the file
-//!   (`sqlite3`, exporters) while veil writes.
+//! - `journal_mode=WAL` + `synchronous=NORMAL` (`cdr.fsync: normal`, the default): a
+//!   committed transaction survives a crash of the veil process, kill -9 included (it is in
+//!   the WAL file, which the OS holds), but a power loss or kernel crash may lose the last
+//!   batches, because the WAL is only fsynced at checkpoints. `cdr.fsync: full` sets
+//!   `synchronous=FULL`: every batch is fsynced before the next one, so nothing committed is
+//!   lost even on power loss, at the price of one fsync per batch (batches grow under load,
+//!   so throughput degrades gracefully). WAL also lets operators read the file (`sqlite3`,
+//!   exporters) while veil writes.
+//! - Crash recovery: the writer records a heartbeat (`cdr_heartbeat`, one row per instance)
+//!   every [`HEARTBEAT`], in the same transaction as the events before it. A row still open
+//!   at start (`ended_at` NULL: veil died mid-call) is closed with end reason `error` at the
+//!   last time veil is known to have seen the call: the later of its answer (or start) and
+//!   the last heartbeat, so at most one heartbeat interval early. `final_code` becomes 200
+//!   for answered calls; packet counts stay NULL (unknown).
+//! - Retention (`cdr.retention`): rows of ended calls that started longer ago are deleted at
+//!   start and then every [`PURGE_INTERVAL`] by the writer thread.
 //! - Times are stored as RFC 3339 UTC text with milliseconds (`2026-11-23T13:05:01.123Z`):
 //!   readable with `sqlite3`, sortable as text, and understood by SQLite's date functions.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -87,7 +97,26 @@ const MAX_BATCH: usize = 4096;
 /// must not flood the log.
 const DROP_WARN_INTERVAL: Duration = Duration::from_secs(1);
 
+/// How often the writer records that this instance is alive (crash recovery granularity).
+pub const HEARTBEAT: Duration = Duration::from_secs(5);
+
+/// How often rows older than `cdr.retention` are deleted.
+pub const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Writer settings beyond the path (from `cdr.*`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CdrOptions {
+    /// Delete rows of calls that started longer ago than this.
+    pub retention: Option<Duration>,
+    /// `synchronous=FULL` instead of `NORMAL`.
+    pub fsync_full: bool,
+}
+
 const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS cdr_heartbeat (
+    instance TEXT PRIMARY KEY,
+    seen_at  TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS cdr (
     id          TEXT PRIMARY KEY,
     instance    TEXT,
@@ -111,6 +140,21 @@ CREATE INDEX IF NOT EXISTS cdr_started_at ON cdr (started_at);
 
 const INSERT: &str = "INSERT OR IGNORE INTO cdr (id, instance, a_call_id, source_peer, from_user, \
     to_user, started_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+const HEARTBEAT_SQL: &str = "INSERT INTO cdr_heartbeat (instance, seen_at) VALUES (?1, ?2) \
+    ON CONFLICT (instance) DO UPDATE SET seen_at = excluded.seen_at";
+/// Rows this instance left open (it died mid-call): closed at the last known time.
+const RECOVER_END: &str = "UPDATE cdr SET end_reason = 'error', \
+    ended_at = max(coalesce(answered_at, started_at), \
+        coalesce((SELECT seen_at FROM cdr_heartbeat WHERE instance = ?1), '')), \
+    final_code = CASE WHEN answered_at IS NULL THEN final_code ELSE 200 END \
+    WHERE ended_at IS NULL AND instance = ?1";
+/// Second step of recovery: `duration_ms` from the `ended_at` just written (a single UPDATE
+/// would see the old NULL).
+const RECOVER_DURATION: &str = "UPDATE cdr SET duration_ms = CASE WHEN answered_at IS NULL \
+    THEN 0 ELSE MAX(0, CAST(ROUND((unixepoch(ended_at, 'subsec') - \
+    unixepoch(answered_at, 'subsec')) * 1000) AS INTEGER)) END \
+    WHERE duration_ms IS NULL AND end_reason = 'error' AND instance = ?1";
+const PURGE: &str = "DELETE FROM cdr WHERE started_at < ?1 AND ended_at IS NOT NULL";
 const ROUTE: &str = "UPDATE cdr SET b_call_id = ?2, dest_peer = ?3 WHERE id = ?1";
 const ANSWER: &str = "UPDATE cdr SET answered_at = ?2 WHERE id = ?1";
 /// `duration_ms` is computed by SQLite from the stored `answered_at`, so the engine does not
@@ -162,18 +206,37 @@ impl CdrWriter {
     /// Schema and pragmas are applied here, on the caller's thread, so that a bad path or a
     /// read-only file is a startup error rather than a log line from a background thread.
     pub fn start(path: &Path, instance: &str, queue: usize) -> Result<CdrWriter, CdrError> {
+        Self::start_with(path, instance, queue, CdrOptions::default())
+    }
+
+    /// [`CdrWriter::start`] with retention and fsync settings. Rows this instance left
+    /// open in an earlier run are closed first (logged with their number), so they never
+    /// stay "in progress" after a crash.
+    pub fn start_with(
+        path: &Path,
+        instance: &str,
+        queue: usize,
+        opts: CdrOptions,
+    ) -> Result<CdrWriter, CdrError> {
         let sql_err = |source| CdrError::Sqlite {
             path: path.to_path_buf(),
             source,
         };
-        let conn = open(path).map_err(sql_err)?;
+        let conn = open(path, opts.fsync_full).map_err(sql_err)?;
+        let recovered = recover(&conn, instance).map_err(sql_err)?;
+        if recovered > 0 {
+            tracing::warn!(
+                rows = recovered,
+                "CDR rows left open by an earlier run closed with end_reason error"
+            );
+        }
         let (tx, rx) = sync_channel(queue.max(1));
         let instance = instance.to_string();
         let failed = Arc::new(AtomicU64::new(0));
         let thread_failed = Arc::clone(&failed);
         let thread = std::thread::Builder::new()
             .name("veil-cdr".into())
-            .spawn(move || writer_loop(conn, &instance, rx, &thread_failed))
+            .spawn(move || writer_loop(conn, &instance, rx, &thread_failed, opts.retention))
             .map_err(CdrError::Thread)?;
         Ok(CdrWriter::with(Some(tx), Some(thread), failed))
     }
@@ -275,7 +338,7 @@ impl Drop for Inner {
     }
 }
 
-fn open(path: &Path) -> rusqlite::Result<Connection> {
+fn open(path: &Path, fsync_full: bool) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     // journal_mode returns the resulting mode as a row; query it rather than execute.
@@ -283,21 +346,58 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
     if !mode.eq_ignore_ascii_case("wal") {
         tracing::warn!(path = %path.display(), mode, "CDR database is not in WAL mode");
     }
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    let sync = if fsync_full { "FULL" } else { "NORMAL" };
+    conn.pragma_update(None, "synchronous", sync)?;
     conn.execute_batch(SCHEMA)?;
     Ok(conn)
 }
 
-fn writer_loop(mut conn: Connection, instance: &str, rx: Receiver<Msg>, failed: &AtomicU64) {
+/// Close the rows `instance` left open; returns how many.
+fn recover(conn: &Connection, instance: &str) -> rusqlite::Result<usize> {
+    let n = conn.execute(RECOVER_END, [instance])?;
+    if n > 0 {
+        conn.execute(RECOVER_DURATION, [instance])?;
+    }
+    Ok(n)
+}
+
+/// Delete rows of ended calls that started before `now - retention`; returns how many.
+fn purge(conn: &Connection, retention: Duration, now: SystemTime) -> rusqlite::Result<usize> {
+    let cutoff = now.checked_sub(retention).unwrap_or(SystemTime::UNIX_EPOCH);
+    conn.execute(PURGE, [rfc3339(cutoff)])
+}
+
+fn writer_loop(
+    mut conn: Connection,
+    instance: &str,
+    rx: Receiver<Msg>,
+    failed: &AtomicU64,
+    retention: Option<Duration>,
+) {
     let mut batch = Vec::new();
+    let mut next_beat = Instant::now();
+    let mut next_purge = Instant::now();
     loop {
-        // Block for the first message, then take whatever else is already queued.
-        let mut closing = match rx.recv() {
+        if let Some(keep) = retention
+            && Instant::now() >= next_purge
+        {
+            match purge(&conn, keep, SystemTime::now()) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(rows = n, "old CDR rows deleted (cdr.retention)"),
+                Err(e) => tracing::error!(error = %e, "CDR retention purge failed"),
+            }
+            next_purge = Instant::now() + PURGE_INTERVAL;
+        }
+        // Block for the first message (or the next heartbeat), then take whatever else is
+        // already queued.
+        let wait = next_beat.saturating_duration_since(Instant::now());
+        let mut closing = match rx.recv_timeout(wait) {
             Ok(Msg::Event(ev)) => {
                 batch.push(ev);
                 false
             }
-            Ok(Msg::Close) | Err(_) => true,
+            Err(RecvTimeoutError::Timeout) => false,
+            Ok(Msg::Close) | Err(RecvTimeoutError::Disconnected) => true,
         };
         while !closing && batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -313,12 +413,17 @@ fn writer_loop(mut conn: Connection, instance: &str, rx: Receiver<Msg>, failed: 
                 batch.push(ev);
             }
         }
-        if !batch.is_empty() {
-            if let Err(e) = write_batch(&mut conn, instance, &batch) {
+        let beat = closing || Instant::now() >= next_beat;
+        if !batch.is_empty() || beat {
+            let seen = beat.then(SystemTime::now);
+            if let Err(e) = write_batch(&mut conn, instance, &batch, seen) {
                 tracing::error!(error = %e, lost = batch.len(), "CDR batch write failed");
                 failed.fetch_add(batch.len() as u64, Ordering::Relaxed);
             }
             batch.clear();
+            if beat {
+                next_beat = Instant::now() + HEARTBEAT;
+            }
         }
         if closing {
             return;
@@ -333,7 +438,15 @@ fn writer_loop(mut conn: Connection, instance: &str, rx: Receiver<Msg>, failed: 
 ///
 /// `BEGIN IMMEDIATE` takes the write lock up front, where SQLite's busy handler applies;
 /// a deferred transaction could instead fail with `SQLITE_BUSY_SNAPSHOT` mid-batch.
-fn write_batch(conn: &mut Connection, instance: &str, batch: &[CdrEvent]) -> rusqlite::Result<()> {
+///
+/// `seen`: record the heartbeat at this time, after the events (so an open row at that
+/// moment was still up as far as veil knew).
+fn write_batch(
+    conn: &mut Connection,
+    instance: &str,
+    batch: &[CdrEvent],
+    seen: Option<SystemTime>,
+) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     for ev in batch {
         match apply(&tx, instance, ev) {
@@ -345,6 +458,10 @@ fn write_batch(conn: &mut Connection, instance: &str, batch: &[CdrEvent]) -> rus
             Err(e) if is_fatal_for_batch(&e) => return Err(e),
             Err(e) => tracing::error!(id = event_id(ev), error = %e, "CDR event not written"),
         }
+    }
+    if let Some(t) = seen {
+        tx.prepare_cached(HEARTBEAT_SQL)?
+            .execute(params![instance, rfc3339(t)])?;
     }
     tx.commit()
 }
@@ -524,6 +641,159 @@ mod tests {
         let conn = Connection::open(path).unwrap();
         conn.query_row("SELECT count(*) FROM cdr", [], |r| r.get(0))
             .unwrap()
+    }
+
+    /// Columns of `id` relevant to recovery: (ended_at, end_reason, final_code, duration_ms).
+    fn closed(path: &Path, id: &str) -> (Option<String>, Option<String>, Option<i64>, Option<i64>) {
+        let conn = Connection::open(path).unwrap();
+        conn.query_row(
+            "SELECT ended_at, end_reason, final_code, duration_ms FROM cdr WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn rows_left_open_are_closed_at_the_last_heartbeat_on_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cdr.sqlite");
+        let now = SystemTime::now();
+        let w = CdrWriter::start(&path, "edge-1", 64).unwrap();
+        w.send(start("answered", now - Duration::from_secs(60)));
+        w.send(CdrEvent::Answer {
+            id: "answered".into(),
+            answered_at: now - Duration::from_secs(50),
+        });
+        w.send(start("ringing", now - Duration::from_secs(5)));
+        w.send(start("done", now - Duration::from_secs(40)));
+        w.send(end("done", now - Duration::from_secs(30), 486, "failed"));
+        // The process dies here: what was committed stays, nothing completes the rows.
+        w.close();
+        drop(w);
+        let beat: String = Connection::open(&path)
+            .unwrap()
+            .query_row(
+                "SELECT seen_at FROM cdr_heartbeat WHERE instance = 'edge-1'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(beat >= rfc3339(now), "heartbeat {beat} written at close");
+        // Another instance's open row in the same file is not touched.
+        Connection::open(&path)
+            .unwrap()
+            .execute(
+                "INSERT INTO cdr (id, instance, started_at) VALUES ('other', 'edge-2', ?1)",
+                [rfc3339(now)],
+            )
+            .unwrap();
+
+        let w = CdrWriter::start(&path, "edge-1", 64).unwrap();
+        w.close();
+        let (ended, reason, code, dur) = closed(&path, "answered");
+        assert_eq!(
+            ended.as_deref(),
+            Some(beat.as_str()),
+            "ended at the heartbeat"
+        );
+        assert_eq!(reason.as_deref(), Some("error"));
+        assert_eq!(code, Some(200), "an answered call had its 200");
+        let dur = dur.unwrap();
+        assert!((50_000..60_000).contains(&dur), "duration {dur}");
+        let (ended, reason, code, dur) = closed(&path, "ringing");
+        assert_eq!(
+            (ended.as_deref(), reason.as_deref()),
+            (Some(beat.as_str()), Some("error"))
+        );
+        assert_eq!((code, dur), (None, Some(0)));
+        let (_, reason, code, _) = closed(&path, "done");
+        assert_eq!(
+            (reason.as_deref(), code),
+            (Some("failed"), Some(486)),
+            "ended rows untouched"
+        );
+        let (ended, _, _, _) = closed(&path, "other");
+        assert_eq!(ended, None, "rows of other instances untouched");
+    }
+
+    #[test]
+    fn a_row_newer_than_the_heartbeat_ends_at_its_own_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cdr.sqlite");
+        let t0 = 1_795_439_101_123;
+        let w = CdrWriter::start(&path, "edge-1", 64).unwrap();
+        w.send(start("c1", at(t0)));
+        w.send(CdrEvent::Answer {
+            id: "c1".into(),
+            answered_at: at(t0 + 2_000),
+        });
+        w.close();
+        Connection::open(&path)
+            .unwrap()
+            .execute(
+                "UPDATE cdr_heartbeat SET seen_at = ?1",
+                [rfc3339(at(t0 - 10_000))],
+            )
+            .unwrap();
+        CdrWriter::start(&path, "edge-1", 64).unwrap().close();
+        let (ended, reason, _, dur) = closed(&path, "c1");
+        assert_eq!(ended, Some(rfc3339(at(t0 + 2_000))));
+        assert_eq!((reason.as_deref(), dur), (Some("error"), Some(0)));
+    }
+
+    #[test]
+    fn retention_deletes_old_ended_rows_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cdr.sqlite");
+        let now = SystemTime::now();
+        let day = Duration::from_secs(86_400);
+        let w = CdrWriter::start(&path, "edge-1", 64).unwrap();
+        w.send(start("old", now - 100 * day));
+        w.send(end("old", now - 100 * day, 200, "caller_bye"));
+        w.send(start("recent", now - 10 * day));
+        w.send(end("recent", now - 10 * day, 200, "caller_bye"));
+        w.close();
+        // An old row still open (another instance's long call) is left alone.
+        Connection::open(&path)
+            .unwrap()
+            .execute(
+                "INSERT INTO cdr (id, instance, started_at) VALUES ('open', 'edge-2', ?1)",
+                [rfc3339(now - 100 * day)],
+            )
+            .unwrap();
+        let opts = CdrOptions {
+            retention: Some(90 * day),
+            fsync_full: true,
+        };
+        CdrWriter::start_with(&path, "edge-1", 64, opts)
+            .unwrap()
+            .close();
+        let ids: Vec<String> = Connection::open(&path)
+            .unwrap()
+            .prepare("SELECT id FROM cdr ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(ids, ["open", "recent"]);
+    }
+
+    #[test]
+    fn fsync_full_sets_synchronous_full() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cdr.sqlite");
+        let conn = open(&path, true).unwrap();
+        let sync: i64 = conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(sync, 2, "FULL");
+        let conn = open(&path, false).unwrap();
+        let sync: i64 = conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(sync, 1, "NORMAL");
     }
 
     #[test]

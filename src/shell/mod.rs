@@ -3,6 +3,7 @@
 //! a bounded channel; what it outputs is sent, handed to the relay or to the CDR writer.
 
 mod net;
+mod notify;
 mod run;
 
 pub use run::{run, serve};
