@@ -28,6 +28,28 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Show how the policy routes a request (rules tried, rewrites, targets); starts nothing.
+    Route {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The peer the request comes from (as matched by source address).
+        #[arg(long)]
+        from_peer: Option<String>,
+        /// Request-URI user (the dialled number).
+        #[arg(long)]
+        to_user: String,
+        /// From user (the caller).
+        #[arg(long, default_value = "")]
+        from_user: String,
+        /// Request-URI host as written by the caller.
+        #[arg(long, default_value = "")]
+        ruri_host: String,
+        #[arg(long, default_value = "INVITE")]
+        method: String,
+        /// A header of the request, `Name: value`; may be repeated.
+        #[arg(long = "header")]
+        headers: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -35,6 +57,25 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Run { config } => veil::shell::run(&config),
         Command::Check { config } => veil::config::check(&config),
+        Command::Route {
+            config,
+            from_peer,
+            to_user,
+            from_user,
+            ruri_host,
+            method,
+            headers,
+        } => veil::policy::dry_run::command(
+            &config,
+            &veil::policy::dry_run::Query {
+                from_peer,
+                to_user,
+                from_user,
+                ruri_host,
+                method: method.to_ascii_uppercase(),
+                headers,
+            },
+        ),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

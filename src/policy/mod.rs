@@ -8,6 +8,7 @@
 //! problem with its key path (`rules[2].when.to_user`) so the loader can add file and line.
 
 mod compile;
+pub mod dry_run;
 pub mod spec;
 
 pub use compile::{PolicyError, compile};

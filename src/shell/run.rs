@@ -24,7 +24,8 @@ use crate::transaction::Transmit;
 const QUEUE: usize = 65536;
 /// CDR events queued for the writer thread before they are dropped and counted.
 const CDR_QUEUE: usize = 65536;
-/// After SIGTERM, how long to wait for BYE transactions and CDR counters before exiting.
+/// After the drain ends calls, how long to wait for BYE transactions and CDR counters
+/// before exiting anyway.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 /// `veil run`: load, log, serve until SIGTERM/SIGINT. Returns the process exit code.
@@ -63,7 +64,8 @@ pub fn run(config: &Path) -> i32 {
     }
 }
 
-/// Resolve peer addresses once at start (DNS per RFC 3263 comes with the edge issue).
+/// Resolve peer addresses at start and on reload (DNS per RFC 3263 comes with the edge
+/// issue).
 async fn resolve_peers(loaded: &LoadedConfig) -> Vec<Option<SocketAddr>> {
     let mut out = Vec::new();
     for p in &loaded.config.peers {
@@ -97,7 +99,12 @@ pub async fn serve(loaded: LoadedConfig) -> Result<(), String> {
     let metrics = Metrics::new(&cfg.instance).map_err(|e| format!("metrics: {e}"))?;
     let cdr = match &cfg.cdr.sqlite {
         Some(p) => {
-            CdrWriter::start(p, &cfg.instance, CDR_QUEUE).map_err(|e| format!("cdr: {e}"))?
+            let opts = crate::observe::cdr::CdrOptions {
+                retention: cfg.cdr.retention.map(|d| d.0),
+                fsync_full: cfg.cdr.fsync == crate::config::CdrFsync::Full,
+            };
+            CdrWriter::start_with(p, &cfg.instance, CDR_QUEUE, opts)
+                .map_err(|e| format!("cdr: {e}"))?
         }
         None => {
             tracing::warn!("cdr.sqlite not set: CDRs are not written");
@@ -181,15 +188,27 @@ pub async fn serve(loaded: LoadedConfig) -> Result<(), String> {
         max,
     };
     tracing::info!(instance = %cfg.instance, peers = cfg.peers.len(), "veil ready");
+    // Listeners are bound: dependants of veil.service may start now.
+    super::notify::notify("READY=1");
 
-    let mut shutdown_at: Option<Instant> = None;
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| e.to_string())?;
+    let mut running = loaded;
+    // Set once the drain has begun: the latest instant to exit even if calls hang on.
+    let mut stop_by: Option<Instant> = None;
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut sigterm = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    let mut sighup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
     loop {
         let deadline = engine.poll_timeout();
         let sleep = async {
             match deadline {
                 Some(d) => tokio::time::sleep_until(d.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        let stop_sleep = async {
+            match stop_by {
+                Some(t) => tokio::time::sleep_until(t.into()).await,
                 None => std::future::pending().await,
             }
         };
@@ -204,17 +223,35 @@ pub async fn serve(loaded: LoadedConfig) -> Result<(), String> {
                 }
             }
             () = sleep => engine.handle_timeout(Instant::now()),
-            _ = tokio::signal::ctrl_c(), if shutdown_at.is_none() => {
-                tracing::info!("SIGINT: shutting down");
-                engine.shutdown(Instant::now());
-                shutdown_at = Some(Instant::now() + SHUTDOWN_GRACE);
+            sig = async { tokio::select! { _ = sigterm.recv() => "SIGTERM", _ = sigint.recv() => "SIGINT" } } => {
+                let now = Instant::now();
+                if stop_by.is_none() {
+                    tracing::info!(signal = sig, "shutting down gracefully");
+                    super::notify::notify("STOPPING=1");
+                    engine.drain(now);
+                    stop_by = Some(now + running.config.calls.drain_timeout.0 + SHUTDOWN_GRACE);
+                } else {
+                    // A second signal: the operator does not want to wait for the drain.
+                    tracing::info!(signal = sig, "second signal: ending all calls now");
+                    engine.shutdown(now);
+                    stop_by = stop_by.map(|t| t.min(now + SHUTDOWN_GRACE));
+                }
             }
-            _ = sigterm.recv(), if shutdown_at.is_none() => {
-                tracing::info!("SIGTERM: shutting down");
-                engine.shutdown(Instant::now());
-                shutdown_at = Some(Instant::now() + SHUTDOWN_GRACE);
+            _ = sighup.recv() => {
+                if stop_by.is_some() {
+                    tracing::info!("SIGHUP ignored while shutting down");
+                } else {
+                    super::notify::notify("RELOADING=1");
+                    if let Some(next) = reload(&running, &mut engine).await {
+                        running = next;
+                    }
+                    super::notify::notify("READY=1");
+                }
             }
-            () = async { match shutdown_at { Some(t) => tokio::time::sleep_until(t.into()).await, None => std::future::pending().await } } => break,
+            () = stop_sleep => {
+                tracing::warn!(calls = engine.call_count(), "drain did not finish in time; exiting");
+                break;
+            }
         }
         while let Some(out) = engine.poll_output() {
             match out {
@@ -223,7 +260,7 @@ pub async fn serve(loaded: LoadedConfig) -> Result<(), String> {
                 Output::Cdr(ev) => cdr.send(ev),
             }
         }
-        if shutdown_at.is_some() && engine.idle() {
+        if stop_by.is_some() && engine.idle() {
             break;
         }
     }
@@ -234,6 +271,54 @@ pub async fn serve(loaded: LoadedConfig) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     tracing::info!(cdr_dropped = dropped, "veil stopped");
     Ok(())
+}
+
+/// SIGHUP: re-read the config file the process was started with. On any error the running
+/// config stays and every error is logged; otherwise new calls use the new config (calls
+/// in progress keep theirs). Returns the config now in force, if it changed.
+async fn reload(running: &LoadedConfig, engine: &mut Engine) -> Option<LoadedConfig> {
+    let path = running.path.clone();
+    tracing::info!(config = %path.display(), "SIGHUP: reloading");
+    let loaded = match crate::config::load(&path) {
+        Ok(l) => l,
+        Err(errors) => {
+            for e in &errors {
+                tracing::error!(error = %e, "reload refused: config error");
+            }
+            tracing::error!(errors = errors.len(), "reload refused; the running config stays");
+            return None;
+        }
+    };
+    let merged = match crate::config::reload::merge(&running.config, loaded) {
+        Ok(m) => m,
+        Err(errors) => {
+            for e in &errors {
+                tracing::error!(error = %e, "reload refused");
+            }
+            tracing::error!(errors = errors.len(), "reload refused; the running config stays");
+            return None;
+        }
+    };
+    for key in &merged.needs_restart {
+        tracing::warn!(key, "changed, but needs a restart: not applied");
+    }
+    for w in &merged.loaded.warnings {
+        tracing::warn!(warning = %w, "config warning");
+    }
+    let resolved = resolve_peers(&merged.loaded).await;
+    let cfg = Arc::new(merged.loaded.config.clone());
+    engine.reconfigure(
+        cfg.clone(),
+        Arc::new(merged.loaded.policy.clone()),
+        &resolved,
+    );
+    tracing::info!(
+        peers = cfg.peers.len(),
+        rules = merged.loaded.policy.rules.len(),
+        calls_in_progress = engine.call_count(),
+        "config reloaded: new calls use it"
+    );
+    Some(merged.loaded)
 }
 
 /// Where transmissions go: UDP sockets by listener, TCP connections by id or remote.
