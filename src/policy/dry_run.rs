@@ -38,7 +38,12 @@ pub fn parse_headers(lines: &[String]) -> Result<Headers, String> {
 }
 
 /// The report for `q` (the text `veil route` prints) and the decision.
-pub fn report(policy: &Policy, peers: &[PeerConfig], q: &Query, headers: &Headers) -> (String, Decision) {
+pub fn report(
+    policy: &Policy,
+    peers: &[PeerConfig],
+    q: &Query,
+    headers: &Headers,
+) -> (String, Decision) {
     let facts = Facts {
         from_peer: q.from_peer.as_deref(),
         to_user: &q.to_user,
@@ -135,8 +140,17 @@ pub fn command(config: &Path, q: &Query) -> i32 {
     if let Some(p) = &q.from_peer
         && !loaded.config.peers.iter().any(|x| &x.name == p)
     {
-        let names: Vec<&str> = loaded.config.peers.iter().map(|x| x.name.as_str()).collect();
-        eprintln!("--from-peer `{p}` is not a peer of {} (peers: {})", config.display(), names.join(", "));
+        let names: Vec<&str> = loaded
+            .config
+            .peers
+            .iter()
+            .map(|x| x.name.as_str())
+            .collect();
+        eprintln!(
+            "--from-peer `{p}` is not a peer of {} (peers: {})",
+            config.display(),
+            names.join(", ")
+        );
         return 2;
     }
     let headers = match parse_headers(&q.headers) {
@@ -150,4 +164,3 @@ pub fn command(config: &Path, q: &Query) -> i32 {
     print!("{text}");
     0
 }
-

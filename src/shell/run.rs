@@ -285,7 +285,10 @@ async fn reload(running: &LoadedConfig, engine: &mut Engine) -> Option<LoadedCon
             for e in &errors {
                 tracing::error!(error = %e, "reload refused: config error");
             }
-            tracing::error!(errors = errors.len(), "reload refused; the running config stays");
+            tracing::error!(
+                errors = errors.len(),
+                "reload refused; the running config stays"
+            );
             return None;
         }
     };
@@ -295,7 +298,10 @@ async fn reload(running: &LoadedConfig, engine: &mut Engine) -> Option<LoadedCon
             for e in &errors {
                 tracing::error!(error = %e, "reload refused");
             }
-            tracing::error!(errors = errors.len(), "reload refused; the running config stays");
+            tracing::error!(
+                errors = errors.len(),
+                "reload refused; the running config stays"
+            );
             return None;
         }
     };

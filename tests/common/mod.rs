@@ -68,6 +68,24 @@ impl Lab {
         lab
     }
 
+    /// Like [`Lab::start`], with `extra` YAML appended to the config (top-level keys the
+    /// standard config does not write, e.g. `calls:`).
+    pub fn start_with(slot: u16, setup: &Setup, extra: &str) -> Lab {
+        let mut lab = Lab::new(slot);
+        let config = lab.write_config(setup);
+        let mut text = std::fs::read_to_string(&config).expect("read config");
+        text.push_str(extra);
+        std::fs::write(&config, text).expect("write config");
+        lab.veil = Some(Veil::start(lab.dir(), &config, &lab.ports));
+        lab
+    }
+
+    /// Starts veil again with the lab's config (after it stopped or was killed).
+    pub fn restart_veil(&mut self) {
+        let config = self.dir().join("veil.yaml");
+        self.veil = Some(Veil::start(self.dir(), &config, &self.ports));
+    }
+
     /// Writes `veil.yaml` and `policy.yaml` into the lab dir; returns the config path.
     pub fn write_config(&self, setup: &Setup) -> PathBuf {
         let config = self.dir().join("veil.yaml");

@@ -34,6 +34,7 @@ pub struct SippCmd {
     calls: u32,
     extra: Vec<String>,
     files: Files,
+    ports: Ports,
 }
 
 #[derive(Debug, Clone)]
@@ -67,12 +68,21 @@ impl SippCmd {
                 screen: dir.join(format!("{stem}.screen.log")),
                 stdout: dir.join(format!("{stem}.stdout.log")),
             },
+            ports: *ports,
         }
     }
 
     /// Where a UAC sends (veil, or another SIPp when checking scenarios).
     pub fn to(mut self, remote: SocketAddr) -> Self {
         self.remote = Some(remote);
+        self
+    }
+
+    /// A second SIP and media port on the same side's address, for a second SIPp of that
+    /// side running at the same time (the source address still identifies the peer).
+    pub fn alt_ports(mut self) -> Self {
+        self.sip_addr.set_port(self.ports.alt_sip());
+        self.media_port = self.ports.alt_sipp_media();
         self
     }
 

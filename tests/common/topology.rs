@@ -85,6 +85,16 @@ impl Ports {
         SocketAddr::from((side.ip(), self.sip(side)))
     }
 
+    /// A spare SIP port for a second SIPp of one side ([`super::SippCmd::alt_ports`]).
+    pub fn alt_sip(&self) -> u16 {
+        self.veil_sip() + 5
+    }
+
+    /// A spare SIPp media port (below the next slot's, above every side's).
+    pub fn alt_sipp_media(&self) -> u16 {
+        10000 + self.slot * 40 + 36
+    }
+
     pub fn metrics(&self) -> u16 {
         self.veil_sip() + 6
     }

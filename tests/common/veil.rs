@@ -26,9 +26,30 @@ impl Veil {
     /// Starts `veil run --config <config>` and waits until it answers an OPTIONS probe on
     /// UDP and accepts TCP connections. Panics with veil's log tail if it does not.
     pub fn start(dir: &Path, config: &Path, ports: &Ports) -> Veil {
+        Veil::start_env(dir, config, ports, &[])
+    }
+
+    /// [`Veil::start`] with extra environment variables (e.g. `NOTIFY_SOCKET`). Logs of an
+    /// earlier veil in the same dir (a restart) are kept, with a numbered name.
+    pub fn start_env(
+        dir: &Path,
+        config: &Path,
+        ports: &Ports,
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Veil {
+        let mut n = 1;
+        while dir.join(format!("veil.stderr.log.{n}")).exists() {
+            n += 1;
+        }
+        for name in ["veil.stdout.log", "veil.stderr.log"] {
+            if dir.join(name).exists() {
+                let _ = std::fs::rename(dir.join(name), dir.join(format!("{name}.{n}")));
+            }
+        }
         let stdout = dir.join("veil.stdout.log");
         let stderr = dir.join("veil.stderr.log");
         let child = Command::new(env!("CARGO_BIN_EXE_veil"))
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .arg("run")
             .arg("--config")
             .arg(config)
@@ -147,6 +168,55 @@ impl Veil {
         let _ = self.child.kill();
         self.exit = self.child.wait().ok();
         self.exit
+    }
+
+    /// Sends a signal (`HUP`, `TERM`, `INT`, `KILL`) to veil.
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{sig} failed");
+    }
+
+    /// SIGKILL: veil gets no chance to finish anything (a crash).
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        self.exit = self.child.wait().ok();
+    }
+
+    /// Waits up to `limit` for veil to exit by itself; its exit status, or None.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if !self.is_running() {
+                return self.exit;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Lines of veil's log (stderr) containing `needle`.
+    pub fn log_lines(&self, needle: &str) -> Vec<String> {
+        std::fs::read_to_string(&self.stderr)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(needle))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Waits up to `limit` until veil has logged `needle` at least `count` times.
+    pub fn wait_log(&self, needle: &str, count: usize, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if self.log_lines(needle).len() >= count {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
     }
 
     /// The last `n` lines of veil's stderr and stdout.
