@@ -119,3 +119,86 @@ fn pbx_to_carriers_normalises_numbers_and_picks_carriers() {
         Decision::Reject { code: 403, .. }
     ));
 }
+
+fn files_in(dir: &str) -> Vec<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(dir);
+    let mut out: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        .collect();
+    out.sort();
+    out
+}
+
+/// The binary, as operators run it: `veil check` exits 0 and says OK for every example,
+/// and every policy file in policies/ is used (and so checked) by at least one example.
+#[test]
+fn veil_check_binary_accepts_every_example_and_policy() {
+    let mut used_policies = std::collections::BTreeSet::new();
+    for path in files_in("yaml-examples") {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_veil"))
+            .args(["check", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "veil check {}: {:?}\n{}{}",
+            path.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).starts_with("OK"));
+        let loaded = veil::config::load(&path).unwrap();
+        used_policies.insert(std::fs::canonicalize(&loaded.config.policy).unwrap());
+    }
+    for policy in files_in("policies") {
+        // Each policy compiles on its own too (errors would name the policy file).
+        if let Err(e) = veil::config::load::load_policy_file(&policy) {
+            panic!("{}: {e:?}", policy.display());
+        }
+        assert!(
+            used_policies.contains(&std::fs::canonicalize(&policy).unwrap()),
+            "{} is not referenced by any example in yaml-examples/, so `veil check` never \
+             validates it against a peer list",
+            policy.display()
+        );
+    }
+}
+
+/// `veil check` on a broken example fails with the file, line and key.
+#[test]
+fn veil_check_binary_reports_errors_with_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("yaml-examples/quickstart.yaml");
+    let text = std::fs::read_to_string(src)
+        .unwrap()
+        .replace("policy: ../policies/default.yaml", "policy: default.yaml")
+        .replace(
+            "  max_duration: 6h",
+            "  max_duration: 6h\n  drain_timout: 5s",
+        );
+    std::fs::write(dir.path().join("veil.yaml"), text).unwrap();
+    std::fs::copy(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("policies/default.yaml"),
+        dir.path().join("default.yaml"),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_veil"))
+        .args(["check", "--config"])
+        .arg(dir.path().join("veil.yaml"))
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("veil.yaml:") && text.contains("drain_timout"),
+        "{text}"
+    );
+}
