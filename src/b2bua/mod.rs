@@ -16,10 +16,13 @@ pub mod ids;
 mod invite;
 pub mod leg;
 pub mod peers;
+pub mod session_timer;
 mod teardown;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_session;
 
 pub use engine::Engine;
 
