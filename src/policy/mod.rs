@@ -44,6 +44,8 @@ pub struct Conditions {
     pub headers: Vec<(HeaderName, Regex)>,
 }
 
+// Compiled once per rule and never moved on a hot path: boxing the big variant buys nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Action {
     Route {
