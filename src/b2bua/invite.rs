@@ -202,8 +202,10 @@ impl Engine {
         };
         let vref = self.ids.call_ref();
         let late_offer = req.body.is_empty();
-        // Leg B is filled in by the first attempt.
-        let b = a.clone();
+        // Leg B is filled in by the first attempt; until then it has no identity.
+        let mut b = a.clone();
+        b.call_id = String::new();
+        b.remote_tag = None;
         let call = Call {
             key,
             peers: self.peers.clone(),
@@ -781,13 +783,12 @@ impl Engine {
     }
 
     pub(super) fn on_response(&mut self, ctx: ClientTxId, resp: Response, now: Instant) {
-        let Some(&key) = self.ctx_calls.get(&ctx) else {
-            return;
-        };
-        let Some(call) = self.calls.get(&key) else {
+        let Some(call) = self.ctx_calls.get(&ctx).and_then(|k| self.calls.get(k)) else {
             self.ctx_calls.remove(&ctx);
+            self.ack_orphan_2xx(ctx, &resp);
             return;
         };
+        let key = call.key;
         if call.b_invite_ctx == Some(ctx) {
             if resp.code >= 300 {
                 self.ctx_calls.remove(&ctx);
@@ -800,6 +801,58 @@ impl Engine {
             return;
         }
         self.on_forward_response(key, ctx, resp, now);
+    }
+
+    /// A 2xx to an INVITE of veil's whose call has ended meanwhile (a refresh or re-INVITE
+    /// crossing the BYE) still gets its ACK (RFC 3261 §13.2.2.4), built from the INVITE;
+    /// the far end already has, or will get, veil's BYE.
+    fn ack_orphan_2xx(&mut self, ctx: ClientTxId, resp: &Response) {
+        if !(200..300).contains(&resp.code) {
+            return;
+        }
+        let Some(invite) = self.tx.client_request(ctx) else {
+            return;
+        };
+        if invite.method != Method::Invite {
+            return;
+        }
+        let mut h = Headers::new();
+        if let Some(v) = invite.headers.values(&HeaderName::Via).first() {
+            let branch_free = v.split(";branch=").next().unwrap_or(v);
+            h.push(
+                HeaderName::Via,
+                format!("{branch_free};branch={}", self.ids.branch()),
+            );
+        }
+        h.push(HeaderName::MaxForwards, "70");
+        for r in invite.headers.get_all(&HeaderName::Route) {
+            h.push(HeaderName::Route, r);
+        }
+        for name in [HeaderName::From, HeaderName::CallId] {
+            if let Some(v) = invite.headers.get(&name) {
+                h.push(name, v);
+            }
+        }
+        if let Some(to) = resp.headers.get(&HeaderName::To) {
+            h.push(HeaderName::To, to);
+        }
+        let seq = invite.cseq().map(|c| c.seq).unwrap_or(0);
+        h.push(HeaderName::CSeq, format!("{seq} ACK"));
+        let uri = resp
+            .contact()
+            .and_then(|c| c.ok())
+            .map(|c| c.uri)
+            .unwrap_or_else(|| invite.uri.clone());
+        let ack = Request {
+            method: Method::Ack,
+            uri,
+            headers: h,
+            body: Bytes::new(),
+        };
+        let Some(flow) = self.tx.client_flow(ctx) else {
+            return;
+        };
+        self.send_raw(flow, ack.to_bytes());
     }
 
     /// Send an ACK for a 2xx on leg `side` (CSeq of its INVITE), remembered for re-sending.

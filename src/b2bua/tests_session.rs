@@ -449,3 +449,22 @@ fn lab_values_below_the_rfc_minimum_need_the_lab_flag() {
             .any(|w| w.key == "calls.session_timer.min_se")
     );
 }
+
+#[test]
+fn a_2xx_to_a_refresh_that_crossed_the_bye_is_still_acked() {
+    let mut h = Harness::new();
+    let (_, to_hdr) = call_with(&mut h, "", "");
+    h.advance(Duration::from_secs(901));
+    let refresh = requests(&mut h, CARRIER).remove(0);
+    h.take(PBX);
+    h.inject(
+        PBX,
+        &in_dialog("BYE", PBX_FROM, &to_hdr, "a-call-1", 11, "127.0.0.2:5060"),
+    );
+    h.take_request(CARRIER, "BYE");
+    assert_eq!(h.engine.call_count(), 0);
+    h.inject(CARRIER, &answer(&refresh, 200, true));
+    let ack = h.take_request(CARRIER, "ACK");
+    assert_eq!(ack.cseq().unwrap().seq, refresh.cseq().unwrap().seq);
+    assert_eq!(ack.call_id().unwrap(), refresh.call_id().unwrap());
+}
