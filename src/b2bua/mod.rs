@@ -20,6 +20,8 @@ mod teardown;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_media;
 
 pub use engine::Engine;
 
