@@ -53,6 +53,7 @@ impl Engine {
             }
         }
         let endpoints = sdp.endpoints();
+        let hold = sdp.on_hold();
         let have = call.streams.len();
         let mut new_streams = Vec::new();
         for _ in have..endpoints.len() {
@@ -82,6 +83,7 @@ impl Engine {
             return Err(AnchorError::BadSdp);
         };
         call.streams.extend(new_streams);
+        call.media.hold = hold;
         for (s, ep) in call.streams.iter().zip(endpoints.iter()) {
             self.out.push_back(Output::Media(MediaCommand::SetRemote {
                 id: s.id,

@@ -125,6 +125,8 @@ pub struct Call {
     pub started: Instant,
     pub started_wall: SystemTime,
     pub answered: Option<Instant>,
+    /// Hold state and idle streams (RTP inactivity).
+    pub media: super::inactivity::CallMedia,
 }
 
 impl Call {

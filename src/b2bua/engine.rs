@@ -33,6 +33,8 @@ pub(super) enum Timer {
     MaxDuration,
     /// Stream counters did not all come back from the relay: write the CDR anyway.
     CloseCdr,
+    /// Look whether every stream of the call has been silent too long.
+    RtpCheck,
 }
 
 pub struct Engine {
@@ -281,6 +283,9 @@ impl Engine {
                 a_packets,
                 b_packets,
             } => self.on_stream_closed(id, a_packets, b_packets, now),
+            MediaEvent::Idle { id } => self.on_stream_idle(id, now),
+            MediaEvent::Active { id } => self.on_stream_active(id),
+            MediaEvent::Stats { id, a, b } => self.on_stream_stats(id, a, b),
         }
     }
 
@@ -293,6 +298,7 @@ impl Engine {
                 }
             }
             Timer::CloseCdr => self.finish_closing(key, now),
+            Timer::RtpCheck => self.check_rtp(key, now),
         }
     }
 

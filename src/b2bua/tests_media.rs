@@ -340,3 +340,231 @@ fn no_allow_list_changes_nothing() {
     assert!(m_line(&offer).ends_with("RTP/AVP 9 0 8 101"));
     assert_eq!(h.opened().len(), 1);
 }
+
+const TIMEOUTS: &str = "  rtp_timeout: 30s\n  hold_timeout: 300s\n";
+
+fn idle_all(h: &mut Harness) {
+    for id in h.opened() {
+        h.media_event(MediaEvent::Idle { id });
+    }
+}
+
+fn bye_sent_to_both(h: &mut Harness) -> bool {
+    let to_a = h
+        .take(PBX)
+        .iter()
+        .any(|m| matches!(m, Message::Request(r) if r.method.as_str() == "BYE"));
+    let to_b = h
+        .take(CARRIER)
+        .iter()
+        .any(|m| matches!(m, Message::Request(r) if r.method.as_str() == "BYE"));
+    to_a && to_b
+}
+
+#[test]
+fn idle_streams_end_an_answered_call_with_rtp_timeout() {
+    let mut h = Harness::new(&config(TIMEOUTS, "", ""));
+    h.answered(
+        "c1",
+        &sdp("127.0.0.2", 6000, "8", ""),
+        &sdp("127.0.0.3", 7000, "8", ""),
+    );
+    h.advance(Duration::from_secs(31));
+    assert_eq!(h.engine.call_count(), 1, "no Idle report: the call stays");
+    idle_all(&mut h);
+    assert!(bye_sent_to_both(&mut h));
+    assert_eq!(h.engine.call_count(), 0);
+    let id = h.opened()[0];
+    h.media_event(MediaEvent::Stats {
+        id,
+        a: crate::media::rtp::DirectionStats {
+            packets: 97,
+            bytes: 97 * 172,
+            lost: 3,
+            jitter_us: 4000,
+            max_jitter_us: 9000,
+        },
+        b: Default::default(),
+    });
+    h.media_event(MediaEvent::Closed {
+        id,
+        a_packets: 97,
+        b_packets: 0,
+    });
+    let end = h
+        .cdr
+        .iter()
+        .find_map(|c| match c {
+            CdrEvent::End {
+                end_reason,
+                a_packets,
+                quality,
+                ..
+            } => Some((end_reason.clone(), *a_packets, *quality)),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(end.0, "rtp_timeout");
+    assert_eq!(end.1, 97);
+    assert_eq!(end.2.a_lost, 3);
+    assert_eq!(end.2.a_jitter_us, 4000);
+    assert!(
+        end.2.a_mos_centi.is_some_and(|m| (380..=440).contains(&m)),
+        "{end:?}"
+    );
+    assert_eq!(end.2.b_mos_centi, None, "B sent nothing");
+    let ended = h
+        .engine
+        .metrics
+        .calls_ended
+        .with_label_values(&["rtp_timeout"])
+        .get();
+    assert_eq!(ended, 1);
+    assert_eq!(h.engine.metrics.media_quality.packets_lost.get(), 3);
+}
+
+#[test]
+fn one_active_stream_keeps_the_call() {
+    let mut h = Harness::new(&config(TIMEOUTS, "", ""));
+    let two = "v=0\r\no=x 1 1 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\n\
+               m=audio 6000 RTP/AVP 8\r\nm=video 6002 RTP/AVP 31\r\n";
+    h.answered("c1", two, &two.replace("127.0.0.2", "127.0.0.3"));
+    let ids = h.opened();
+    assert_eq!(ids.len(), 2);
+    h.media_event(MediaEvent::Idle { id: ids[0] });
+    h.advance(Duration::from_secs(100));
+    assert_eq!(h.engine.call_count(), 1);
+    // Both idle, then one comes back before the check: still alive.
+    h.media_event(MediaEvent::Idle { id: ids[1] });
+    assert_eq!(h.engine.call_count(), 0, "both idle ends it");
+}
+
+#[test]
+fn activity_after_idle_resets() {
+    let mut h = Harness::new(&config(TIMEOUTS, "", ""));
+    let two = "v=0\r\no=x 1 1 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\n\
+               m=audio 6000 RTP/AVP 8\r\nm=video 6002 RTP/AVP 31\r\n";
+    h.answered("c1", two, &two.replace("127.0.0.2", "127.0.0.3"));
+    let ids = h.opened();
+    h.media_event(MediaEvent::Idle { id: ids[0] });
+    h.media_event(MediaEvent::Active { id: ids[0] });
+    h.media_event(MediaEvent::Idle { id: ids[1] });
+    h.advance(Duration::from_secs(100));
+    assert_eq!(h.engine.call_count(), 1);
+}
+
+#[test]
+fn held_call_gets_the_hold_timeout() {
+    let mut h = Harness::new(&config(TIMEOUTS, "", ""));
+    let (_, ok) = h.answered(
+        "c1",
+        &sdp("127.0.0.2", 6000, "8", ""),
+        &sdp("127.0.0.3", 7000, "8", ""),
+    );
+    // A puts B on hold: sendonly offer, recvonly answer.
+    let to = ok.headers.get(&HeaderName::To).unwrap().to_string();
+    h.inject(
+        PBX,
+        &in_dialog(
+            "INVITE",
+            &to,
+            "c1",
+            11,
+            &sdp("127.0.0.2", 6000, "8", "a=sendonly\r\n"),
+        ),
+    );
+    let re = h.take_request(CARRIER, "INVITE");
+    assert!(
+        body(&Message::Request(re.clone())).contains("a=sendonly"),
+        "hold passes through"
+    );
+    h.inject(
+        CARRIER,
+        &answer(&re, 200, &sdp("127.0.0.3", 7000, "8", "a=recvonly\r\n")),
+    );
+    let ok2 = h.take_response(PBX, 200);
+    assert!(body(&Message::Response(ok2)).contains("a=recvonly"));
+    h.take_request(CARRIER, "ACK");
+    h.inject(PBX, &in_dialog("ACK", &to, "c1", 11, ""));
+    idle_all(&mut h);
+    assert_eq!(h.engine.call_count(), 1, "on hold: 30s is not enough");
+    h.advance(Duration::from_secs(200));
+    assert_eq!(h.engine.call_count(), 1);
+    h.advance(Duration::from_secs(80));
+    assert_eq!(h.engine.call_count(), 0, "hold_timeout (300s) reached");
+    h.advance(Duration::from_secs(3));
+    assert_eq!(h.end_reason().as_deref(), Some("rtp_timeout"));
+}
+
+#[test]
+fn streams_idle_while_ringing_end_the_call_after_answer() {
+    let mut h = Harness::new(&config(TIMEOUTS, "", ""));
+    h.inject(PBX, &invite("c1", &sdp("127.0.0.2", 6000, "8", "")));
+    let b_inv = h.take_request(CARRIER, "INVITE");
+    h.inject(CARRIER, &answer(&b_inv, 180, ""));
+    idle_all(&mut h);
+    assert_eq!(
+        h.engine.call_count(),
+        1,
+        "unanswered: ringing is not a timeout"
+    );
+    h.inject(
+        CARRIER,
+        &answer(&b_inv, 200, &sdp("127.0.0.3", 7000, "8", "")),
+    );
+    h.advance(Duration::from_secs(29));
+    assert_eq!(h.engine.call_count(), 1);
+    h.advance(Duration::from_secs(2));
+    assert_eq!(
+        h.engine.call_count(),
+        0,
+        "checked rtp_timeout after the answer"
+    );
+}
+
+/// 10k calls of allocate/answer/idle-timeout/close through the engine: every port back
+/// in the pool, no call, stream or closing state left.
+#[test]
+fn ten_thousand_calls_leave_nothing_behind() {
+    let mut h = Harness::new(&config(TIMEOUTS, "", ""));
+    for i in 0..10_000 {
+        let cid = format!("bulk-{i}");
+        h.media.clear();
+        h.inject(PBX, &invite(&cid, &sdp("127.0.0.2", 6000, "8", "")));
+        let b_inv = h.take_request(CARRIER, "INVITE");
+        if i % 3 == 0 {
+            // Unanswered: the callee refuses; the offer's streams must be released.
+            h.inject(CARRIER, &answer(&b_inv, 486, ""));
+        } else {
+            h.inject(
+                CARRIER,
+                &answer(&b_inv, 200, &sdp("127.0.0.3", 7000, "8", "")),
+            );
+            idle_all(&mut h);
+        }
+        // The relay confirms every close.
+        let closes: Vec<StreamId> = h
+            .media
+            .iter()
+            .filter_map(|c| match c {
+                MediaCommand::Close { id } => Some(*id),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(closes, h.opened(), "call {i}: every opened stream closed");
+        for id in closes {
+            h.media_event(MediaEvent::Closed {
+                id,
+                a_packets: 0,
+                b_packets: 0,
+            });
+        }
+        h.sent.clear();
+        h.cdr.clear();
+    }
+    assert_eq!(h.engine.call_count(), 0);
+    assert_eq!(h.engine.ports.in_use(), 0);
+    assert!(h.engine.stream_calls.is_empty());
+    assert!(h.engine.closing.is_empty());
+    assert_eq!(h.engine.metrics.media_streams_active.get(), 0);
+}

@@ -96,6 +96,11 @@ impl Sdp {
         anchor::anchor(self, addr, ports, origin)
     }
 
+    /// Whether this SDP puts the session on hold (some stream not sendrecv, or c=0.0.0.0).
+    pub fn on_hold(&self) -> bool {
+        endpoint::on_hold(self)
+    }
+
     /// Apply a peer's `codecs:` allow-list: other payload types go with their
     /// rtpmap/fmtp/rtcp-fb lines; with `reorder` the kept ones follow the list's order.
     /// Streams left without a codec get port 0.
