@@ -35,6 +35,10 @@ pub(super) enum Timer {
     CloseCdr,
     /// Look whether every stream of the call has been silent too long.
     RtpCheck,
+    /// veil refreshes the session on leg B (`b`) or A.
+    SessionRefresh { b: bool, generation: u32 },
+    /// The far end of leg B (`b`) or A should have refreshed by now.
+    SessionExpire { b: bool, generation: u32 },
 }
 
 pub struct Engine {
@@ -299,6 +303,12 @@ impl Engine {
             }
             Timer::CloseCdr => self.finish_closing(key, now),
             Timer::RtpCheck => self.check_rtp(key, now),
+            Timer::SessionRefresh { b, generation } => {
+                self.on_session_timer(key, b, generation, true, now)
+            }
+            Timer::SessionExpire { b, generation } => {
+                self.on_session_timer(key, b, generation, false, now)
+            }
         }
     }
 
