@@ -228,6 +228,7 @@ impl Engine {
             started: now,
             started_wall: self.wall(now),
             answered: None,
+            media: Default::default(),
             refreshes: Vec::new(),
             a_session,
             b_min_se: None,
@@ -541,6 +542,7 @@ impl Engine {
         }));
         tracing::info!(call = %vref, %a_call_id, %b_call_id, "answered");
         self.set_timer(now + max, key, Timer::MaxDuration);
+        self.arm_rtp_check(key, now);
         let offer_in_answer = late_offer && !resp.body.is_empty();
         if !offer_in_answer {
             self.ack_leg(key, Side::B, cseq, Bytes::new());

@@ -13,6 +13,7 @@ mod dialog;
 mod engine;
 pub mod header_policy;
 pub mod ids;
+pub mod inactivity;
 mod invite;
 pub mod leg;
 pub mod peers;
@@ -21,6 +22,8 @@ mod teardown;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_media;
 #[cfg(test)]
 mod tests_session;
 

@@ -411,6 +411,9 @@ impl Validator<'_> {
         if c.media.rtp_timeout.0.is_zero() {
             self.err("media.rtp_timeout", "must be above 0");
         }
+        if c.media.hold_timeout.0 < c.media.rtp_timeout.0 {
+            self.err("media.hold_timeout", "must not be below media.rtp_timeout");
+        }
         if c.calls.max_duration.0.is_zero() {
             self.err("calls.max_duration", "must be above 0");
         }

@@ -150,6 +150,13 @@ pub struct MediaConfig {
     pub ports: PortRange,
     #[serde(default = "d_rtp_timeout")]
     pub rtp_timeout: Duration,
+    /// Like `rtp_timeout`, for calls whose last SDP put them on hold (sendonly, recvonly,
+    /// inactive or c=0.0.0.0): held calls are often silent for long. Not below `rtp_timeout`.
+    #[serde(default = "d_hold_timeout")]
+    pub hold_timeout: Duration,
+    /// IP TOS byte on relayed packets (IPv6: traffic class); default 184 = DSCP EF (46).
+    #[serde(default = "d_tos")]
+    pub tos: u8,
 }
 
 fn d_media_addr() -> std::net::IpAddr {
@@ -164,6 +171,12 @@ fn d_ports() -> PortRange {
 fn d_rtp_timeout() -> Duration {
     Duration::from_secs(60)
 }
+fn d_hold_timeout() -> Duration {
+    Duration::from_secs(2 * 3600)
+}
+fn d_tos() -> u8 {
+    184
+}
 
 impl Default for MediaConfig {
     fn default() -> Self {
@@ -172,6 +185,8 @@ impl Default for MediaConfig {
             advertise: None,
             ports: d_ports(),
             rtp_timeout: d_rtp_timeout(),
+            hold_timeout: d_hold_timeout(),
+            tos: d_tos(),
         }
     }
 }
