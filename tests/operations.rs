@@ -158,7 +158,7 @@ fn broken_config_on_reload_is_refused_and_service_continues() {
 
 #[test]
 fn sigterm_refuses_new_calls_and_exits_0_when_the_last_call_ends() {
-    let mut lab = Lab::start_with(62, &Setup::standard(), "calls:\n  drain_timeout: 30s\n");
+    let mut lab = Lab::start(62, &Setup::standard().with_calls("{drain_timeout: 30s}"));
     let carrier = lab.sipp(Side::Carrier, "uas_basic.xml").spawn();
     let held = lab
         .sipp(Side::Pbx, "uac_hold.xml")
@@ -206,7 +206,7 @@ fn sigterm_refuses_new_calls_and_exits_0_when_the_last_call_ends() {
 
 #[test]
 fn sigterm_with_calls_up_ends_them_after_the_drain_timeout_with_cdrs() {
-    let mut lab = Lab::start_with(63, &Setup::standard(), "calls:\n  drain_timeout: 1s\n");
+    let mut lab = Lab::start(63, &Setup::standard().with_calls("{drain_timeout: 1s}"));
     let carrier = lab.sipp(Side::Carrier, "uas_basic.xml").spawn();
     let caller = lab
         .sipp(Side::Pbx, "uac_wait_bye.xml")
