@@ -202,3 +202,27 @@ fn veil_check_binary_reports_errors_with_file_line_and_key() {
         "{text}"
     );
 }
+
+/// Every metric the Grafana dashboard queries is one veil registers.
+#[test]
+fn grafana_dashboard_queries_only_existing_metrics() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let dash = std::fs::read_to_string(root.join("docs/grafana-dashboard.json")).unwrap();
+    let source = std::fs::read_to_string(root.join("src/observe/metrics.rs")).unwrap();
+    let mut names = std::collections::BTreeSet::new();
+    for (i, _) in dash.match_indices("veil_") {
+        let name: String = dash[i..]
+            .chars()
+            .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+            .collect();
+        names.insert(name.trim_end_matches("_bucket").to_string());
+    }
+    names.remove("veil_"); // the dashboard's uid / tags
+    assert!(names.len() >= 9, "{names:?}");
+    for n in &names {
+        assert!(
+            source.contains(&format!("\"{n}\"")),
+            "dashboard uses unknown metric {n}"
+        );
+    }
+}
