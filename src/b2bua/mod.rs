@@ -8,6 +8,7 @@
 
 mod admission;
 mod anchor;
+mod auth;
 pub mod call;
 mod dialog;
 mod engine;
@@ -15,6 +16,7 @@ pub mod header_policy;
 pub mod ids;
 mod invite;
 pub mod leg;
+mod nat;
 pub mod peers;
 mod teardown;
 

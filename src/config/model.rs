@@ -264,6 +264,10 @@ pub struct PeerConfig {
     pub limits: LimitsConfig,
     #[serde(default)]
     pub keepalive: Option<Duration>,
+    /// The peer is behind NAT: reach it where its traffic comes from (RFC 3581 style),
+    /// not at its configured address or Contact.
+    #[serde(default)]
+    pub nat: bool,
 }
 
 fn d_transport() -> Transport {

@@ -87,6 +87,10 @@ impl ClientTx {
         tx
     }
 
+    pub(crate) fn flow(&self) -> Flow {
+        self.flow
+    }
+
     fn is_invite(&self) -> bool {
         self.request.method == Method::Invite
     }
