@@ -144,3 +144,120 @@ fn challenge_from_a_peer_without_credentials_is_403_for_the_caller() {
             .any(|(m, _)| matches!(m, Message::Request(r) if r.method.as_str() == "INVITE"))
     );
 }
+
+const BACKUP_LINE: &str = "{name: backup, address: 127.0.0.4:5060, sources: [127.0.0.4/32]}";
+
+fn with_keepalive() -> Harness {
+    Harness::with_config(&CONFIG.replace(
+        CARRIER_LINE,
+        "{name: carrier, address: 127.0.0.3:5060, sources: [127.0.0.3/32], keepalive: 30s}",
+    ))
+}
+
+fn peer_up(h: &Harness, peer: &str) -> Option<String> {
+    let text = h.engine.metrics.render();
+    text.lines()
+        .find(|l| l.starts_with("veil_peer_up") && l.contains(&format!("peer=\"{peer}\"")))
+        .map(|l| l.rsplit(' ').next().unwrap_or("").to_string())
+}
+
+fn answer_options(h: &mut Harness, to: &str) -> Request {
+    let probe = h.take_request(to, "OPTIONS");
+    h.inject(to, &answer(&probe, 200, false));
+    probe
+}
+
+#[test]
+fn keepalive_takes_a_silent_peer_out_of_routing_and_back() {
+    let mut h = with_keepalive();
+    h.advance(Duration::from_millis(1));
+    let probe = answer_options(&mut h, CARRIER);
+    assert_eq!(probe.uri.to_string(), "sip:127.0.0.3:5060");
+    assert_eq!(peer_up(&h, "carrier").as_deref(), Some("1"));
+    assert!(
+        h.take(BACKUP).is_empty(),
+        "no keepalive configured for backup"
+    );
+
+    // The next probe goes unanswered: after timer F the carrier is down.
+    h.advance(Duration::from_secs(30));
+    h.take_request(CARRIER, "OPTIONS");
+    h.advance(Duration::from_secs(33));
+    h.take(CARRIER); // retransmissions and the next probe
+    assert_eq!(peer_up(&h, "carrier").as_deref(), Some("0"));
+
+    // A call now skips the carrier and goes straight to the backup.
+    h.inject(PBX, &invite_from_pbx("a-call-1", "0123456"));
+    h.take_request(BACKUP, "INVITE");
+    assert!(
+        !h.take(CARRIER)
+            .iter()
+            .any(|(m, _)| matches!(m, Message::Request(r) if r.method.as_str() == "INVITE"))
+    );
+
+    // It answers a probe again: back in routing.
+    h.advance(Duration::from_secs(31));
+    answer_options(&mut h, CARRIER);
+    assert_eq!(peer_up(&h, "carrier").as_deref(), Some("1"));
+    h.inject(PBX, &invite_from_pbx("a-call-2", "0123456"));
+    h.take_request(CARRIER, "INVITE");
+}
+
+#[test]
+fn received_and_rport_are_added_to_the_callers_via() {
+    let mut h = Harness::new();
+    let invite = invite_from_pbx("a-call-1", "0123456").replace(
+        "Via: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKpbxa-call-1",
+        "Via: SIP/2.0/UDP 10.1.1.1:5062;branch=z9hG4bKpbxa-call-1;rport",
+    );
+    h.inject(PBX, &invite);
+    let trying = h.take_response(PBX, 100);
+    assert_eq!(
+        trying.headers.get(&HeaderName::Via).unwrap(),
+        "SIP/2.0/UDP 10.1.1.1:5062;branch=z9hG4bKpbxa-call-1;received=127.0.0.2;rport=5060"
+    );
+}
+
+#[test]
+fn nat_peer_is_reached_where_its_traffic_comes_from() {
+    let mut h = Harness::with_config(&CONFIG.replace(
+        BACKUP_LINE,
+        "{name: backup, address: 127.0.0.4:5060, sources: [127.0.0.4/32], nat: true}",
+    ));
+    // The backup's calls come from a NATed source port, not its configured 5060.
+    let natted = "127.0.0.4:41000";
+    let invite = invite_from_pbx("b-call-1", "0123456")
+        .replace("127.0.0.2:5060;branch", "192.168.1.10:5060;branch")
+        .replace(
+            "<sip:alice@127.0.0.2:5060>",
+            "<sip:alice@192.168.1.10:5060>",
+        );
+    h.inject(natted, &invite);
+    let b_inv = h.take_request(PBX, "INVITE");
+    h.inject(PBX, &answer(&b_inv, 200, true));
+    let ok = h.take_response(natted, 200);
+    h.take(PBX);
+    // The binding moves (NAT rebinding); an in-dialog request comes from the new port.
+    let moved = "127.0.0.4:41999";
+    let to_hdr = ok.headers.get(&HeaderName::To).unwrap().to_string();
+    let from_hdr = "\"Alice\" <sip:alice@127.0.0.2>;tag=pbxtag";
+    h.inject(
+        moved,
+        &in_dialog(
+            "INFO",
+            from_hdr,
+            &to_hdr,
+            "b-call-1",
+            11,
+            "192.168.1.10:5060",
+        ),
+    );
+    let info = h.take_request(PBX, "INFO");
+    h.inject(PBX, &answer(&info, 200, false));
+    h.take_response(moved, 200);
+    // veil ends the call (shutdown): the BYE goes to the latest source, not to the
+    // Contact (192.168.1.10) nor the configured address.
+    h.engine.shutdown(h.now);
+    h.collect();
+    h.take_request(moved, "BYE");
+}
