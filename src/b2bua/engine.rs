@@ -45,6 +45,8 @@ pub struct Engine {
     /// Targets not routed to before the given instant (503 + Retry-After), by peer name.
     pub(super) resting: HashMap<String, Instant>,
     pub(super) media_ip: IpAddr,
+    /// SDP address for legs over IPv6 (`media.advertise6` or `media.address6`).
+    pub(super) media_ip6: Option<IpAddr>,
     pub(super) tx: TransactionLayer,
     pub(super) calls: HashMap<u64, Call>,
     /// Leg A dialogs by (Call-ID, caller's From tag).
@@ -106,6 +108,7 @@ impl Engine {
         }
         let mut engine = Engine {
             media_ip: cfg.media.advertise.unwrap_or(cfg.media.address),
+            media_ip6: cfg.media.advertise6.or(cfg.media.address6),
             ports: PortPool::new(cfg.media.ports),
             cfg,
             policy,

@@ -56,8 +56,20 @@ impl Relay {
         events: mpsc::UnboundedSender<MediaEvent>,
         metrics: crate::observe::Metrics,
     ) -> Relay {
+        Relay::start_dual(bind, None, events, metrics)
+    }
+
+    /// Like `start`, with every port also bound on `bind6` (`media.address6`), so that a
+    /// side can be reached over either family; packets leave by the socket of the
+    /// destination's family.
+    pub fn start_dual(
+        bind: IpAddr,
+        bind6: Option<IpAddr>,
+        events: mpsc::UnboundedSender<MediaEvent>,
+        metrics: crate::observe::Metrics,
+    ) -> Relay {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(bind, rx, events, metrics));
+        tokio::spawn(run(bind, bind6, rx, events, metrics));
         Relay { tx }
     }
 
@@ -80,6 +92,7 @@ impl Relay {
 /// channel and so ends the stream tasks too.
 async fn run(
     bind: IpAddr,
+    bind6: Option<IpAddr>,
     mut rx: mpsc::UnboundedReceiver<Message>,
     events: mpsc::UnboundedSender<MediaEvent>,
     metrics: Metrics,
@@ -100,7 +113,13 @@ async fn run(
                     let _ = events.send(MediaEvent::BindFailed { id });
                     continue;
                 }
-                match bind_sockets(bind, a_port, b_port) {
+                let bound = bind_sockets(bind, a_port, b_port).and_then(|v4| {
+                    let v6 = bind6
+                        .map(|ip| bind_sockets(ip, a_port, b_port))
+                        .transpose()?;
+                    Ok(Sockets { v4, v6 })
+                });
+                match bound {
                     Ok(sockets) => {
                         let (tx, rx) = mpsc::unbounded_channel();
                         metrics.media_streams_active.inc();
@@ -158,6 +177,37 @@ fn bind_one(ip: IpAddr, port: u16) -> io::Result<UdpSocket> {
     UdpSocket::from_std(socket)
 }
 
+/// A stream's sockets: A RTP, A RTCP, B RTP, B RTCP on the main address, and the same
+/// ports on the IPv6 address when one is configured.
+struct Sockets {
+    v4: [UdpSocket; 4],
+    v6: Option<[UdpSocket; 4]>,
+}
+
+impl Sockets {
+    /// The socket `Socket::ALL[i]` to send to `dest` from: the one of `dest`'s family.
+    fn for_dest(&self, i: usize, dest: SocketAddr) -> &UdpSocket {
+        match &self.v6 {
+            Some(v6) if dest.is_ipv6() != self.v4[i].local_addr().is_ok_and(|a| a.is_ipv6()) => {
+                &v6[i]
+            }
+            _ => &self.v4[i],
+        }
+    }
+
+    fn len(&self) -> usize {
+        4 + self.v6.as_ref().map_or(0, |v| v.len())
+    }
+
+    /// Socket number `k` of `len()`, and its place in `Socket::ALL`.
+    fn nth(&self, k: usize) -> (&UdpSocket, usize) {
+        match &self.v6 {
+            Some(v6) if k >= 4 => (&v6[k - 4], k - 4),
+            _ => (&self.v4[k % 4], k % 4),
+        }
+    }
+}
+
 /// What woke a stream task.
 enum Wake {
     Command(Option<StreamCommand>),
@@ -166,7 +216,7 @@ enum Wake {
 
 async fn run_stream(
     id: StreamId,
-    sockets: [UdpSocket; 4],
+    sockets: Sockets,
     mut commands: mpsc::UnboundedReceiver<StreamCommand>,
     events: mpsc::UnboundedSender<MediaEvent>,
     metrics: Metrics,
@@ -187,7 +237,10 @@ async fn run_stream(
                 };
                 // A full send buffer drops the packet: late RTP is useless anyway, and
                 // waiting would stall the other direction.
-                match sockets[out.index()].try_send_to(&buf[..len], dest) {
+                match sockets
+                    .for_dest(out.index(), dest)
+                    .try_send_to(&buf[..len], dest)
+                {
                     Ok(_) => metrics.media_packets_relayed.inc(),
                     Err(error) => {
                         tracing::trace!(stream = id.0, %dest, %error, "media send failed")
@@ -214,20 +267,25 @@ async fn run_stream(
 fn poll_wake(
     cx: &mut Context<'_>,
     commands: &mut mpsc::UnboundedReceiver<StreamCommand>,
-    sockets: &[UdpSocket; 4],
+    sockets: &Sockets,
     buf: &mut [u8],
     start: &mut usize,
 ) -> Poll<Wake> {
     if let Poll::Ready(cmd) = commands.poll_recv(cx) {
         return Poll::Ready(Wake::Command(cmd));
     }
-    for k in 0..sockets.len() {
-        let i = (*start + k) % sockets.len();
+    let n = sockets.len();
+    for k in 0..n {
+        let i = (*start + k) % n;
+        let (socket, which) = sockets.nth(i);
         let mut read = ReadBuf::new(buf);
-        if let Poll::Ready(result) = sockets[i].poll_recv_from(cx, &mut read) {
-            *start = (i + 1) % sockets.len();
+        if let Poll::Ready(result) = socket.poll_recv_from(cx, &mut read) {
+            *start = (i + 1) % n;
             let len = read.filled().len();
-            return Poll::Ready(Wake::Packet(Socket::ALL[i], result.map(|src| (len, src))));
+            return Poll::Ready(Wake::Packet(
+                Socket::ALL[which],
+                result.map(|src| (len, src)),
+            ));
         }
     }
     Poll::Pending

@@ -137,7 +137,12 @@ pub async fn serve(loaded: LoadedConfig) -> Result<(), String> {
     }
 
     let (media_tx, mut media_rx) = mpsc::unbounded_channel();
-    let relay = Relay::start(cfg.media.address, media_tx, metrics.clone());
+    let relay = Relay::start_dual(
+        cfg.media.address,
+        cfg.media.address6,
+        media_tx,
+        metrics.clone(),
+    );
     {
         let ev_tx = ev_tx.clone();
         tokio::spawn(async move {
