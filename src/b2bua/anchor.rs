@@ -32,6 +32,9 @@ impl Engine {
         _now: Instant,
     ) -> Result<Bytes, AnchorError> {
         let mut sdp = Sdp::parse(body).map_err(|_| AnchorError::BadSdp)?;
+        if let Some(call) = self.calls.get_mut(&key) {
+            call.leg_mut(from).last_sdp_in = Some(Bytes::copy_from_slice(body));
+        }
         let endpoints = sdp.endpoints();
         let Some(call) = self.calls.get(&key) else {
             return Err(AnchorError::BadSdp);

@@ -133,6 +133,9 @@ impl Engine {
                 for p in call.pending.iter_mut().filter(|p| p.ctx == old) {
                     p.ctx = new;
                 }
+                for r in call.refreshes.iter_mut().filter(|r| r.0 == old) {
+                    r.0 = new;
+                }
             }
         }
         true

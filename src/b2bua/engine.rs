@@ -33,6 +33,10 @@ pub(super) enum Timer {
     MaxDuration,
     /// Stream counters did not all come back from the relay: write the CDR anyway.
     CloseCdr,
+    /// veil refreshes the session on leg B (`b`) or A.
+    SessionRefresh { b: bool, generation: u32 },
+    /// The far end of leg B (`b`) or A should have refreshed by now.
+    SessionExpire { b: bool, generation: u32 },
     /// Send the next OPTIONS keep-alive to peer `peer` (index in the current peer table).
     Keepalive { peer: u32 },
 }
@@ -339,6 +343,12 @@ impl Engine {
                 }
             }
             Timer::CloseCdr => self.finish_closing(key, now),
+            Timer::SessionRefresh { b, generation } => {
+                self.on_session_timer(key, b, generation, true, now)
+            }
+            Timer::SessionExpire { b, generation } => {
+                self.on_session_timer(key, b, generation, false, now)
+            }
             Timer::Keepalive { peer } => self.on_keepalive_timer(peer as usize, now),
         }
     }

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::config::UnknownSource;
+use crate::config::{SessionTimerConfig, UnknownSource};
 use crate::media::Side;
 use crate::observe::CdrEvent;
 use crate::policy::{Decision, Facts};
@@ -99,6 +99,22 @@ impl Engine {
             self.reply(stx, response(&req, 482), now);
             return;
         }
+        let a_timer_cfg = self.peers.peers[src]
+            .cfg
+            .session_timer
+            .clone()
+            .unwrap_or_else(|| self.cfg.calls.session_timer.clone());
+        let a_session = match super::session_timer::plan_uas(&req, &a_timer_cfg) {
+            Ok(s) => s,
+            Err(min_se) => {
+                let mut r = response(&req, 422);
+                r.headers
+                    .push(HeaderName::MinSe, min_se.as_secs().to_string());
+                tag_response(&mut r, &mut self.ids);
+                self.reply(stx, r, now);
+                return;
+            }
+        };
         let to_user = req.uri.user().unwrap_or_default().to_string();
         let from_user = from.uri.user().unwrap_or_default().to_string();
         let ruri_host = req.uri.host().map(|h| h.to_string()).unwrap_or_default();
@@ -181,6 +197,8 @@ impl Engine {
             last_sdp: None,
             last_ack: None,
             last_invite_ctx: None,
+            session: None,
+            last_sdp_in: None,
         };
         let vref = self.ids.call_ref();
         let late_offer = req.body.is_empty();
@@ -208,6 +226,9 @@ impl Engine {
             started: now,
             started_wall: self.wall(now),
             answered: None,
+            refreshes: Vec::new(),
+            a_session,
+            b_min_se: None,
         };
         self.a_index.insert((call.a.call_id.clone(), from_tag), key);
         self.stx_calls.insert(stx, key);
@@ -287,6 +308,11 @@ impl Engine {
         };
         let src = self.calls[&key].a.peer;
         let filter = peers.filter(src, peer);
+        let b_timer_cfg = peers.peers[peer]
+            .cfg
+            .session_timer
+            .clone()
+            .unwrap_or_else(|| self.cfg.calls.session_timer.clone());
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
@@ -327,6 +353,7 @@ impl Engine {
         for (name, value) in &call.route.set_headers {
             h.set(HeaderName::parse(name), value.clone());
         }
+        super::session_timer::offer_headers(&mut h, &b_timer_cfg, None);
         call.b = Leg {
             peer,
             call_id: call_id.clone(),
@@ -344,6 +371,8 @@ impl Engine {
             last_sdp: None,
             last_ack: None,
             last_invite_ctx: None,
+            session: None,
+            last_sdp_in: None,
         };
         let vref = call.vref.clone();
         let a_call_id = call.a.call_id.clone();
@@ -432,6 +461,13 @@ impl Engine {
         if call.cancelled || call.state >= CallState::Answered {
             return;
         }
+        if code == 422
+            && call.b_min_se.is_none()
+            && let Some(n) = super::session_timer::min_se_of(&resp.headers)
+        {
+            self.retry_b_422(key, n, now);
+            return;
+        }
         let peer_name = call.peers.peers[call.b.peer].name.clone();
         if code == 503
             && let Some(d) = resp
@@ -472,12 +508,31 @@ impl Engine {
         learn_remote(&mut call.b, &resp);
         call.state = CallState::Answered;
         call.answered = Some(now);
+        let (src, dst) = (
+            &call.peers.peers[call.a.peer].cfg,
+            &call.peers.peers[call.b.peer].cfg,
+        );
+        let b_timer_cfg = dst
+            .session_timer
+            .clone()
+            .unwrap_or_else(|| self.cfg.calls.session_timer.clone());
+        // Rule, then the stricter of the two peers, then the global limit.
+        let max = call
+            .route
+            .max_duration
+            .or_else(|| match (src.max_duration, dst.max_duration) {
+                (Some(a), Some(b)) => Some(a.min(b).0),
+                (a, b) => a.or(b).map(|d| d.0),
+            })
+            .unwrap_or(self.cfg.calls.max_duration.0);
+        let b_min_se = call.b_min_se.unwrap_or(b_timer_cfg.min_se.0);
+        call.b.session = super::session_timer::plan_uac(&resp, &b_timer_cfg, b_min_se);
+        call.a.session = call.a_session;
         let vref = call.vref.clone();
         let (a_call_id, b_call_id) = (call.a.call_id.clone(), call.b.call_id.clone());
         let late_offer = call.late_offer;
         let a_stx = call.a_invite_stx;
         let a_cseq = call.a.invite_cseq;
-        let max = self.cfg.calls.max_duration.0;
         self.metrics
             .calls_total
             .with_label_values(&["answered"])
@@ -502,6 +557,44 @@ impl Engine {
             });
         }
         self.relay_b_invite_response(key, resp, now);
+        self.schedule_session(key, Side::A, now);
+        self.schedule_session(key, Side::B, now);
+    }
+
+    /// Leg B answered 422 (Session Interval Too Small): send the INVITE again, once, in the
+    /// same dialog-to-be with the interval the callee demands (RFC 4028 §7.4).
+    fn retry_b_422(&mut self, key: u64, min_se: std::time::Duration, now: Instant) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let Some(ctx) = call.b_invite_ctx else { return };
+        let Some(mut req) = self.tx.client_request(ctx).cloned() else {
+            return;
+        };
+        let listener = call.peers.listeners[call.b.flow.listener].clone();
+        call.b_min_se = Some(min_se);
+        call.b.local_cseq = call.b.local_cseq.wrapping_add(1);
+        call.b.invite_cseq = call.b.local_cseq;
+        req.headers.pop_first_value(&HeaderName::Via);
+        req.headers
+            .push_front(HeaderName::Via, via(&listener, &self.ids.branch()));
+        req.headers
+            .set(HeaderName::CSeq, format!("{} INVITE", call.b.invite_cseq));
+        let cfg = SessionTimerConfig {
+            expires: crate::config::Duration(min_se),
+            min_se: crate::config::Duration(min_se),
+            ..Default::default()
+        };
+        super::session_timer::offer_headers(&mut req.headers, &cfg, Some(min_se));
+        let flow = call.b.flow;
+        tracing::info!(call = %call.vref, min_se = min_se.as_secs(), "leg B asked for a longer session interval; retrying");
+        let new_ctx = self.tx.send_request(req, flow, now);
+        self.ctx_calls.remove(&ctx);
+        self.ctx_calls.insert(new_ctx, key);
+        if let Some(call) = self.calls.get_mut(&key) {
+            call.b_invite_ctx = Some(new_ctx);
+            call.b.last_invite_ctx = Some(new_ctx);
+        }
     }
 
     /// Give leg A the response of leg B's INVITE (provisional or 2xx), rewritten.
@@ -513,6 +606,11 @@ impl Engine {
         let mut r = self.cross_response(key, Side::B, &call.a_invite.clone(), &resp, now);
         if let Some(call) = self.calls.get(&key) {
             set_local_to(&mut r, &call.a.local_hdr);
+            if (200..300).contains(&r.code)
+                && let Some(st) = call.a.session
+            {
+                super::session_timer::write_headers(&mut r.headers, &st, false);
+            }
         }
         self.reply(stx, r, now);
     }
@@ -560,6 +658,7 @@ impl Engine {
         } else {
             extra.remove_all(&HeaderName::ContentType);
         }
+        super::session_timer::strip_option_tag(&mut extra, "timer");
         for h in extra.0 {
             r.headers.push(h.name, h.value);
         }
@@ -680,6 +779,9 @@ impl Engine {
             }
             return;
         }
+        if self.on_refresh_timeout(key, ctx, now) {
+            return;
+        }
         self.on_forward_timeout(key, ctx, now);
     }
 
@@ -696,6 +798,10 @@ impl Engine {
                 self.ctx_calls.remove(&ctx);
             }
             self.on_b_invite_response(key, resp, now);
+            return;
+        }
+        if call.refreshes.iter().any(|(c, _)| *c == ctx) {
+            self.on_refresh_response(key, ctx, resp, now);
             return;
         }
         self.on_forward_response(key, ctx, resp, now);

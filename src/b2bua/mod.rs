@@ -18,10 +18,13 @@ mod invite;
 pub mod leg;
 mod nat;
 pub mod peers;
+pub mod session_timer;
 mod teardown;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_session;
 
 pub use engine::Engine;
 

@@ -12,7 +12,7 @@ use crate::observe::{CdrEvent, Metrics};
 use crate::sip::{HeaderName, Message, Request, Response, SipHeaders};
 use crate::transaction::Flow;
 
-const CONFIG: &str = r#"
+pub(super) const CONFIG: &str = r#"
 instance: test
 sip:
   listen:
@@ -27,7 +27,7 @@ peers:
 policy: policy.yaml
 "#;
 
-const POLICY: &str = r#"
+pub(super) const POLICY: &str = r#"
 rules:
   - name: out
     when: {from_peer: pbx, to_user: '^[0-9]+$'}
@@ -39,34 +39,38 @@ rules:
     then: {reject: 403}
 "#;
 
-const PBX: &str = "127.0.0.2:5060";
-const CARRIER: &str = "127.0.0.3:5060";
-const BACKUP: &str = "127.0.0.4:5060";
+pub(super) const PBX: &str = "127.0.0.2:5060";
+pub(super) const CARRIER: &str = "127.0.0.3:5060";
+pub(super) const BACKUP: &str = "127.0.0.4:5060";
 
-struct Harness {
-    engine: Engine,
-    now: Instant,
-    sent: Vec<(SocketAddr, Message, String)>,
-    media: Vec<MediaCommand>,
-    cdr: Vec<CdrEvent>,
+pub(super) struct Harness {
+    pub(super) engine: Engine,
+    pub(super) now: Instant,
+    pub(super) sent: Vec<(SocketAddr, Message, String)>,
+    pub(super) media: Vec<MediaCommand>,
+    pub(super) cdr: Vec<CdrEvent>,
     _dir: tempfile::TempDir,
 }
 
-fn offer_sdp(ip: &str, port: u16, user: &str) -> String {
+pub(super) fn offer_sdp(ip: &str, port: u16, user: &str) -> String {
     format!(
         "v=0\r\no={user} 1 1 IN IP4 {ip}\r\ns=Secret PBX\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP 0 8 101\r\na=rtpmap:101 telephone-event/8000\r\n"
     )
 }
 
 impl Harness {
-    fn new() -> Harness {
-        Harness::with_config(CONFIG)
+    pub(super) fn new() -> Harness {
+        Harness::with(CONFIG, POLICY)
     }
 
     fn with_config(config: &str) -> Harness {
+        Harness::with(config, POLICY)
+    }
+
+    pub(super) fn with(config: &str, policy: &str) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("veil.yaml"), config).unwrap();
-        std::fs::write(dir.path().join("policy.yaml"), POLICY).unwrap();
+        std::fs::write(dir.path().join("policy.yaml"), policy).unwrap();
         let loaded = match crate::config::load(&dir.path().join("veil.yaml")) {
             Ok(l) => l,
             Err(e) => panic!("config: {e:?}"),
@@ -95,7 +99,7 @@ impl Harness {
         }
     }
 
-    fn collect(&mut self) {
+    pub(super) fn collect(&mut self) {
         while let Some(o) = self.engine.poll_output() {
             match o {
                 Output::Transmit(t) => {
@@ -110,7 +114,7 @@ impl Harness {
         }
     }
 
-    fn inject(&mut self, from: &str, text: &str) {
+    pub(super) fn inject(&mut self, from: &str, text: &str) {
         let flow = Flow {
             listener: 0,
             transport: Transport::Udp,
@@ -127,7 +131,7 @@ impl Harness {
         self.collect();
     }
 
-    fn advance(&mut self, d: Duration) {
+    pub(super) fn advance(&mut self, d: Duration) {
         let end = self.now + d;
         while let Some(t) = self.engine.poll_timeout() {
             if t > end {
@@ -141,14 +145,14 @@ impl Harness {
     }
 
     /// Everything sent to `to` since the last call, oldest first.
-    fn take(&mut self, to: &str) -> Vec<(Message, String)> {
+    pub(super) fn take(&mut self, to: &str) -> Vec<(Message, String)> {
         let addr: SocketAddr = to.parse().unwrap();
         let (mine, rest): (Vec<_>, Vec<_>) = self.sent.drain(..).partition(|(a, _, _)| *a == addr);
         self.sent = rest;
         mine.into_iter().map(|(_, m, t)| (m, t)).collect()
     }
 
-    fn take_request(&mut self, to: &str, method: &str) -> Request {
+    pub(super) fn take_request(&mut self, to: &str, method: &str) -> Request {
         let got = self.take(to);
         got.iter()
             .find_map(|(m, _)| match m {
@@ -165,7 +169,7 @@ impl Harness {
             })
     }
 
-    fn take_response(&mut self, to: &str, code: u16) -> Response {
+    pub(super) fn take_response(&mut self, to: &str, code: u16) -> Response {
         let got = self.take(to);
         got.iter()
             .find_map(|(m, _)| match m {
@@ -183,7 +187,7 @@ impl Harness {
     }
 }
 
-fn invite_from_pbx(call_id: &str, user: &str) -> String {
+pub(super) fn invite_from_pbx(call_id: &str, user: &str) -> String {
     let sdp = offer_sdp("127.0.0.2", 6000, "pbxsecret");
     format!(
         "INVITE sip:{user}@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKpbx{call_id}\r\nMax-Forwards: 70\r\nFrom: \"Alice\" <sip:alice@127.0.0.2>;tag=pbxtag\r\nTo: <sip:{user}@127.0.0.1>\r\nCall-ID: {call_id}\r\nCSeq: 10 INVITE\r\nContact: <sip:alice@127.0.0.2:5060>\r\nRecord-Route: <sip:127.0.0.2;lr>\r\nUser-Agent: PBX-Internal\r\nX-Secret: topology\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
@@ -192,7 +196,7 @@ fn invite_from_pbx(call_id: &str, user: &str) -> String {
 }
 
 /// A response from the callee to a request veil sent, with its own tag, Contact and SDP.
-fn answer(req: &Request, code: u16, sdp: bool) -> String {
+pub(super) fn answer(req: &Request, code: u16, sdp: bool) -> String {
     let mut out = format!("SIP/2.0 {code} Whatever\r\n");
     for name in [HeaderName::Via, HeaderName::From] {
         for v in req.headers.get_all(&name) {
@@ -224,7 +228,7 @@ fn answer(req: &Request, code: u16, sdp: bool) -> String {
 }
 
 /// An in-dialog request from the side that received `resp_to` (its dialog identifiers).
-fn in_dialog(
+pub(super) fn in_dialog(
     method: &str,
     from_hdr: &str,
     to_hdr: &str,
@@ -256,7 +260,7 @@ const B_SECRETS: &[&str] = &[
     "7000",
 ];
 
-fn assert_clean(texts: &[(Message, String)], secrets: &[&str], side: &str) {
+pub(super) fn assert_clean(texts: &[(Message, String)], secrets: &[&str], side: &str) {
     for (_, t) in texts {
         for s in secrets {
             assert!(
@@ -268,7 +272,7 @@ fn assert_clean(texts: &[(Message, String)], secrets: &[&str], side: &str) {
 }
 
 /// Set up an answered call pbx -> carrier; returns (harness, leg B INVITE, 200 to A).
-fn answered_call() -> (Harness, Request, Response) {
+pub(super) fn answered_call() -> (Harness, Request, Response) {
     let mut h = Harness::new();
     h.inject(PBX, &invite_from_pbx("a-call-1", "0123456"));
     let trying = h.take(PBX);

@@ -214,10 +214,23 @@ impl Default for CallsConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SessionTimerConfig {
+    /// Session timers on this leg at all (RFC 4028); on by default, so that a call whose
+    /// party vanished is found and torn down.
+    #[serde(default = "d_true")]
+    pub enabled: bool,
+    /// Session-Expires veil asks for and the largest it accepts.
     #[serde(default = "d_se")]
     pub expires: Duration,
+    /// The smallest interval veil accepts (422 below it); at least 90 s unless `lab`.
     #[serde(default = "d_min_se")]
     pub min_se: Duration,
+    /// Allow intervals below the RFC minimum of 90 s (labs and tests only; warned at start).
+    #[serde(default)]
+    pub lab: bool,
+}
+
+fn d_true() -> bool {
+    true
 }
 
 fn d_se() -> Duration {
@@ -230,8 +243,10 @@ fn d_min_se() -> Duration {
 impl Default for SessionTimerConfig {
     fn default() -> Self {
         SessionTimerConfig {
+            enabled: true,
             expires: d_se(),
             min_se: d_min_se(),
+            lab: false,
         }
     }
 }
@@ -273,6 +288,13 @@ pub struct PeerConfig {
     pub limits: LimitsConfig,
     #[serde(default)]
     pub keepalive: Option<Duration>,
+    /// Session timer settings on this peer's legs, instead of `calls.session_timer`.
+    #[serde(default)]
+    pub session_timer: Option<SessionTimerConfig>,
+    /// Maximum call length for calls with this peer on either leg (the smaller wins),
+    /// instead of `calls.max_duration`.
+    #[serde(default)]
+    pub max_duration: Option<Duration>,
     /// The peer is behind NAT: reach it where its traffic comes from (RFC 3581 style),
     /// not at its configured address or Contact.
     #[serde(default)]

@@ -168,10 +168,10 @@ impl Compiler {
                 None
             }
             (None, Some(r)) => {
-                if t.rewrite.is_some() || t.set_headers.is_some() {
+                if t.rewrite.is_some() || t.set_headers.is_some() || t.max_duration.is_some() {
                     self.err(
                         key,
-                        "`rewrite` and `set_headers` apply to `route`, not to `reject`",
+                        "`rewrite`, `set_headers` and `max_duration` apply to `route`, not to `reject`",
                     );
                 }
                 let code = match u16::try_from(r.code) {
@@ -220,6 +220,7 @@ impl Compiler {
                     to_user: to_user?,
                     from_user: from_user?,
                     set_headers: set_headers?,
+                    max_duration: t.max_duration.map(|d| d.0),
                 })
             }
         }

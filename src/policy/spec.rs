@@ -59,6 +59,9 @@ pub struct ThenSpec {
     pub route: Option<OneOrMany>,
     #[serde(default)]
     pub reject: Option<RejectSpec>,
+    /// Maximum call length for calls this rule routes (overrides peers and the global).
+    #[serde(default)]
+    pub max_duration: Option<crate::config::Duration>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
