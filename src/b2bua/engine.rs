@@ -41,6 +41,8 @@ pub(super) enum Timer {
     SessionExpire { b: bool, generation: u32 },
     /// `calls.drain_timeout` after [`Engine::drain`]: end what is left (key 0).
     Drain,
+    /// Send the next OPTIONS keep-alive to peer `peer` (index in the current peer table).
+    Keepalive { peer: u32 },
 }
 
 pub struct Engine {
@@ -51,6 +53,8 @@ pub struct Engine {
     /// Targets not routed to before the given instant (503 + Retry-After), by peer name.
     pub(super) resting: HashMap<String, Instant>,
     pub(super) media_ip: IpAddr,
+    /// SDP address for legs over IPv6 (`media.advertise6` or `media.address6`).
+    pub(super) media_ip6: Option<IpAddr>,
     pub(super) tx: TransactionLayer,
     pub(super) calls: HashMap<u64, Call>,
     /// Leg A dialogs by (Call-ID, caller's From tag).
@@ -72,6 +76,17 @@ pub struct Engine {
     clock: (Instant, SystemTime),
     /// Shutting down: new calls are refused with 503.
     pub(super) draining: bool,
+    /// Digest challenges answered towards peers (`auth.rs`).
+    pub(super) auth: super::auth::AuthState,
+    /// Keep-alive OPTIONS in flight: peer name and index (`nat.rs`).
+    pub(super) probes: HashMap<ClientTxId, (String, usize)>,
+    /// Peers whose keep-alive timed out: skipped by routing until they answer again.
+    pub(super) down: std::collections::HashSet<String>,
+    /// Where `nat: true` peers' traffic last came from.
+    pub(super) nat_sources: HashMap<String, SocketAddr>,
+    /// Keep-alive timers carry this as their key: a reload bumps it, so the chains armed
+    /// for the old peer table (by index) stop and new ones start.
+    pub(super) keepalive_epoch: u64,
 }
 
 impl std::fmt::Debug for Engine {
@@ -102,8 +117,9 @@ impl Engine {
         for p in &peers.peers {
             metrics.set_peer_up(&p.name, p.addr.is_some());
         }
-        Engine {
+        let mut engine = Engine {
             media_ip: cfg.media.advertise.unwrap_or(cfg.media.address),
+            media_ip6: cfg.media.advertise6.or(cfg.media.address6),
             ports: PortPool::new(cfg.media.ports),
             cfg,
             policy,
@@ -125,7 +141,14 @@ impl Engine {
             metrics,
             clock: (now, wall),
             draining: false,
-        }
+            auth: Default::default(),
+            probes: HashMap::new(),
+            down: Default::default(),
+            nat_sources: HashMap::new(),
+            keepalive_epoch: 0,
+        };
+        engine.start_keepalives(now);
+        engine
     }
 
     /// Wall-clock time for `now` (CDRs), derived from the clock anchor given at start so
@@ -169,7 +192,9 @@ impl Engine {
 
     /// A target can be routed to: its address resolved and not resting after a 503.
     pub(super) fn available(&self, peer: &super::peers::Peer, now: Instant) -> bool {
-        peer.addr.is_some() && self.resting.get(&peer.name).is_none_or(|t| now >= *t)
+        peer.addr.is_some()
+            && !self.down.contains(&peer.name)
+            && self.resting.get(&peer.name).is_none_or(|t| now >= *t)
     }
 
     /// Calls in memory (answered or not), for tests and the gauge.
@@ -208,12 +233,14 @@ impl Engine {
     /// keep the peer table they were set up with. A target resting after a 503 keeps
     /// resting if its name is still configured. A new media port range gets a new pool
     /// that starts with the ports calls in progress hold; ports outside it are simply not
-    /// reused once those calls end. Transaction timer values apply from the next start.
+    /// reused once those calls end. Keep-alives restart for the new table; a peer that was
+    /// down stays down until it answers. Transaction timer values apply from the next start.
     pub fn reconfigure(
         &mut self,
         cfg: Arc<Config>,
         policy: Arc<Policy>,
         resolved: &[Option<SocketAddr>],
+        now: Instant,
     ) {
         let peers = Arc::new(Peers::new(&cfg, resolved));
         for old in &self.peers.peers {
@@ -221,10 +248,14 @@ impl Engine {
                 self.metrics.remove_peer(&old.name);
             }
         }
-        for p in &peers.peers {
-            self.metrics.set_peer_up(&p.name, p.addr.is_some());
-        }
         self.resting.retain(|name, _| peers.by_name(name).is_some());
+        self.down.retain(|name| peers.by_name(name).is_some());
+        self.nat_sources
+            .retain(|name, _| peers.by_name(name).is_some());
+        for p in &peers.peers {
+            let up = p.addr.is_some() && !self.down.contains(&p.name);
+            self.metrics.set_peer_up(&p.name, up);
+        }
         if cfg.media.ports != self.cfg.media.ports {
             let mut pool = PortPool::new(cfg.media.ports);
             for call in self.calls.values() {
@@ -240,6 +271,8 @@ impl Engine {
         self.cfg = cfg;
         self.policy = policy;
         self.peers = peers;
+        self.keepalive_epoch += 1;
+        self.start_keepalives(now);
     }
 
     /// Refuse new calls from now on and end every call (reason `shutdown`).
@@ -255,7 +288,10 @@ impl Engine {
     /// Nothing left that needs the engine: no calls, no CDR waiting for counters, no
     /// request of veil's (a BYE at shutdown) still waiting for its answer.
     pub fn idle(&self) -> bool {
-        self.calls.is_empty() && self.closing.is_empty() && self.tx.awaiting_final() == 0
+        // Keep-alive probes do not count: nobody waits for their answer at shutdown.
+        self.calls.is_empty()
+            && self.closing.is_empty()
+            && self.tx.awaiting_final() <= self.probes.len()
     }
 
     pub(super) fn set_timer(&mut self, at: Instant, key: u64, timer: Timer) {
@@ -264,8 +300,10 @@ impl Engine {
 
     fn on_sip(&mut self, data: &[u8], flow: Flow, now: Instant) {
         match Message::parse(data) {
-            Ok(Message::Request(req)) => {
+            Ok(Message::Request(mut req)) => {
                 self.metrics.sip_request_received(req.method.as_str());
+                super::nat::stamp_via(&mut req, flow.remote);
+                self.latch_nat_source(&flow);
                 if let Some(resp) = self.admit(&req, &flow) {
                     self.send_stateless(&flow, resp);
                     return;
@@ -321,8 +359,31 @@ impl Engine {
                     flow,
                 } => self.on_cancel(id, invite, req, flow, now),
                 TxEvent::Ack { req, flow } => self.on_ack(req, flow, now),
-                TxEvent::Response { id, resp } => self.on_response(id, resp, now),
-                TxEvent::Timeout { id } => self.on_client_timeout(id, now),
+                TxEvent::Response { id, mut resp } => {
+                    if matches!(resp.code, 401 | 407) {
+                        if self.answer_challenge(id, &resp, now) {
+                            continue;
+                        }
+                        // A challenge veil does not answer must not cross to the other
+                        // leg as one (it would ask the caller for veil's credentials).
+                        resp.code = 403;
+                        resp.reason = "Forbidden".into();
+                    }
+                    if resp.code >= 200 {
+                        self.auth_done(id);
+                        if self.on_probe_result(id, Some(resp.code)) {
+                            continue;
+                        }
+                    }
+                    self.on_response(id, resp, now)
+                }
+                TxEvent::Timeout { id } => {
+                    self.auth_done(id);
+                    if self.on_probe_result(id, None) {
+                        continue;
+                    }
+                    self.on_client_timeout(id, now)
+                }
                 TxEvent::AckTimeout { id } => self.on_ack_timeout(id, now),
             }
         }
@@ -377,6 +438,11 @@ impl Engine {
                 }
                 self.shutdown(now);
             }
+            // No new probes while draining: they would only delay the exit.
+            Timer::Keepalive { peer } if key == self.keepalive_epoch && !self.draining => {
+                self.on_keepalive_timer(peer as usize, now)
+            }
+            Timer::Keepalive { .. } => {}
         }
     }
 

@@ -152,6 +152,7 @@ pub async fn serve(loaded: LoadedConfig) -> Result<(), String> {
         crate::media::relay::RelayOptions {
             idle_after,
             tos: cfg.media.tos,
+            bind6: cfg.media.address6,
         },
     );
     {
@@ -326,6 +327,7 @@ async fn reload(running: &LoadedConfig, engine: &mut Engine) -> Option<LoadedCon
         cfg.clone(),
         Arc::new(merged.loaded.policy.clone()),
         &resolved,
+        Instant::now(),
     );
     tracing::info!(
         peers = cfg.peers.len(),

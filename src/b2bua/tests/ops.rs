@@ -13,7 +13,7 @@ media:
   ports: 30100-30199
 peers:
   - {name: pbx, address: 127.0.0.2:5060, trusted: true, sources: [127.0.0.2/32]}
-  - {name: backup, address: 127.0.0.4:5060, sources: [127.0.0.4/32]}
+  - {name: backup, address: 127.0.0.4:5060, sources: [127.0.0.4/32], keepalive: 10s}
 policy: policy2.yaml
 "#;
 
@@ -32,8 +32,12 @@ fn reload_v2(h: &mut Harness) {
     std::fs::write(dir.join("policy2.yaml"), POLICY_V2).unwrap();
     let loaded = crate::config::load(&dir.join("veil2.yaml")).unwrap();
     let resolved = [Some(PBX.parse().unwrap()), Some(BACKUP.parse().unwrap())];
-    h.engine
-        .reconfigure(Arc::new(loaded.config), Arc::new(loaded.policy), &resolved);
+    h.engine.reconfigure(
+        Arc::new(loaded.config),
+        Arc::new(loaded.policy),
+        &resolved,
+        h.now,
+    );
 }
 
 fn b_side_bye(b_inv: &Request, cseq: u32) -> String {
@@ -116,7 +120,8 @@ fn reload_with_an_overlapping_port_range_keeps_held_ports_out() {
         .iter()
         .map(|a| Some(a.parse().unwrap()))
         .collect();
-    h.engine.reconfigure(Arc::new(cfg), policy, &resolved);
+    h.engine
+        .reconfigure(Arc::new(cfg), policy, &resolved, h.now);
     assert_eq!(
         h.engine.ports.in_use(),
         2,
@@ -176,4 +181,42 @@ fn drain_timeout_ends_both_legs_with_reason_shutdown() {
     h.advance(Duration::from_secs(3));
     assert!(h.engine.idle());
     assert_eq!(end_reasons(&h), ["shutdown"]);
+}
+
+#[test]
+fn reload_starts_keepalives_for_the_new_peer_table() {
+    let mut h = Harness::new();
+    reload_v2(&mut h);
+    h.advance(Duration::from_millis(1));
+    let probe = h.take_request(BACKUP, "OPTIONS");
+    h.inject(BACKUP, &answer(&probe, 200, false));
+    // One chain per peer: ten seconds later exactly one more probe.
+    h.advance(Duration::from_secs(10));
+    let probes = h
+        .take(BACKUP)
+        .into_iter()
+        .filter(|(m, _)| matches!(m, Message::Request(r) if r.method.as_str() == "OPTIONS"))
+        .count();
+    assert_eq!(probes, 1);
+}
+
+#[test]
+fn an_unanswered_keepalive_does_not_hold_up_the_drain() {
+    let mut h = Harness::new();
+    reload_v2(&mut h);
+    h.advance(Duration::from_millis(1));
+    let first = h.take_request(BACKUP, "OPTIONS");
+    h.engine.drain(h.now);
+    assert!(h.engine.idle(), "only a probe is in flight");
+    h.inject(BACKUP, &answer(&first, 200, false));
+    h.advance(Duration::from_secs(25));
+    // Retransmissions of the probe in flight, but no new probe while draining.
+    for (m, _) in h.take(BACKUP) {
+        let Message::Request(r) = m else { continue };
+        assert_eq!(
+            r.call_id().unwrap(),
+            first.call_id().unwrap(),
+            "new probe while draining"
+        );
+    }
 }
