@@ -14,6 +14,7 @@ use crate::sip::{HeaderName, Headers, Method, Request, Response, SipHeaders, Uri
 use crate::transaction::{ClientTxId, Flow, ServerTxId};
 
 use super::Output;
+use super::srtp::SdpRole;
 use super::admission::{is_sdp, response};
 use super::call::{AwaitAck, Call, CallState};
 use super::engine::{Engine, Timer};
@@ -229,6 +230,7 @@ impl Engine {
             started_wall: self.wall(now),
             answered: None,
             media: Default::default(),
+            srtp: Default::default(),
             refreshes: Vec::new(),
             a_session,
             b_min_se: None,
@@ -251,7 +253,7 @@ impl Engine {
         // The caller's SDP is anchored once; every attempt offers the same B-side ports.
         let body = self.calls[&key].a_invite.body.clone();
         if !body.is_empty()
-            && let Err(e) = self.anchor_sdp(key, Side::A, &body, now)
+            && let Err(e) = self.anchor_sdp(key, Side::A, &body, now, SdpRole::Offer)
         {
             let code = if e == super::anchor::AnchorError::NoPorts {
                 503
@@ -389,7 +391,7 @@ impl Engine {
                         rtcp: None,
                     }));
             }
-            match self.anchor_sdp(key, Side::A, &a_body, now) {
+            match self.anchor_sdp(key, Side::A, &a_body, now, SdpRole::Offer) {
                 Ok(b) => body = b,
                 Err(_) => {
                     self.fail_call(key, 488, None, now);
@@ -648,7 +650,13 @@ impl Engine {
         let mut extra = Headers::new();
         filter.copy(&resp.headers, &mut extra);
         if is_sdp(resp.content_type()) && !resp.body.is_empty() {
-            match self.anchor_sdp(key, from, &resp.body, now) {
+            // A response carries the offer when the request had none (late offer).
+            let role = if req.body.is_empty() {
+                SdpRole::Offer
+            } else {
+                SdpRole::Answer
+            };
+            match self.anchor_sdp(key, from, &resp.body, now, role) {
                 Ok(body) => r.body = body,
                 Err(_) => extra.remove_all(&HeaderName::ContentType),
             }

@@ -18,6 +18,7 @@ mod invite;
 pub mod leg;
 pub mod peers;
 pub mod session_timer;
+pub mod srtp;
 mod teardown;
 
 #[cfg(test)]
