@@ -115,7 +115,7 @@ def main():
     forged_rtcp = rtcp_rr(0x1234) + struct.pack("!I", 7) + bytes(16)
     a_rtcp.sendto(forged_rtcp, (HOST, veil_a + 1))
     got = drain(b) + drain(b_rtcp)
-    out["bad_sent"] = len(bad) + 1
+    out["bad_sent"] = len(bad) + 1  # and the forged SRTCP
     out["bad_leaked"] = len([p for p in got if p[12:13] in (b"x", b"y") or p == rtcp_rr(0x1234)])
     out["replay_copies_out"] = len([p for p in got if p[12:13] == b"z"])
     print(json.dumps(out))
