@@ -14,7 +14,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use veil::media::relay::Relay;
-use veil::media::srtp::{Suite, SrtpKey, SrtpSession};
+use veil::media::srtp::{SrtpKey, SrtpSession, Suite};
 use veil::media::{MediaCommand, Side, StreamId};
 use veil::observe::Metrics;
 

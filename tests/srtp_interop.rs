@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::process::Command;
 
 use veil::media::relay::Relay;
-use veil::media::srtp::{Suite, SrtpKey};
+use veil::media::srtp::{SrtpKey, Suite};
 use veil::media::{MediaCommand, Side, StreamId};
 use veil::observe::Metrics;
 
@@ -86,7 +86,9 @@ fn run_suite(suite: Suite, id: u64) {
         String::from_utf8_lossy(&out.stderr)
     );
     let field = |name: &str| -> u64 {
-        let at = stdout.find(&format!("\"{name}\": ")).unwrap_or_else(|| panic!("{name} in {stdout}"));
+        let at = stdout
+            .find(&format!("\"{name}\": "))
+            .unwrap_or_else(|| panic!("{name} in {stdout}"));
         stdout[at + name.len() + 4..]
             .chars()
             .take_while(char::is_ascii_digit)
@@ -95,9 +97,17 @@ fn run_suite(suite: Suite, id: u64) {
             .unwrap()
     };
     let s = suite.sdes_name();
-    assert_eq!(field("a_to_b_exact"), 50, "{s}: SRTP in, plain out: {stdout}");
+    assert_eq!(
+        field("a_to_b_exact"),
+        50,
+        "{s}: SRTP in, plain out: {stdout}"
+    );
     assert_eq!(field("a_to_b_received"), 50, "{s}: {stdout}");
-    assert_eq!(field("b_to_a_exact"), 50, "{s}: plain in, SRTP out: {stdout}");
+    assert_eq!(
+        field("b_to_a_exact"),
+        50,
+        "{s}: plain in, SRTP out: {stdout}"
+    );
     assert_eq!(field("rtcp_a_to_b"), 1, "{s}: {stdout}");
     assert_eq!(field("rtcp_b_to_a"), 1, "{s}: {stdout}");
     assert_eq!(field("bad_leaked"), 0, "{s}: {stdout}");

@@ -10,9 +10,9 @@ use crate::media::{MediaCommand, Side, StreamId};
 use crate::sdp::{CodecOutcome, Sdp};
 
 use super::Output;
-use super::srtp::SdpRole;
 use super::call::Stream;
 use super::engine::Engine;
+use super::srtp::SdpRole;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum AnchorError {

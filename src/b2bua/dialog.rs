@@ -10,11 +10,11 @@ use crate::media::Side;
 use crate::sip::{HeaderName, Method, Request, Response, SipHeaders};
 use crate::transaction::{ClientTxId, Flow, ServerTxId};
 
-use super::srtp::SdpRole;
 use super::admission::{is_sdp, response};
 use super::call::{AwaitAck, CallState, EndReason, Pending};
 use super::engine::Engine;
 use super::invite::set_local_to;
+use super::srtp::SdpRole;
 
 impl Engine {
     /// Find the call and the leg a request or ACK belongs to, by Call-ID (and the caller's

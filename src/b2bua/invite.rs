@@ -14,12 +14,12 @@ use crate::sip::{HeaderName, Headers, Method, Request, Response, SipHeaders, Uri
 use crate::transaction::{ClientTxId, Flow, ServerTxId};
 
 use super::Output;
-use super::srtp::SdpRole;
 use super::admission::{is_sdp, response};
 use super::call::{AwaitAck, Call, CallState};
 use super::engine::{Engine, Timer};
 use super::leg::{Leg, contact, via};
 use super::peers::retry_after;
+use super::srtp::SdpRole;
 
 /// Methods veil answers or relays; anything else outside a dialog gets 501.
 fn known_method(m: &Method) -> bool {

@@ -10,7 +10,7 @@
 
 use crate::config::SrtpMode;
 use crate::media::Side;
-use crate::media::srtp::{Suite, SrtpKey};
+use crate::media::srtp::{SrtpKey, Suite};
 use crate::sdp::{Sdp, crypto};
 
 /// Whether an SDP crossing legs is an offer or an answer (RFC 3264).
@@ -90,7 +90,8 @@ impl CallSrtp {
         }
         let to = from.other();
         if self.streams.len() < sdp.media.len() {
-            self.streams.resize_with(sdp.media.len(), StreamSrtp::default);
+            self.streams
+                .resize_with(sdp.media.len(), StreamSrtp::default);
         }
         for (section, stream) in sdp.media.iter_mut().zip(self.streams.iter_mut()) {
             if !crypto::is_rtp(section) {

@@ -224,7 +224,9 @@ impl SrtpSession {
             return Err(SrtpError::TooShort);
         }
         let ssrc = be32(&packet[8..12]);
-        unprotect(&self.key, &mut self.rtp, ssrc, |ctx| ctx.decrypt_rtp(packet))
+        unprotect(&self.key, &mut self.rtp, ssrc, |ctx| {
+            ctx.decrypt_rtp(packet)
+        })
     }
 
     /// SRTCP -> RTCP.
@@ -243,7 +245,9 @@ impl SrtpSession {
             return Err(SrtpError::Unencrypted);
         }
         let ssrc = be32(&packet[4..8]);
-        unprotect(&self.key, &mut self.rtcp, ssrc, |ctx| ctx.decrypt_rtcp(packet))
+        unprotect(&self.key, &mut self.rtcp, ssrc, |ctx| {
+            ctx.decrypt_rtcp(packet)
+        })
     }
 
     /// RTP -> SRTP.
@@ -252,7 +256,9 @@ impl SrtpSession {
             return Err(SrtpError::TooShort);
         }
         let ssrc = be32(&packet[8..12]);
-        protect(&self.key, &mut self.rtp, ssrc, |ctx| ctx.encrypt_rtp(packet))
+        protect(&self.key, &mut self.rtp, ssrc, |ctx| {
+            ctx.encrypt_rtp(packet)
+        })
     }
 
     /// RTCP -> SRTCP.
@@ -261,7 +267,9 @@ impl SrtpSession {
             return Err(SrtpError::TooShort);
         }
         let ssrc = be32(&packet[4..8]);
-        protect(&self.key, &mut self.rtcp, ssrc, |ctx| ctx.encrypt_rtcp(packet))
+        protect(&self.key, &mut self.rtcp, ssrc, |ctx| {
+            ctx.encrypt_rtcp(packet)
+        })
     }
 }
 

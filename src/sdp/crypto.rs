@@ -13,7 +13,7 @@ use base64::engine::general_purpose::STANDARD;
 
 use super::fields::attribute;
 use super::{Line, MediaSection};
-use crate::media::srtp::{Suite, SrtpKey};
+use crate::media::srtp::{SrtpKey, Suite};
 
 /// One acceptable `a=crypto` line of a peer.
 #[derive(Debug, Clone, PartialEq, Eq)]

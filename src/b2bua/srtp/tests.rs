@@ -42,7 +42,10 @@ fn srtp_caller_to_plain_callee_and_back() {
     assert_eq!(ours[0].key.suite, Suite::AeadAes128Gcm);
     assert_ne!(ours[0].key, caller_key);
     assert_eq!(call.streams[0].a.tx.as_ref(), Some(&ours[0].key));
-    assert_eq!((&call.streams[0].b.rx, &call.streams[0].b.tx), (&None, &None));
+    assert_eq!(
+        (&call.streams[0].b.rx, &call.streams[0].b.tx),
+        (&None, &None)
+    );
 
     // The same answer again (183 then 200) carries the same key.
     let mut again = sdp("RTP/AVP", "");

@@ -27,10 +27,18 @@ fn every_suite_round_trips_rtp_and_rtcp() {
         let plain = rtp(7, 1);
         let sealed = tx.protect_rtp(&plain).unwrap();
         assert_ne!(&sealed[..], &plain[..]);
-        assert_eq!(&rx.unprotect_rtp(&sealed).unwrap()[..], &plain[..], "{suite:?}");
+        assert_eq!(
+            &rx.unprotect_rtp(&sealed).unwrap()[..],
+            &plain[..],
+            "{suite:?}"
+        );
         let plain = rtcp(7);
         let sealed = tx.protect_rtcp(&plain).unwrap();
-        assert_eq!(&rx.unprotect_rtcp(&sealed).unwrap()[..], &plain[..], "{suite:?}");
+        assert_eq!(
+            &rx.unprotect_rtcp(&sealed).unwrap()[..],
+            &plain[..],
+            "{suite:?}"
+        );
     }
 }
 
@@ -85,10 +93,18 @@ fn replayed_packets_are_rejected() {
         let (mut tx, mut rx) = pair(suite);
         let sealed = tx.protect_rtp(&rtp(7, 100)).unwrap();
         assert!(rx.unprotect_rtp(&sealed).is_ok());
-        assert_eq!(rx.unprotect_rtp(&sealed), Err(SrtpError::Rejected), "{suite:?}");
+        assert_eq!(
+            rx.unprotect_rtp(&sealed),
+            Err(SrtpError::Rejected),
+            "{suite:?}"
+        );
         let sealed = tx.protect_rtcp(&rtcp(7)).unwrap();
         assert!(rx.unprotect_rtcp(&sealed).is_ok());
-        assert_eq!(rx.unprotect_rtcp(&sealed), Err(SrtpError::Rejected), "{suite:?}");
+        assert_eq!(
+            rx.unprotect_rtcp(&sealed),
+            Err(SrtpError::Rejected),
+            "{suite:?}"
+        );
     }
 }
 
@@ -118,17 +134,18 @@ fn ssrcs_are_bounded() {
         let sealed = tx.protect_rtp(&rtp(ssrc, 1)).unwrap();
         assert!(rx.unprotect_rtp(&sealed).is_ok());
     }
-    assert_eq!(
-        tx.protect_rtp(&rtp(999, 1)),
-        Err(SrtpError::TooManySsrcs)
-    );
+    assert_eq!(tx.protect_rtp(&rtp(999, 1)), Err(SrtpError::TooManySsrcs));
 }
 
 #[test]
 fn debug_never_shows_key_material() {
     let key = SrtpKey::new(Suite::AesCm128HmacSha1_80, vec![0x5a; 30]).unwrap();
     let session = SrtpSession::new(key.clone());
-    for text in [format!("{key:?}"), format!("{session:?}"), format!("{key:#?}")] {
+    for text in [
+        format!("{key:?}"),
+        format!("{session:?}"),
+        format!("{key:#?}"),
+    ] {
         assert!(!text.contains("90"), "{text}");
         assert!(!text.contains("5a"), "{text}");
         assert!(text.contains("redacted"));
