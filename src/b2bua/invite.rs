@@ -100,22 +100,6 @@ impl Engine {
             self.reply(stx, response(&req, 482), now);
             return;
         }
-        let a_timer_cfg = self.peers.peers[src]
-            .cfg
-            .session_timer
-            .clone()
-            .unwrap_or_else(|| self.cfg.calls.session_timer.clone());
-        let a_session = match super::session_timer::plan_uas(&req, &a_timer_cfg) {
-            Ok(s) => s,
-            Err(min_se) => {
-                let mut r = response(&req, 422);
-                r.headers
-                    .push(HeaderName::MinSe, min_se.as_secs().to_string());
-                tag_response(&mut r, &mut self.ids);
-                self.reply(stx, r, now);
-                return;
-            }
-        };
         let to_user = req.uri.user().unwrap_or_default().to_string();
         let from_user = from.uri.user().unwrap_or_default().to_string();
         let ruri_host = req.uri.host().map(|h| h.to_string()).unwrap_or_default();
@@ -153,6 +137,24 @@ impl Engine {
                     .with_label_values(&["rejected"])
                     .inc();
                 let mut r = response(&req, 403);
+                tag_response(&mut r, &mut self.ids);
+                self.reply(stx, r, now);
+                return;
+            }
+        };
+
+        // A rule's session timer wins over the peer's, which wins over the global one.
+        let a_timer_cfg = route
+            .session_timer
+            .clone()
+            .or_else(|| self.peers.peers[src].cfg.session_timer.clone())
+            .unwrap_or_else(|| self.cfg.calls.session_timer.clone());
+        let a_session = match super::session_timer::plan_uas(&req, &a_timer_cfg) {
+            Ok(s) => s,
+            Err(min_se) => {
+                let mut r = response(&req, 422);
+                r.headers
+                    .push(HeaderName::MinSe, min_se.as_secs().to_string());
                 tag_response(&mut r, &mut self.ids);
                 self.reply(stx, r, now);
                 return;
@@ -308,10 +310,11 @@ impl Engine {
         };
         let src = self.calls[&key].a.peer;
         let filter = peers.filter(src, peer);
-        let b_timer_cfg = peers.peers[peer]
-            .cfg
+        let b_timer_cfg = self.calls[&key]
+            .route
             .session_timer
             .clone()
+            .or_else(|| peers.peers[peer].cfg.session_timer.clone())
             .unwrap_or_else(|| self.cfg.calls.session_timer.clone());
         let Some(call) = self.calls.get_mut(&key) else {
             return;
@@ -512,9 +515,11 @@ impl Engine {
             &call.peers.peers[call.a.peer].cfg,
             &call.peers.peers[call.b.peer].cfg,
         );
-        let b_timer_cfg = dst
+        let b_timer_cfg = call
+            .route
             .session_timer
             .clone()
+            .or_else(|| dst.session_timer.clone())
             .unwrap_or_else(|| self.cfg.calls.session_timer.clone());
         // Rule, then the stricter of the two peers, then the global limit.
         let max = call

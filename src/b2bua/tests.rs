@@ -667,3 +667,112 @@ fn no_state_left_after_many_calls() {
     assert!(h.engine.idle());
     assert_eq!(h.engine.ports.in_use(), 0, "relay ports returned");
 }
+
+#[test]
+fn prack_crosses_with_rack_translated_to_the_other_legs_cseq() {
+    let mut h = Harness::new();
+    let invite = invite_from_pbx("a-call-1", "0123456").replace(
+        "Max-Forwards: 70\r\n",
+        "Max-Forwards: 70\r\nSupported: 100rel\r\n",
+    );
+    h.inject(PBX, &invite);
+    let b_inv = h.take_request(CARRIER, "INVITE");
+    assert!(
+        b_inv.has_option_tag(&HeaderName::Supported, "100rel"),
+        "100rel is end to end"
+    );
+    // Reliable 183 with early media from the callee.
+    let r183 =
+        answer(&b_inv, 183, true).replace("Server:", "Require: 100rel\r\nRSeq: 77\r\nServer:");
+    h.inject(CARRIER, &r183);
+    let p = h.take_response(PBX, 183);
+    assert_eq!(p.headers.get(&HeaderName::RSeq), Some("77"));
+    assert!(p.has_option_tag(&HeaderName::Require, "100rel"));
+    assert!(!p.body.is_empty(), "early media SDP crosses, anchored");
+    let to_hdr = p.headers.get(&HeaderName::To).unwrap().to_string();
+    // PRACK from the caller names its own INVITE CSeq (10) in RAck.
+    let prack = in_dialog(
+        "PRACK",
+        "\"Alice\" <sip:alice@127.0.0.2>;tag=pbxtag",
+        &to_hdr,
+        "a-call-1",
+        11,
+        "127.0.0.2:5060",
+    )
+    .replace(
+        "Content-Length: 0",
+        "RAck: 77 10 INVITE\r\nContent-Length: 0",
+    );
+    h.inject(PBX, &prack);
+    let b_prack = h.take_request(CARRIER, "PRACK");
+    let b_seq = b_inv.cseq().unwrap().seq;
+    assert_eq!(
+        b_prack.headers.get(&HeaderName::RAck),
+        Some(format!("77 {b_seq} INVITE").as_str())
+    );
+    assert_eq!(b_prack.call_id().unwrap(), b_inv.call_id().unwrap());
+    assert!(
+        b_prack.cseq().unwrap().seq > b_seq,
+        "leg B's own CSeq space"
+    );
+    h.inject(CARRIER, &answer(&b_prack, 200, false));
+    let ok = h.take_response(PBX, 200);
+    assert_eq!(ok.cseq().unwrap().seq, 11);
+    assert_eq!(ok.cseq().unwrap().method.as_str(), "PRACK");
+}
+
+#[test]
+fn info_and_update_cross_both_ways_with_per_leg_cseq() {
+    let (mut h, b_inv, ok) = answered_call();
+    let to_hdr = ok.headers.get(&HeaderName::To).unwrap().to_string();
+    let from_hdr = "\"Alice\" <sip:alice@127.0.0.2>;tag=pbxtag";
+    h.inject(
+        PBX,
+        &in_dialog("ACK", from_hdr, &to_hdr, "a-call-1", 10, "127.0.0.2:5060"),
+    );
+    let info = in_dialog("INFO", from_hdr, &to_hdr, "a-call-1", 20, "127.0.0.2:5060")
+        .replace("Content-Length: 0\r\n\r\n", "Content-Type: application/dtmf-relay\r\nX-Secret: no\r\nContent-Length: 24\r\n\r\nSignal=5\r\nDuration=160\r\n");
+    h.inject(PBX, &info);
+    let b_info = h.take_request(CARRIER, "INFO");
+    assert_eq!(b_info.body.as_ref(), b"Signal=5\r\nDuration=160\r\n");
+    assert!(b_info.headers.get(&HeaderName::parse("X-Secret")).is_none());
+    assert_eq!(b_info.call_id().unwrap(), b_inv.call_id().unwrap());
+    let b_info_seq = b_info.cseq().unwrap().seq;
+    h.inject(CARRIER, &answer(&b_info, 200, false));
+    assert_eq!(h.take_response(PBX, 200).cseq().unwrap().seq, 20);
+    // The callee's UPDATE (new SDP) reaches the caller in the caller's dialog.
+    let b_to = format!(
+        "{};tag=carriertag",
+        b_inv.headers.get(&HeaderName::To).unwrap()
+    );
+    let b_from = b_inv.headers.get(&HeaderName::From).unwrap().to_string();
+    let sdp = offer_sdp("127.0.0.3", 7010, "carriersecret");
+    let update = in_dialog(
+        "UPDATE",
+        &b_to,
+        &b_from,
+        b_inv.call_id().unwrap(),
+        5,
+        "127.0.0.3:5060",
+    )
+    .replace(
+        "Content-Length: 0\r\n\r\n",
+        &format!(
+            "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+            sdp.len()
+        ),
+    );
+    h.inject(CARRIER, &update);
+    let a_update = h.take_request(PBX, "UPDATE");
+    assert_eq!(a_update.call_id().unwrap(), "a-call-1");
+    assert_eq!(a_update.to_hdr().unwrap().tag(), Some("pbxtag"));
+    assert!(!String::from_utf8_lossy(&a_update.body).contains("7010"));
+    let a_seq = a_update.cseq().unwrap().seq;
+    assert_ne!(a_seq, b_info_seq);
+    h.inject(
+        PBX,
+        &answer(&a_update, 200, true).replace("127.0.0.3", "127.0.0.2"),
+    );
+    let r = h.take_response(CARRIER, 200);
+    assert_eq!(r.cseq().unwrap().seq, 5);
+}

@@ -468,3 +468,62 @@ fn a_2xx_to_a_refresh_that_crossed_the_bye_is_still_acked() {
     assert_eq!(ack.cseq().unwrap().seq, refresh.cseq().unwrap().seq);
     assert_eq!(ack.call_id().unwrap(), refresh.call_id().unwrap());
 }
+
+#[test]
+fn a_policy_rule_sets_the_session_timer_of_both_legs() {
+    let policy = POLICY.replace(
+        "then: {route: [carrier, backup]}",
+        "then: {route: [carrier, backup], session_timer: {expires: 600s, min_se: 300s}}",
+    );
+    let mut h = Harness::with(CONFIG, &policy);
+    let (b_inv, _) = call_with(&mut h, "", "");
+    assert_eq!(b_inv.headers.get(&HeaderName::SessionExpires), Some("600"));
+    assert_eq!(b_inv.headers.get(&HeaderName::MinSe), Some("300"));
+    h.advance(Duration::from_secs(299));
+    assert!(requests(&mut h, CARRIER).is_empty() && requests(&mut h, PBX).is_empty());
+    h.advance(Duration::from_secs(2));
+    assert_eq!(
+        requests(&mut h, CARRIER).len(),
+        1,
+        "refresh at 300 s on leg B"
+    );
+    assert_eq!(requests(&mut h, PBX).len(), 1, "and on leg A");
+    // Too short for the rule's Min-SE: 422 before anything is routed.
+    let invite = invite_from_pbx("a-call-2", "0123456").replace(
+        "Max-Forwards: 70\r\n",
+        "Max-Forwards: 70\r\nSession-Expires: 200\r\n",
+    );
+    h.inject(PBX, &invite);
+    let r = h.take_response(PBX, 422);
+    assert_eq!(r.headers.get(&HeaderName::MinSe), Some("300"));
+}
+
+#[test]
+fn ring_timeout_cancels_leg_b_and_fails_over_then_408() {
+    let cfg = CONFIG.replace("policy: policy.yaml", "policy: policy.yaml\n").replace(
+        "    - {name: public, transport: udp, address: 127.0.0.1:5060}",
+        "    - {name: public, transport: udp, address: 127.0.0.1:5060}\n  timers: {invite_timeout: 120s}",
+    );
+    let mut h = Harness::with(&cfg, POLICY);
+    h.inject(PBX, &invite_from_pbx("a-call-1", "0123456"));
+    let b1 = h.take_request(CARRIER, "INVITE");
+    h.inject(CARRIER, &answer(&b1, 180, false));
+    h.take_response(PBX, 180);
+    h.advance(Duration::from_secs(119));
+    assert!(requests(&mut h, CARRIER).is_empty());
+    h.advance(Duration::from_secs(2));
+    let cancel = requests(&mut h, CARRIER)
+        .into_iter()
+        .find(|r| r.method.as_str() == "CANCEL")
+        .expect("CANCEL to the ringing carrier");
+    assert_eq!(cancel.call_id().unwrap(), b1.call_id().unwrap());
+    let b2 = h.take_request(BACKUP, "INVITE");
+    h.inject(
+        BACKUP,
+        &answer(&b2, 180, false).replace("127.0.0.3", "127.0.0.4"),
+    );
+    h.advance(Duration::from_secs(121));
+    h.take_request(BACKUP, "CANCEL");
+    h.take_response(PBX, 408);
+    assert_eq!(h.engine.call_count(), 0);
+}

@@ -217,7 +217,7 @@ impl Default for CallsConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SessionTimerConfig {
     /// Session timers on this leg at all (RFC 4028); on by default, so that a call whose

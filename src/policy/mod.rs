@@ -55,6 +55,7 @@ pub enum Action {
         from_user: UserRewrite,
         set_headers: Vec<(String, Template)>,
         max_duration: Option<std::time::Duration>,
+        session_timer: Option<crate::config::SessionTimerConfig>,
     },
     Reject {
         code: u16,
@@ -154,6 +155,8 @@ pub struct Route {
     pub set_headers: Vec<(String, String)>,
     /// The rule's maximum call length, if it sets one.
     pub max_duration: Option<std::time::Duration>,
+    /// The rule's session timer settings (both legs), if it sets them.
+    pub session_timer: Option<crate::config::SessionTimerConfig>,
 }
 
 impl Policy {
@@ -195,6 +198,7 @@ impl Rule {
                 from_user,
                 set_headers,
                 max_duration,
+                session_timer,
             } => {
                 let to_user = to_user.apply(facts.to_user);
                 let from_user = from_user.apply(facts.from_user);
@@ -209,6 +213,7 @@ impl Rule {
                     from_user,
                     set_headers,
                     max_duration: *max_duration,
+                    session_timer: session_timer.clone(),
                 })
             }
         }

@@ -62,6 +62,9 @@ pub struct ThenSpec {
     /// Maximum call length for calls this rule routes (overrides peers and the global).
     #[serde(default)]
     pub max_duration: Option<crate::config::Duration>,
+    /// Session timer settings for both legs of calls this rule routes.
+    #[serde(default)]
+    pub session_timer: Option<crate::config::SessionTimerConfig>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
