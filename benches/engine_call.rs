@@ -10,6 +10,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+/// The allocator of the `veil` binary (src/main.rs), so the figures match it.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use veil::b2bua::{Engine, Input, Output};
 use veil::config::Transport;
@@ -97,7 +101,8 @@ impl Bench {
             conn: None,
         };
         let data = text.as_bytes();
-        self.engine.handle_input(Input::Sip { data, flow }, self.now);
+        self.engine
+            .handle_input(Input::Sip { data, flow }, self.now);
         self.drain();
     }
 
@@ -116,9 +121,17 @@ impl Bench {
     /// A response from the carrier to `req` (leg B), optionally with SDP.
     fn carrier_answer(req: &str, code: &str, sdp: bool) -> String {
         let body = if sdp { SDP_B } else { "" };
-        let ctype = if sdp { "Content-Type: application/sdp\r\n" } else { "" };
+        let ctype = if sdp {
+            "Content-Type: application/sdp\r\n"
+        } else {
+            ""
+        };
         let to = header(req, "To");
-        let to = if to.contains("tag=") { to.to_string() } else { format!("{to};tag=carrier") };
+        let to = if to.contains("tag=") {
+            to.to_string()
+        } else {
+            format!("{to};tag=carrier")
+        };
         format!(
             "SIP/2.0 {code}\r\nVia: {}\r\nFrom: {}\r\nTo: {to}\r\nCall-ID: {}\r\nCSeq: {}\r\nContact: <sip:b@127.0.0.3:15060>\r\n{ctype}Content-Length: {}\r\n\r\n{body}",
             header(req, "Via"),
@@ -141,7 +154,10 @@ impl Bench {
         );
         self.inject(pbx, &invite);
         let b_invite = self.take(carrier, "INVITE");
-        self.inject(carrier, &Self::carrier_answer(&b_invite, "180 Ringing", false));
+        self.inject(
+            carrier,
+            &Self::carrier_answer(&b_invite, "180 Ringing", false),
+        );
         self.inject(carrier, &Self::carrier_answer(&b_invite, "200 OK", true));
         let ok = self.take(pbx, "SIP/2.0 200");
         let to = header(&ok, "To").to_string();
@@ -170,7 +186,10 @@ fn bench(c: &mut Criterion) {
     let mut b = Bench::new();
     // `ENGINE_CALLS=N` runs exactly N calls and no measurement: for callgrind, whose
     // instruction counts are exact where wall time on a shared box is not.
-    if let Some(n) = std::env::var("ENGINE_CALLS").ok().and_then(|v| v.parse::<u64>().ok()) {
+    if let Some(n) = std::env::var("ENGINE_CALLS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
         for _ in 0..n {
             b.call();
         }

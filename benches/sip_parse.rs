@@ -3,6 +3,10 @@
 
 use std::hint::black_box;
 
+/// The allocator of the `veil` binary (src/main.rs), so the figures match it.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use veil::sip::Message;
 
@@ -42,7 +46,9 @@ fn bench(c: &mut Criterion) {
     let Ok(Message::Request(req)) = Message::parse(wire.as_bytes()) else {
         panic!("the bench INVITE does not parse");
     };
-    g.bench_function("serialize_invite", |b| b.iter(|| black_box(&req).to_bytes()));
+    g.bench_function("serialize_invite", |b| {
+        b.iter(|| black_box(&req).to_bytes())
+    });
     g.bench_function("parse_and_serialize_invite", |b| {
         b.iter(|| match Message::parse(black_box(wire.as_bytes())) {
             Ok(Message::Request(r)) => r.to_bytes().len(),
