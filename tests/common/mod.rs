@@ -68,6 +68,17 @@ impl Lab {
         lab
     }
 
+    /// `start` with the rendered config passed through `edit` first (a test's own keys).
+    #[allow(dead_code)]
+    pub fn start_edited(slot: u16, setup: &Setup, edit: impl Fn(String) -> String) -> Lab {
+        let mut lab = Lab::new(slot);
+        let config = lab.write_config(setup);
+        let text = std::fs::read_to_string(&config).expect("read config");
+        std::fs::write(&config, edit(text)).expect("write config");
+        lab.veil = Some(Veil::start(lab.dir(), &config, &lab.ports));
+        lab
+    }
+
     /// Writes `veil.yaml` and `policy.yaml` into the lab dir; returns the config path.
     pub fn write_config(&self, setup: &Setup) -> PathBuf {
         let config = self.dir().join("veil.yaml");
