@@ -106,7 +106,12 @@ impl Engine {
             .map(|s| s.port(to))
             .collect();
         let leg = call.leg_mut(to);
-        sdp.anchor(self.media_ip, &ports, &leg.origin);
+        // The leg's own address family: IPv6 signalling gets IPv6 media when configured.
+        let media_ip = match self.media_ip6 {
+            Some(v6) if leg.flow.remote.is_ipv6() => v6,
+            _ => self.media_ip,
+        };
+        sdp.anchor(media_ip, &ports, &leg.origin);
         let mut out = sdp.to_bytes();
         // o= version moves only when what veil offers changes (RFC 3264 §8), so a session
         // refresh with unchanged SDP stays a no-op for the far side.
@@ -114,7 +119,7 @@ impl Engine {
             && *last != out
         {
             leg.origin.version += 1;
-            sdp.anchor(self.media_ip, &ports, &leg.origin);
+            sdp.anchor(media_ip, &ports, &leg.origin);
             out = sdp.to_bytes();
         }
         leg.last_sdp = Some(out.clone());

@@ -38,6 +38,11 @@ impl Engine {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
+        let nat = call
+            .peers
+            .peers
+            .get(call.leg(side).peer)
+            .is_some_and(|p| p.cfg.nat);
         let leg = call.leg_mut(side);
         if let Some(last) = leg.remote_cseq
             && seq <= last
@@ -48,6 +53,10 @@ impl Engine {
             return;
         }
         leg.remote_cseq = Some(seq);
+        if nat {
+            // Behind NAT: answer and send where it comes from now (RFC 3581 spirit).
+            leg.flow = flow;
+        }
         let local_hdr = leg.local_hdr.clone();
         let answered = call.answered.is_some();
         match req.method {

@@ -39,6 +39,8 @@ pub(super) enum Timer {
     SessionRefresh { b: bool, generation: u32 },
     /// The far end of leg B (`b`) or A should have refreshed by now.
     SessionExpire { b: bool, generation: u32 },
+    /// Send the next OPTIONS keep-alive to peer `peer` (index in the current peer table).
+    Keepalive { peer: u32 },
 }
 
 pub struct Engine {
@@ -49,6 +51,8 @@ pub struct Engine {
     /// Targets not routed to before the given instant (503 + Retry-After), by peer name.
     pub(super) resting: HashMap<String, Instant>,
     pub(super) media_ip: IpAddr,
+    /// SDP address for legs over IPv6 (`media.advertise6` or `media.address6`).
+    pub(super) media_ip6: Option<IpAddr>,
     pub(super) tx: TransactionLayer,
     pub(super) calls: HashMap<u64, Call>,
     /// Leg A dialogs by (Call-ID, caller's From tag).
@@ -70,6 +74,14 @@ pub struct Engine {
     clock: (Instant, SystemTime),
     /// Shutting down: new calls are refused with 503.
     pub(super) draining: bool,
+    /// Digest challenges answered towards peers (`auth.rs`).
+    pub(super) auth: super::auth::AuthState,
+    /// Keep-alive OPTIONS in flight: peer name and index (`nat.rs`).
+    pub(super) probes: HashMap<ClientTxId, (String, usize)>,
+    /// Peers whose keep-alive timed out: skipped by routing until they answer again.
+    pub(super) down: std::collections::HashSet<String>,
+    /// Where `nat: true` peers' traffic last came from.
+    pub(super) nat_sources: HashMap<String, SocketAddr>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -100,8 +112,9 @@ impl Engine {
         for p in &peers.peers {
             metrics.set_peer_up(&p.name, p.addr.is_some());
         }
-        Engine {
+        let mut engine = Engine {
             media_ip: cfg.media.advertise.unwrap_or(cfg.media.address),
+            media_ip6: cfg.media.advertise6.or(cfg.media.address6),
             ports: PortPool::new(cfg.media.ports),
             cfg,
             policy,
@@ -123,7 +136,13 @@ impl Engine {
             metrics,
             clock: (now, wall),
             draining: false,
-        }
+            auth: Default::default(),
+            probes: HashMap::new(),
+            down: Default::default(),
+            nat_sources: HashMap::new(),
+        };
+        engine.start_keepalives(now);
+        engine
     }
 
     /// Wall-clock time for `now` (CDRs), derived from the clock anchor given at start so
@@ -167,7 +186,9 @@ impl Engine {
 
     /// A target can be routed to: its address resolved and not resting after a 503.
     pub(super) fn available(&self, peer: &super::peers::Peer, now: Instant) -> bool {
-        peer.addr.is_some() && self.resting.get(&peer.name).is_none_or(|t| now >= *t)
+        peer.addr.is_some()
+            && !self.down.contains(&peer.name)
+            && self.resting.get(&peer.name).is_none_or(|t| now >= *t)
     }
 
     /// Calls in memory (answered or not), for tests and the gauge.
@@ -202,8 +223,10 @@ impl Engine {
 
     fn on_sip(&mut self, data: &[u8], flow: Flow, now: Instant) {
         match Message::parse(data) {
-            Ok(Message::Request(req)) => {
+            Ok(Message::Request(mut req)) => {
                 self.metrics.sip_request_received(req.method.as_str());
+                super::nat::stamp_via(&mut req, flow.remote);
+                self.latch_nat_source(&flow);
                 if let Some(resp) = self.admit(&req, &flow) {
                     self.send_stateless(&flow, resp);
                     return;
@@ -259,8 +282,31 @@ impl Engine {
                     flow,
                 } => self.on_cancel(id, invite, req, flow, now),
                 TxEvent::Ack { req, flow } => self.on_ack(req, flow, now),
-                TxEvent::Response { id, resp } => self.on_response(id, resp, now),
-                TxEvent::Timeout { id } => self.on_client_timeout(id, now),
+                TxEvent::Response { id, mut resp } => {
+                    if matches!(resp.code, 401 | 407) {
+                        if self.answer_challenge(id, &resp, now) {
+                            continue;
+                        }
+                        // A challenge veil does not answer must not cross to the other
+                        // leg as one (it would ask the caller for veil's credentials).
+                        resp.code = 403;
+                        resp.reason = "Forbidden".into();
+                    }
+                    if resp.code >= 200 {
+                        self.auth_done(id);
+                        if self.on_probe_result(id, Some(resp.code)) {
+                            continue;
+                        }
+                    }
+                    self.on_response(id, resp, now)
+                }
+                TxEvent::Timeout { id } => {
+                    self.auth_done(id);
+                    if self.on_probe_result(id, None) {
+                        continue;
+                    }
+                    self.on_client_timeout(id, now)
+                }
                 TxEvent::AckTimeout { id } => self.on_ack_timeout(id, now),
             }
         }
@@ -309,6 +355,7 @@ impl Engine {
             Timer::SessionExpire { b, generation } => {
                 self.on_session_timer(key, b, generation, false, now)
             }
+            Timer::Keepalive { peer } => self.on_keepalive_timer(peer as usize, now),
         }
     }
 

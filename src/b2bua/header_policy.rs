@@ -47,8 +47,21 @@ pub struct HeaderFilter {
     pub from_trusted: bool,
 }
 
+/// Credentials and challenges belong to one hop: never copied, whatever a peer's `allow`.
+fn never_crosses(name: &HeaderName) -> bool {
+    use HeaderName::*;
+    matches!(
+        name,
+        Authorization | ProxyAuthorization | WwwAuthenticate | ProxyAuthenticate
+    ) || name.matches("Authentication-Info")
+        || name.matches("Proxy-Authentication-Info")
+}
+
 impl HeaderFilter {
     pub fn allows(&self, name: &HeaderName) -> bool {
+        if never_crosses(name) {
+            return false;
+        }
         if self.strip.iter().any(|s| name.matches(s)) {
             return false;
         }
@@ -91,6 +104,10 @@ mod tests {
             ("Supported", "100rel, timer"),
             ("Content-Type", "application/sdp"),
             ("Authorization", "Digest x"),
+            ("Proxy-Authorization", "Digest y"),
+            ("WWW-Authenticate", "Digest realm=\"r\""),
+            ("Proxy-Authenticate", "Digest realm=\"r\""),
+            ("Authentication-Info", "nextnonce=\"n\""),
         ] {
             h.push(HeaderName::parse(n), v);
         }
@@ -121,6 +138,28 @@ mod tests {
         assert_eq!(
             names(&out),
             ["X-Account", "P-Asserted-Identity", "Content-Type"]
+        );
+    }
+
+    #[test]
+    fn credentials_and_challenges_never_cross_even_if_allowed() {
+        let f = HeaderFilter {
+            allow: vec![
+                "Authorization".into(),
+                "proxy-authorization".into(),
+                "WWW-Authenticate".into(),
+                "Proxy-Authenticate".into(),
+                "Authentication-Info".into(),
+            ],
+            strip: vec![],
+            from_trusted: true,
+        };
+        let mut out = Headers::new();
+        f.copy(&sample(), &mut out);
+        let n = names(&out);
+        assert!(
+            !n.iter().any(|h| h.to_ascii_lowercase().contains("auth")),
+            "{n:?}"
         );
     }
 }

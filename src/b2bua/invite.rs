@@ -294,9 +294,14 @@ impl Engine {
             }
             return;
         };
-        let Some(flow) = peers.peers[peer].flow() else {
+        let Some(mut flow) = peers.peers[peer].flow() else {
             return;
         };
+        if peers.peers[peer].cfg.nat
+            && let Some(src) = self.nat_sources.get(&peers.peers[peer].name)
+        {
+            flow.remote = *src;
+        }
         let listener = peers.listeners[peers.peers[peer].listener].clone();
         let call_id = self.ids.call_id();
         let local_tag = self.ids.tag();

@@ -8,6 +8,7 @@
 
 mod admission;
 mod anchor;
+mod auth;
 pub mod call;
 mod dialog;
 mod engine;
@@ -16,6 +17,7 @@ pub mod ids;
 pub mod inactivity;
 mod invite;
 pub mod leg;
+mod nat;
 pub mod peers;
 pub mod session_timer;
 mod teardown;

@@ -63,6 +63,10 @@ impl Harness {
         Harness::with(CONFIG, POLICY)
     }
 
+    fn with_config(config: &str) -> Harness {
+        Harness::with(config, POLICY)
+    }
+
     pub(super) fn with(config: &str, policy: &str) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("veil.yaml"), config).unwrap();
@@ -776,3 +780,4 @@ fn info_and_update_cross_both_ways_with_per_leg_cseq() {
     let r = h.take_response(CARRIER, 200);
     assert_eq!(r.cseq().unwrap().seq, 5);
 }
+mod edge;

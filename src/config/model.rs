@@ -146,6 +146,13 @@ pub struct MediaConfig {
     pub address: std::net::IpAddr,
     #[serde(default)]
     pub advertise: Option<std::net::IpAddr>,
+    /// IPv6 relay address: with it, every relay port is bound on both `address` and
+    /// `address6`, and legs whose signalling runs over IPv6 get `IN IP6` SDP.
+    #[serde(default)]
+    pub address6: Option<std::net::IpAddr>,
+    /// Written into SDP on IPv6 legs instead of `address6`.
+    #[serde(default)]
+    pub advertise6: Option<std::net::IpAddr>,
     #[serde(default = "d_ports")]
     pub ports: PortRange,
     #[serde(default = "d_rtp_timeout")]
@@ -183,6 +190,8 @@ impl Default for MediaConfig {
         MediaConfig {
             address: d_media_addr(),
             advertise: None,
+            address6: None,
+            advertise6: None,
             ports: d_ports(),
             rtp_timeout: d_rtp_timeout(),
             hold_timeout: d_hold_timeout(),
@@ -301,6 +310,10 @@ pub struct PeerConfig {
     /// instead of `calls.max_duration`.
     #[serde(default)]
     pub max_duration: Option<Duration>,
+    /// The peer is behind NAT: reach it where its traffic comes from (RFC 3581 style),
+    /// not at its configured address or Contact.
+    #[serde(default)]
+    pub nat: bool,
 }
 
 fn d_transport() -> Transport {

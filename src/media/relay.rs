@@ -35,6 +35,9 @@ pub struct RelayOptions {
     pub idle_after: Option<Duration>,
     /// IP TOS byte (IPv4) / traffic class (IPv6) on every socket; 184 = DSCP EF.
     pub tos: u8,
+    /// Also bind every port here (`media.address6`), so that a side can be reached over
+    /// either family; packets leave by the socket of the destination's family.
+    pub bind6: Option<IpAddr>,
 }
 
 impl Default for RelayOptions {
@@ -42,6 +45,7 @@ impl Default for RelayOptions {
         RelayOptions {
             idle_after: None,
             tos: 184,
+            bind6: None,
         }
     }
 }
@@ -79,6 +83,20 @@ impl Relay {
         metrics: crate::observe::Metrics,
     ) -> Relay {
         Relay::start_with(bind, events, metrics, RelayOptions::default())
+    }
+
+    /// `start` with every port also bound on `bind6`.
+    pub fn start_dual(
+        bind: IpAddr,
+        bind6: Option<IpAddr>,
+        events: mpsc::UnboundedSender<MediaEvent>,
+        metrics: crate::observe::Metrics,
+    ) -> Relay {
+        let options = RelayOptions {
+            bind6,
+            ..RelayOptions::default()
+        };
+        Relay::start_with(bind, events, metrics, options)
     }
 
     /// `start` with explicit options (idle reporting, TOS).
@@ -133,7 +151,14 @@ async fn run(
                     let _ = events.send(MediaEvent::BindFailed { id });
                     continue;
                 }
-                match bind_sockets(bind, a_port, b_port, options.tos) {
+                let bound = bind_sockets(bind, a_port, b_port, options.tos).and_then(|v4| {
+                    let v6 = options
+                        .bind6
+                        .map(|ip| bind_sockets(ip, a_port, b_port, options.tos))
+                        .transpose()?;
+                    Ok(Sockets { v4, v6 })
+                });
+                match bound {
                     Ok(sockets) => {
                         let (tx, rx) = mpsc::unbounded_channel();
                         metrics.media_streams_active.inc();
@@ -215,10 +240,41 @@ enum Wake {
     Tick,
 }
 
+/// A stream's sockets: A RTP, A RTCP, B RTP, B RTCP on the main address, and the same
+/// ports on the IPv6 address when one is configured.
+struct Sockets {
+    v4: [UdpSocket; 4],
+    v6: Option<[UdpSocket; 4]>,
+}
+
+impl Sockets {
+    /// The socket `Socket::ALL[i]` to send to `dest` from: the one of `dest`'s family.
+    fn for_dest(&self, i: usize, dest: SocketAddr) -> &UdpSocket {
+        match &self.v6 {
+            Some(v6) if dest.is_ipv6() != self.v4[i].local_addr().is_ok_and(|a| a.is_ipv6()) => {
+                &v6[i]
+            }
+            _ => &self.v4[i],
+        }
+    }
+
+    fn len(&self) -> usize {
+        4 + self.v6.as_ref().map_or(0, |v| v.len())
+    }
+
+    /// Socket number `k` of `len()`, and its place in `Socket::ALL`.
+    fn nth(&self, k: usize) -> (&UdpSocket, usize) {
+        match &self.v6 {
+            Some(v6) if k >= 4 => (&v6[k - 4], k - 4),
+            _ => (&self.v4[k % 4], k % 4),
+        }
+    }
+}
+
 /// One stream's task: its sockets, where it reports, and its idle deadline.
 struct StreamTask {
     id: StreamId,
-    sockets: [UdpSocket; 4],
+    sockets: Sockets,
     events: mpsc::UnboundedSender<MediaEvent>,
     metrics: Metrics,
     idle_after: Option<Duration>,
@@ -282,7 +338,7 @@ impl StreamTask {
                     };
                     // A full send buffer drops the packet: late RTP is useless anyway, and
                     // waiting would stall the other direction.
-                    match sockets[out.index()].try_send_to(data, dest) {
+                    match sockets.for_dest(out.index(), dest).try_send_to(data, dest) {
                         Ok(_) => metrics.media_packets_relayed.inc(),
                         Err(error) => {
                             tracing::trace!(stream = id.0, %dest, %error, "media send failed")
@@ -315,7 +371,7 @@ impl StreamTask {
 fn poll_wake(
     cx: &mut Context<'_>,
     commands: &mut mpsc::UnboundedReceiver<StreamCommand>,
-    sockets: &[UdpSocket; 4],
+    sockets: &Sockets,
     buf: &mut [u8],
     start: &mut usize,
     tick: &mut Option<Pin<Box<Sleep>>>,
@@ -328,13 +384,18 @@ fn poll_wake(
     {
         return Poll::Ready(Wake::Tick);
     }
-    for k in 0..sockets.len() {
-        let i = (*start + k) % sockets.len();
+    let n = sockets.len();
+    for k in 0..n {
+        let i = (*start + k) % n;
+        let (socket, which) = sockets.nth(i);
         let mut read = ReadBuf::new(buf);
-        if let Poll::Ready(result) = sockets[i].poll_recv_from(cx, &mut read) {
-            *start = (i + 1) % sockets.len();
+        if let Poll::Ready(result) = socket.poll_recv_from(cx, &mut read) {
+            *start = (i + 1) % n;
             let len = read.filled().len();
-            return Poll::Ready(Wake::Packet(Socket::ALL[i], result.map(|src| (len, src))));
+            return Poll::Ready(Wake::Packet(
+                Socket::ALL[which],
+                result.map(|src| (len, src)),
+            ));
         }
     }
     Poll::Pending

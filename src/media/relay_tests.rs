@@ -391,6 +391,7 @@ async fn idle_reported_once_then_active_again() {
     let mut h = Harness::start_with(RelayOptions {
         idle_after: Some(Duration::from_millis(150)),
         tos: 184,
+        bind6: None,
     });
     let id = StreamId(21);
     let (a_port, _) = h.open(id).await;

@@ -145,6 +145,7 @@ pub async fn serve(loaded: LoadedConfig) -> Result<(), String> {
         crate::media::relay::RelayOptions {
             idle_after,
             tos: cfg.media.tos,
+            bind6: cfg.media.address6,
         },
     );
     {

@@ -1,6 +1,7 @@
 //! SIP syntax: messages, headers, URIs; parsing, writing and stream framing.
 //! Nothing here knows about transactions or calls.
 
+pub mod digest;
 pub mod framing;
 pub mod header;
 pub mod message;

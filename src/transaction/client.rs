@@ -29,10 +29,6 @@ enum State {
 }
 
 impl ClientTx {
-    pub(crate) fn flow(&self) -> Flow {
-        self.flow
-    }
-
     /// Still waiting for a final response (what a graceful shutdown waits for).
     pub(crate) fn awaiting_final(&self) -> bool {
         matches!(
@@ -89,6 +85,10 @@ impl ClientTx {
         }
         ctx.arm(&mut tx.deadlines, TimerKind::Expire, timers::t64(ctx.cfg));
         tx
+    }
+
+    pub(crate) fn flow(&self) -> Flow {
+        self.flow
     }
 
     fn is_invite(&self) -> bool {

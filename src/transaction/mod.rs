@@ -119,6 +119,9 @@ pub struct TransactionLayer {
     servers: HashMap<u64, ServerTx>,
     server_index: HashMap<ServerKey, u64>,
     out: Outbox,
+    /// Requests answered with 401/407, kept for the TU to re-send with credentials even
+    /// when the transaction ended at once (reliable transports). Taken by `take_challenged`.
+    challenged: HashMap<u64, (Request, Flow)>,
 }
 
 impl TransactionLayer {
@@ -215,6 +218,9 @@ impl TransactionLayer {
         let Some(tx) = self.clients.get_mut(&id) else {
             return false;
         };
+        if matches!(resp.code, 401 | 407) && tx.awaiting_final() {
+            self.challenged.insert(id, (tx.request.clone(), tx.flow()));
+        }
         let mut ctx = Ctx {
             cfg: &self.cfg,
             now,
@@ -289,6 +295,12 @@ impl TransactionLayer {
     /// Where a client transaction's request went (an ACK for its 2xx goes there too).
     pub fn client_flow(&self, id: ClientTxId) -> Option<Flow> {
         self.clients.get(&id.0).map(|tx| tx.flow())
+    }
+
+    /// The request (and its flow) that the 401/407 just reported for `id` challenged.
+    /// The TU takes it when it handles that response; nothing else keeps it.
+    pub fn take_challenged(&mut self, id: ClientTxId) -> Option<(Request, Flow)> {
+        self.challenged.remove(&id.0)
     }
 
     /// Earliest instant at which `handle_timeout` must be called.

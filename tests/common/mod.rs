@@ -68,13 +68,13 @@ impl Lab {
         lab
     }
 
-    /// `start` with the rendered config passed through `edit` first (a test's own keys).
-    #[allow(dead_code)]
-    pub fn start_edited(slot: u16, setup: &Setup, edit: impl Fn(String) -> String) -> Lab {
+    /// Like [`Lab::start`], with the rendered config passed through `edit` first (per-test
+    /// keys such as a peer's `auth`; see [`add_peer_keys`]).
+    pub fn start_edited(slot: u16, setup: &Setup, edit: impl FnOnce(String) -> String) -> Lab {
         let mut lab = Lab::new(slot);
         let config = lab.write_config(setup);
         let text = std::fs::read_to_string(&config).expect("read config");
-        std::fs::write(&config, edit(text)).expect("write config");
+        std::fs::write(&config, edit(text)).expect("write edited config");
         lab.veil = Some(Veil::start(lab.dir(), &config, &lab.ports));
         lab
     }
@@ -165,6 +165,22 @@ impl Lab {
         m.assert_at_least("veil_calls_total", &[("outcome", "answered")], 1.0);
         m.assert_at_least("veil_calls_ended_total", &[("reason", end_reason)], 1.0);
     }
+}
+
+/// Adds YAML lines (indented as peer keys, e.g. `auth: {username: u, password: p}`) to the
+/// peer of `side` in a rendered config.
+pub fn add_peer_keys(config: &str, side: Side, keys: &[&str]) -> String {
+    let anchor = format!("  - name: {}\n", side.peer_name());
+    let mut block = anchor.clone();
+    for k in keys {
+        block.push_str(&format!("    {k}\n"));
+    }
+    assert!(
+        config.contains(&anchor),
+        "no peer {} in config",
+        side.peer_name()
+    );
+    config.replacen(&anchor, &block, 1)
 }
 
 impl Drop for Lab {

@@ -94,13 +94,20 @@ impl SippCmd {
         self
     }
 
+    /// Bind SIPp (signalling and media) to `ip` instead of the side's own address, e.g.
+    /// `::1` for an IPv6 side.
+    pub fn ip(mut self, ip: std::net::IpAddr) -> Self {
+        self.sip_addr.set_ip(ip);
+        self
+    }
+
     pub fn arg(mut self, a: &str) -> Self {
         self.extra.push(a.to_string());
         self
     }
 
     fn args(&self) -> Vec<String> {
-        let ip = self.side.ip().to_string();
+        let ip = self.sip_addr.ip().to_string();
         let mut a: Vec<String> = vec![
             "-sf".into(),
             scenario_path(&self.scenario).display().to_string(),
@@ -385,8 +392,9 @@ fn indent(s: &str) -> String {
 
 /// Whether a socket is bound to `addr` (listening, for TCP), per /proc/net.
 fn socket_bound(addr: SocketAddr, tcp: bool) -> bool {
-    let SocketAddr::V4(v4) = addr else {
-        return false;
+    let v4 = match addr {
+        SocketAddr::V4(v4) => v4,
+        SocketAddr::V6(v6) => return socket_bound_v6(v6, tcp),
     };
     let table = if tcp {
         "/proc/net/tcp"
@@ -406,5 +414,30 @@ fn socket_bound(addr: SocketAddr, tcp: bool) -> bool {
     text.lines().skip(1).any(|l| {
         let cols: Vec<&str> = l.split_whitespace().collect();
         cols.len() > 3 && (cols[1] == want || cols[1] == any) && (!tcp || cols[3] == "0A")
+    })
+}
+
+fn socket_bound_v6(addr: std::net::SocketAddrV6, tcp: bool) -> bool {
+    let table = if tcp {
+        "/proc/net/tcp6"
+    } else {
+        "/proc/net/udp6"
+    };
+    let Ok(text) = std::fs::read_to_string(table) else {
+        return false;
+    };
+    // Four in-memory u32 words in hex, then the port.
+    let o = addr.ip().octets();
+    let mut want = String::new();
+    for w in o.chunks(4) {
+        want.push_str(&format!(
+            "{:08X}",
+            u32::from_ne_bytes([w[0], w[1], w[2], w[3]])
+        ));
+    }
+    let want = format!("{want}:{:04X}", addr.port());
+    text.lines().skip(1).any(|l| {
+        let cols: Vec<&str> = l.split_whitespace().collect();
+        cols.len() > 3 && cols[1] == want && (!tcp || cols[3] == "0A")
     })
 }

@@ -1,0 +1,192 @@
+//! Peers behind NAT and peer liveness.
+//!
+//! RFC 3581: the top Via of every request veil answers gets `received` (the source IP)
+//! and, when the sender asked with a bare `rport`, `rport=<source port>`; responses go to
+//! the source address anyway (the flow), so they cross the sender's NAT binding. veil's own
+//! Via always carries `rport`. A peer with `nat: true` is reached wherever its traffic last
+//! came from: in-dialog requests from it move its leg's flow.
+//!
+//! Keep-alive: a peer with `keepalive` is sent OPTIONS at that interval; any response means
+//! up, a transaction timeout means down (`veil_peer_up{peer}` 0, skipped by routing) until
+//! it answers again.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use crate::sip::{HeaderName, Headers, Method, Request, Uri};
+use crate::transaction::{ClientTxId, Flow};
+
+use super::engine::{Engine, Timer};
+use super::leg::via;
+
+/// Add `received`/`rport` to the top Via of a request that came from `src`.
+pub(super) fn stamp_via(req: &mut Request, src: SocketAddr) {
+    let Some(first) = req.headers.get(&HeaderName::Via).map(str::to_string) else {
+        return;
+    };
+    // The first header line may hold several Vias; only the first is the sender's.
+    let parts = crate::sip::header::split_list(&first);
+    let Some(top) = parts.first() else { return };
+    let stamped = stamp(top, src);
+    let mut value = stamped;
+    for p in &parts[1..] {
+        value.push_str(", ");
+        value.push_str(p);
+    }
+    if let Some(h) = req.headers.0.iter_mut().find(|h| h.name == HeaderName::Via) {
+        h.value = value;
+    }
+}
+
+fn stamp(via: &str, src: SocketAddr) -> String {
+    let ip = src.ip().to_string();
+    let mut params: Vec<String> = via.split(';').map(|p| p.trim().to_string()).collect();
+    let mut out = vec![params.remove(0)];
+    let mut asked_rport = false;
+    for p in params {
+        let name = p.split('=').next().unwrap_or("").to_ascii_lowercase();
+        match name.as_str() {
+            "rport" if !p.contains('=') => asked_rport = true,
+            "received" => {}
+            _ => out.push(p),
+        }
+    }
+    out.push(format!("received={ip}"));
+    if asked_rport {
+        out.push(format!("rport={}", src.port()));
+    }
+    out.join(";")
+}
+
+impl Engine {
+    /// Arm the first keep-alive of every peer that has one.
+    pub(super) fn start_keepalives(&mut self, now: Instant) {
+        let peers = self.peers.clone();
+        for (i, p) in peers.peers.iter().enumerate() {
+            if p.cfg.keepalive.is_some() && p.addr.is_some() {
+                self.set_timer(now, 0, Timer::Keepalive { peer: i as u32 });
+            }
+        }
+    }
+
+    pub(super) fn on_keepalive_timer(&mut self, peer: usize, now: Instant) {
+        let peers = self.peers.clone();
+        let Some(p) = peers.peers.get(peer) else {
+            return;
+        };
+        let Some(interval) = p.cfg.keepalive else {
+            return;
+        };
+        self.set_timer(now + interval.0, 0, Timer::Keepalive { peer: peer as u32 });
+        if self.probes.values().any(|(n, _)| n == &p.name) {
+            // The last probe is still waiting for its answer or its timeout.
+            return;
+        }
+        let Some(flow) = self.peer_flow(peer) else {
+            return;
+        };
+        let listener = peers.listeners[p.listener].clone();
+        let uri = p.uri_for("");
+        let mut h = Headers::new();
+        h.push(HeaderName::Via, via(&listener, &self.ids.branch()));
+        h.push(HeaderName::MaxForwards, "70");
+        h.push(
+            HeaderName::From,
+            format!("<sip:veil@{}>;tag={}", listener.sent_by(), self.ids.tag()),
+        );
+        h.push(HeaderName::To, format!("<{uri}>"));
+        h.push(HeaderName::CallId, self.ids.call_id());
+        h.push(HeaderName::CSeq, "1 OPTIONS");
+        let req = Request {
+            method: Method::Options,
+            uri: Uri::Sip(uri),
+            headers: h,
+            body: bytes::Bytes::new(),
+        };
+        let ctx = self.tx.send_request(req, flow, now);
+        self.probes.insert(ctx, (p.name.clone(), peer));
+    }
+
+    /// Where a peer is reached: its latched source (`nat: true`) or its resolved address.
+    pub(super) fn peer_flow(&self, peer: usize) -> Option<Flow> {
+        let p = self.peers.peers.get(peer)?;
+        let mut flow = p.flow()?;
+        if p.cfg.nat
+            && let Some(src) = self.nat_sources.get(&p.name)
+        {
+            flow.remote = *src;
+        }
+        Some(flow)
+    }
+
+    /// A keep-alive probe was answered (`Some(code)`) or timed out (`None`).
+    /// Returns false when `id` is not a probe.
+    pub(super) fn on_probe_result(&mut self, id: ClientTxId, code: Option<u16>) -> bool {
+        let Some((name, _)) = self.probes.remove(&id) else {
+            return false;
+        };
+        let up = code.is_some();
+        let was_down = self.down.contains(&name);
+        if up && was_down {
+            tracing::info!(peer = %name, "peer answers again: back in routing");
+            self.down.remove(&name);
+        } else if !up && !was_down {
+            tracing::warn!(peer = %name, "peer does not answer OPTIONS: out of routing");
+            self.down.insert(name.clone());
+        }
+        self.metrics.set_peer_up(&name, up);
+        true
+    }
+
+    /// Traffic from a `nat: true` peer: remember where it comes from, and move the legs of
+    /// its calls there.
+    pub(super) fn latch_nat_source(&mut self, flow: &Flow) {
+        let Some(i) = self.peers.identify(flow.remote.ip()) else {
+            return;
+        };
+        let p = &self.peers.peers[i];
+        if !p.cfg.nat {
+            return;
+        }
+        self.nat_sources.insert(p.name.clone(), flow.remote);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn src() -> SocketAddr {
+        "198.51.100.7:40123".parse().unwrap()
+    }
+
+    #[test]
+    fn rport_is_filled_and_received_added() {
+        assert_eq!(
+            stamp("SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bKx;rport", src()),
+            "SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bKx;received=198.51.100.7;rport=40123"
+        );
+        assert_eq!(
+            stamp("SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bKx", src()),
+            "SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bKx;received=198.51.100.7"
+        );
+    }
+
+    #[test]
+    fn only_the_top_via_is_stamped() {
+        let text = "OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.5;branch=z9hG4bKa;rport, SIP/2.0/UDP 10.0.0.6;branch=z9hG4bKb;rport\r\nVia: SIP/2.0/UDP 10.0.0.7;branch=z9hG4bKc\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:x@y>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+        let crate::sip::Message::Request(mut req) =
+            crate::sip::Message::parse(text.as_bytes()).unwrap()
+        else {
+            panic!()
+        };
+        stamp_via(&mut req, src());
+        let vias = req.headers.values(&HeaderName::Via);
+        assert_eq!(
+            vias[0],
+            "SIP/2.0/UDP 10.0.0.5;branch=z9hG4bKa;received=198.51.100.7;rport=40123"
+        );
+        assert_eq!(vias[1], "SIP/2.0/UDP 10.0.0.6;branch=z9hG4bKb;rport");
+        assert_eq!(vias[2], "SIP/2.0/UDP 10.0.0.7;branch=z9hG4bKc");
+    }
+}
