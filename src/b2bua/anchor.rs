@@ -12,6 +12,7 @@ use crate::sdp::{CodecOutcome, Sdp};
 use super::Output;
 use super::call::Stream;
 use super::engine::Engine;
+use super::srtp::SdpRole;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum AnchorError {
@@ -21,17 +22,21 @@ pub(super) enum AnchorError {
     NoPorts,
     /// The peers' `codecs:` allow-lists leave no codec: answer 488.
     NoCodecs,
+    /// A leg whose peer has `srtp: required` (or that offered RTP/SAVP) brought no
+    /// crypto veil can do: answer 488.
+    NoCrypto,
 }
 
 impl Engine {
     /// Rewrite `body`, received on leg `from`, for the other leg. Allocates streams for new
-    /// m= lines and updates the relay's view of `from`'s addresses.
+    /// m= lines and updates the relay's view of `from`'s addresses (and SRTP keys).
     pub(super) fn anchor_sdp(
         &mut self,
         key: u64,
         from: Side,
         body: &[u8],
         _now: Instant,
+        role: SdpRole,
     ) -> Result<Bytes, AnchorError> {
         let mut sdp = Sdp::parse(body).map_err(|_| AnchorError::BadSdp)?;
         if let Some(call) = self.calls.get_mut(&key) {
@@ -55,6 +60,21 @@ impl Engine {
                 return Err(AnchorError::NoCodecs);
             }
         }
+        let mode = |side: Side| {
+            call.peers
+                .peers
+                .get(call.leg(side).peer)
+                .map(|p| p.cfg.srtp)
+                .unwrap_or_default()
+        };
+        let modes = (mode(from), mode(to));
+        let Some(call) = self.calls.get_mut(&key) else {
+            return Err(AnchorError::BadSdp);
+        };
+        let srtp = call
+            .srtp
+            .negotiate(&mut sdp, from, modes, role)
+            .map_err(|_| AnchorError::NoCrypto)?;
         let endpoints = sdp.endpoints();
         let hold = sdp.on_hold();
         let have = call.streams.len();
@@ -98,6 +118,19 @@ impl Engine {
                     ep.rtcp
                 },
             }));
+        }
+        if srtp {
+            for (s, keys) in call.streams.iter().zip(call.srtp.streams.iter()) {
+                for side in [Side::A, Side::B] {
+                    let k = keys.side(side);
+                    self.out.push_back(Output::Media(MediaCommand::SetCrypto {
+                        id: s.id,
+                        side,
+                        inbound: k.rx.clone(),
+                        outbound: k.tx.clone(),
+                    }));
+                }
+            }
         }
         let ports: Vec<u16> = call
             .streams

@@ -127,6 +127,8 @@ pub struct Call {
     pub answered: Option<Instant>,
     /// Hold state and idle streams (RTP inactivity).
     pub media: super::inactivity::CallMedia,
+    /// SRTP keys per stream and leg.
+    pub srtp: super::srtp::CallSrtp,
     /// Refreshes veil sent (its own transactions), by leg.
     pub refreshes: Vec<(ClientTxId, Side)>,
     /// Leg A's session timer as agreed from the caller's INVITE; applied at answer.

@@ -14,6 +14,7 @@ use super::admission::{is_sdp, response};
 use super::call::{AwaitAck, CallState, EndReason, Pending};
 use super::engine::Engine;
 use super::invite::set_local_to;
+use super::srtp::SdpRole;
 
 impl Engine {
     /// Find the call and the leg a request or ACK belongs to, by Call-ID (and the caller's
@@ -124,7 +125,12 @@ impl Engine {
             .and_then(|c| c.ok())
             .map(|c| c.uri.to_string());
         let body = if is_sdp(req.content_type()) && !req.body.is_empty() {
-            match self.anchor_sdp(key, from, &req.body, now) {
+            let role = if matches!(req.method, Method::Invite | Method::Update) {
+                SdpRole::Offer
+            } else {
+                SdpRole::Answer
+            };
+            match self.anchor_sdp(key, from, &req.body, now, role) {
                 Ok(b) => Some(b),
                 Err(e) => {
                     let code = if e == super::anchor::AnchorError::NoPorts {
@@ -315,7 +321,7 @@ impl Engine {
         self.stx_calls.remove(&w.stx);
         if let Some(other_cseq) = w.ack_other {
             let body = if !req.body.is_empty() {
-                self.anchor_sdp(key, side, &req.body, now)
+                self.anchor_sdp(key, side, &req.body, now, SdpRole::Answer)
                     .unwrap_or_default()
             } else {
                 Bytes::new()

@@ -19,6 +19,7 @@ use super::call::{AwaitAck, Call, CallState};
 use super::engine::{Engine, Timer};
 use super::leg::{Leg, contact, via};
 use super::peers::retry_after;
+use super::srtp::SdpRole;
 
 /// Methods veil answers or relays; anything else outside a dialog gets 501.
 fn known_method(m: &Method) -> bool {
@@ -231,6 +232,7 @@ impl Engine {
             started_wall: self.wall(now),
             answered: None,
             media: Default::default(),
+            srtp: Default::default(),
             refreshes: Vec::new(),
             a_session,
             b_min_se: None,
@@ -253,7 +255,7 @@ impl Engine {
         // The caller's SDP is anchored once; every attempt offers the same B-side ports.
         let body = self.calls[&key].a_invite.body.clone();
         if !body.is_empty()
-            && let Err(e) = self.anchor_sdp(key, Side::A, &body, now)
+            && let Err(e) = self.anchor_sdp(key, Side::A, &body, now, SdpRole::Offer)
         {
             let code = if e == super::anchor::AnchorError::NoPorts {
                 503
@@ -397,7 +399,7 @@ impl Engine {
                         rtcp: None,
                     }));
             }
-            match self.anchor_sdp(key, Side::A, &a_body, now) {
+            match self.anchor_sdp(key, Side::A, &a_body, now, SdpRole::Offer) {
                 Ok(b) => body = b,
                 Err(_) => {
                     self.fail_call(key, 488, None, now);
@@ -658,7 +660,13 @@ impl Engine {
         let mut extra = Headers::new();
         filter.copy(&resp.headers, &mut extra);
         if is_sdp(resp.content_type()) && !resp.body.is_empty() {
-            match self.anchor_sdp(key, from, &resp.body, now) {
+            // A response carries the offer when the request had none (late offer).
+            let role = if req.body.is_empty() {
+                SdpRole::Offer
+            } else {
+                SdpRole::Answer
+            };
+            match self.anchor_sdp(key, from, &resp.body, now, role) {
                 Ok(body) => r.body = body,
                 Err(_) => extra.remove_all(&HeaderName::ContentType),
             }

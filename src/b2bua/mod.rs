@@ -20,6 +20,7 @@ pub mod leg;
 mod nat;
 pub mod peers;
 pub mod session_timer;
+pub mod srtp;
 mod teardown;
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 pub mod ports;
 pub mod relay;
 pub mod rtp;
+pub mod srtp;
 pub mod stream;
 
 #[cfg(test)]
@@ -52,7 +53,18 @@ pub enum MediaCommand {
         rtp: Option<SocketAddr>,
         rtcp: Option<SocketAddr>,
     },
-    /// Unbind and forget the stream.
+    /// SRTP for one side (SDES-negotiated): `inbound` decrypts what that side sends,
+    /// `outbound` encrypts what veil sends to it; `None` is plain RTP. A key equal to the
+    /// one in use keeps its state (rollover counters, replay windows); a new key starts
+    /// fresh (rekeying).
+    SetCrypto {
+        id: StreamId,
+        side: Side,
+        inbound: Option<srtp::SrtpKey>,
+        outbound: Option<srtp::SrtpKey>,
+    },
+    /// Unbind and forget the stream. The sockets are closed before the relay executes the
+    /// next command, so the ports can be reused at once.
     Close { id: StreamId },
 }
 

@@ -6,6 +6,7 @@
 //! reusable buffer: no locks, no allocation per packet. Forwarding decisions live in the
 //! sans-IO `StreamState`.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::future::poll_fn;
 use std::io;
@@ -19,6 +20,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Sleep;
 
+use super::srtp::{SrtpKey, SrtpSession};
 use super::stream::{Channel, Socket, StreamState};
 use super::{MediaCommand, MediaEvent, Side, StreamId};
 use crate::observe::Metrics;
@@ -66,7 +68,13 @@ enum StreamCommand {
         rtp: Option<SocketAddr>,
         rtcp: Option<SocketAddr>,
     },
-    Close,
+    SetCrypto {
+        side: Side,
+        inbound: Option<SrtpKey>,
+        outbound: Option<SrtpKey>,
+    },
+    /// Answered once the stream's sockets are closed.
+    Close(oneshot::Sender<()>),
 }
 
 /// Handle to the relay; cheap to clone.
@@ -188,10 +196,31 @@ async fn run(
                     let _ = tx.send(StreamCommand::SetRemote { side, rtp, rtcp });
                 }
             }
+            MediaCommand::SetCrypto {
+                id,
+                side,
+                inbound,
+                outbound,
+            } => {
+                if let Some(tx) = streams.get(&id) {
+                    let _ = tx.send(StreamCommand::SetCrypto {
+                        side,
+                        inbound,
+                        outbound,
+                    });
+                }
+            }
             // Unknown ids (never opened, bind failed, closed twice) need no answer.
             MediaCommand::Close { id } => {
                 if let Some(tx) = streams.remove(&id) {
-                    let _ = tx.send(StreamCommand::Close);
+                    // Wait for the sockets to be gone: the engine may hand the ports to the
+                    // next call's Open right away (a short pool under load), which would
+                    // otherwise race the stream task to EADDRINUSE. The stream task
+                    // serves commands before packets, so this is one task switch.
+                    let (done, closed) = oneshot::channel();
+                    if tx.send(StreamCommand::Close(done)).is_ok() {
+                        let _ = closed.await;
+                    }
                 }
             }
         }
@@ -290,6 +319,8 @@ impl StreamTask {
             idle_after,
         } = self;
         let mut state = StreamState::default();
+        let mut crypto = [SideCrypto::default(), SideCrypto::default()];
+        let mut closed: Option<oneshot::Sender<()>> = None;
         let mut buf = vec![0u8; BUFFER];
         let mut start = 0;
         // One timer per stream, re-armed only when it fires: a packet costs a clock read,
@@ -306,7 +337,20 @@ impl StreamTask {
                 Wake::Command(Some(StreamCommand::SetRemote { side, rtp, rtcp })) => {
                     state.set_remote(side, rtp, rtcp);
                 }
-                Wake::Command(Some(StreamCommand::Close) | None) => break,
+                Wake::Command(Some(StreamCommand::SetCrypto {
+                    side,
+                    inbound,
+                    outbound,
+                })) => {
+                    let c = &mut crypto[side_index(side)];
+                    rekey(&mut c.inbound, inbound);
+                    rekey(&mut c.outbound, outbound);
+                }
+                Wake::Command(Some(StreamCommand::Close(done))) => {
+                    closed = Some(done);
+                    break;
+                }
+                Wake::Command(None) => break,
                 Wake::Tick => {
                     let (Some(after), Some(t)) = (idle_after, tick.as_mut()) else {
                         continue;
@@ -325,20 +369,58 @@ impl StreamTask {
                 }
                 Wake::Packet(on, Ok((len, source))) => {
                     let now = Instant::now();
-                    let data = &buf[..len];
-                    if !crate::media::rtp::is_rtcp(data) && on.channel == Channel::Rtp {
+                    let raw = &buf[..len];
+                    let rtcp = on.channel == Channel::Rtcp || crate::media::rtp::is_rtcp(raw);
+                    // Authenticate before anything else looks at the packet: a forged one
+                    // must neither count as activity nor move a latch.
+                    let data: Cow<'_, [u8]> = match &mut crypto[side_index(on.side)].inbound {
+                        None => Cow::Borrowed(raw),
+                        Some(session) => {
+                            let plain = if rtcp {
+                                session.unprotect_rtcp(raw)
+                            } else {
+                                session.unprotect_rtp(raw)
+                            };
+                            match plain {
+                                Ok(p) => Cow::Owned(p.to_vec()),
+                                Err(error) => {
+                                    metrics.media_srtp_errors.inc();
+                                    tracing::trace!(stream = id.0, ?error, "SRTP packet dropped");
+                                    continue;
+                                }
+                            }
+                        }
+                    };
+                    if !rtcp {
                         last_rtp = now;
                         if idle {
                             idle = false;
                             let _ = events.send(MediaEvent::Active { id });
                         }
                     }
-                    let Some((out, dest)) = state.on_datagram(on, source, data, now) else {
+                    let Some((out, dest)) = state.on_datagram(on, source, &data, now) else {
                         continue;
+                    };
+                    let data: Cow<'_, [u8]> = match &mut crypto[side_index(out.side)].outbound {
+                        None => data,
+                        Some(session) => {
+                            let sealed = if rtcp {
+                                session.protect_rtcp(&data)
+                            } else {
+                                session.protect_rtp(&data)
+                            };
+                            match sealed {
+                                Ok(p) => Cow::Owned(p.to_vec()),
+                                Err(error) => {
+                                    tracing::trace!(stream = id.0, ?error, "SRTP protect failed");
+                                    continue;
+                                }
+                            }
+                        }
                     };
                     // A full send buffer drops the packet: late RTP is useless anyway, and
                     // waiting would stall the other direction.
-                    match sockets.for_dest(out.index(), dest).try_send_to(data, dest) {
+                    match sockets.for_dest(out.index(), dest).try_send_to(&data, dest) {
                         Ok(_) => metrics.media_packets_relayed.inc(),
                         Err(error) => {
                             tracing::trace!(stream = id.0, %dest, %error, "media send failed")
@@ -351,6 +433,9 @@ impl StreamTask {
             }
         }
         drop(sockets);
+        if let Some(done) = closed {
+            let _ = done.send(());
+        }
         metrics.media_streams_active.dec();
         let (a_packets, b_packets) = state.counters();
         let _ = events.send(MediaEvent::Stats {
@@ -363,6 +448,27 @@ impl StreamTask {
             a_packets,
             b_packets,
         });
+    }
+}
+
+/// The SRTP sessions of one side of a stream (`None`: plain RTP).
+#[derive(Debug, Default)]
+struct SideCrypto {
+    inbound: Option<SrtpSession>,
+    outbound: Option<SrtpSession>,
+}
+
+fn side_index(side: Side) -> usize {
+    match side {
+        Side::A => 0,
+        Side::B => 1,
+    }
+}
+
+/// Install `key`, keeping the running session when the key is the same.
+fn rekey(session: &mut Option<SrtpSession>, key: Option<SrtpKey>) {
+    if session.as_ref().map(SrtpSession::key) != key.as_ref() {
+        *session = key.map(SrtpSession::new);
     }
 }
 

@@ -82,6 +82,8 @@ pub struct Metrics {
     pub sip_invalid_messages: prometheus::IntCounter,
     pub media_streams_active: prometheus::IntGauge,
     pub media_packets_relayed: prometheus::IntCounter,
+    /// SRTP/SRTCP packets dropped: failed authentication, replays, short or unencrypted.
+    pub media_srtp_errors: prometheus::IntCounter,
     pub peer_up: prometheus::IntGaugeVec,
     /// Loss, jitter and MOS of closed streams.
     pub media_quality: MediaQualityMetrics,
@@ -190,6 +192,10 @@ impl Metrics {
             "veil_media_packets_relayed_total",
             "RTP/RTCP packets forwarded by the media relay, both directions.",
         )?;
+        let media_srtp_errors = IntCounter::new(
+            "veil_media_srtp_errors_total",
+            "SRTP/SRTCP packets the relay dropped: failed authentication, replay, too short, unencrypted SRTCP.",
+        )?;
         let peer_up = IntGaugeVec::new(
             Opts::new(
                 "veil_peer_up",
@@ -206,6 +212,7 @@ impl Metrics {
         registry.register(Box::new(sip_invalid_messages.clone()))?;
         registry.register(Box::new(media_streams_active.clone()))?;
         registry.register(Box::new(media_packets_relayed.clone()))?;
+        registry.register(Box::new(media_srtp_errors.clone()))?;
         registry.register(Box::new(peer_up.clone()))?;
         let media_quality = MediaQualityMetrics::unregistered()?;
         media_quality.register(&registry)?;
@@ -232,6 +239,7 @@ impl Metrics {
             sip_invalid_messages,
             media_streams_active,
             media_packets_relayed,
+            media_srtp_errors,
             peer_up,
             media_quality,
             registry,

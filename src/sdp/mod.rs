@@ -7,6 +7,7 @@
 
 mod anchor;
 mod codecs;
+pub mod crypto;
 mod endpoint;
 mod fields;
 mod parse;

@@ -262,6 +262,21 @@ impl Headers {
         out
     }
 
+    /// The first element of `values(name)` without splitting the rest (the top Via, the
+    /// first Contact): the per-message hot path needs only this one.
+    pub fn first_value<'a>(&'a self, name: &'a HeaderName) -> Option<&'a str> {
+        self.get_all(name).find_map(|line| {
+            let mut rest = line;
+            loop {
+                match split_first(rest) {
+                    ("", Some(t)) => rest = t,
+                    ("", None) => return None,
+                    (item, _) => return Some(item),
+                }
+            }
+        })
+    }
+
     pub fn contains(&self, name: &HeaderName) -> bool {
         self.0.iter().any(|h| &h.name == name)
     }
@@ -312,31 +327,36 @@ impl Headers {
 /// Split a header value on top-level commas (not inside "quotes" or <brackets>).
 pub fn split_list(v: &str) -> Vec<&str> {
     let mut out = Vec::new();
+    let mut rest = v;
+    loop {
+        let (item, tail) = split_first(rest);
+        if !item.is_empty() {
+            out.push(item);
+        }
+        match tail {
+            Some(t) => rest = t,
+            None => return out,
+        }
+    }
+}
+
+/// The first element of a list-valued line (trimmed) and what follows its comma, if any.
+/// Scans bytes: every delimiter is ASCII, so the split points are char boundaries.
+fn split_first(v: &str) -> (&str, Option<&str>) {
     let (mut in_q, mut in_a, mut esc) = (false, false, false);
-    let mut start = 0;
-    for (i, c) in v.char_indices() {
+    for (i, &c) in v.as_bytes().iter().enumerate() {
         if esc {
             esc = false;
             continue;
         }
         match c {
-            '\\' if in_q => esc = true,
-            '"' => in_q = !in_q,
-            '<' if !in_q => in_a = true,
-            '>' if !in_q => in_a = false,
-            ',' if !in_q && !in_a => {
-                let s = v[start..i].trim();
-                if !s.is_empty() {
-                    out.push(s);
-                }
-                start = i + 1;
-            }
+            b'\\' if in_q => esc = true,
+            b'"' => in_q = !in_q,
+            b'<' if !in_q => in_a = true,
+            b'>' if !in_q => in_a = false,
+            b',' if !in_q && !in_a => return (v[..i].trim(), Some(&v[i + 1..])),
             _ => {}
         }
     }
-    let s = v[start..].trim();
-    if !s.is_empty() {
-        out.push(s);
-    }
-    out
+    (v.trim(), None)
 }

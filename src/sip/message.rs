@@ -73,15 +73,14 @@ pub trait SipHeaders {
         vals.into_iter().map(parse::parse_via).collect()
     }
     fn top_via(&self) -> Result<Via, ParseError> {
-        let v = self.headers().values(&HeaderName::Via);
-        parse::parse_via(v.first().ok_or(ParseError::MissingHeader("Via"))?)
+        let v = self.headers().first_value(&HeaderName::Via);
+        parse::parse_via(v.ok_or(ParseError::MissingHeader("Via"))?)
     }
     /// First Contact element, if any (`*` is reported as an error here).
     fn contact(&self) -> Option<Result<NameAddr, ParseError>> {
         self.headers()
-            .values(&HeaderName::Contact)
-            .first()
-            .map(|v| parse::parse_name_addr(v))
+            .first_value(&HeaderName::Contact)
+            .map(parse::parse_name_addr)
     }
     /// Record-Route (or Route) elements in order.
     fn name_addrs(&self, name: &HeaderName) -> Result<Vec<NameAddr>, ParseError> {

@@ -35,10 +35,33 @@ impl fmt::Display for Host {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Host::Name(n) => f.write_str(n),
-            Host::V4(a) => write!(f, "{a}"),
+            Host::V4(a) => f.write_str(ipv4_text(a, &mut [0; 15])?),
             Host::V6(a) => write!(f, "[{a}]"),
         }
     }
+}
+
+/// Dotted-quad text of `a` in `buf`. Every Via, Contact and URI veil writes holds an
+/// address, and std's Display goes through the integer padding machinery four times.
+fn ipv4_text<'b>(a: &std::net::Ipv4Addr, buf: &'b mut [u8; 15]) -> Result<&'b str, fmt::Error> {
+    let mut n = 0;
+    for (i, o) in a.octets().into_iter().enumerate() {
+        if i > 0 {
+            buf[n] = b'.';
+            n += 1;
+        }
+        if o >= 100 {
+            buf[n] = b'0' + o / 100;
+            n += 1;
+        }
+        if o >= 10 {
+            buf[n] = b'0' + o / 10 % 10;
+            n += 1;
+        }
+        buf[n] = b'0' + o % 10;
+        n += 1;
+    }
+    std::str::from_utf8(&buf[..n]).map_err(|_| fmt::Error)
 }
 
 /// `;name=value` or `;flag` parameters, in order, names as received.
@@ -167,6 +190,26 @@ impl fmt::Display for Uri {
             Uri::Sip(s) => s.fmt(f),
             Uri::Tel(t) => t.fmt(f),
             Uri::Other(s) => f.write_str(s),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Host;
+
+    #[test]
+    fn ipv4_hosts_print_as_std_does() {
+        for a in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.20.30.40",
+            "192.168.100.255",
+            "255.255.255.255",
+            "1.10.100.9",
+        ] {
+            let ip: std::net::Ipv4Addr = a.parse().unwrap();
+            assert_eq!(Host::V4(ip).to_string(), ip.to_string());
         }
     }
 }

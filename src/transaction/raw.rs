@@ -28,7 +28,7 @@ impl TopVia<'_> {
 
 /// The first element of the first Via header line.
 pub(crate) fn top_via(headers: &Headers) -> Option<TopVia<'_>> {
-    let value = headers.values(&HeaderName::Via).first().copied()?.trim();
+    let value = headers.first_value(&HeaderName::Via)?;
     let (head, params) = value.split_once(';').unwrap_or((value, ""));
     Some(TopVia {
         value,
