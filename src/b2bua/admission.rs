@@ -2,9 +2,7 @@
 //! Max-Forwards exhausted (483), loops through veil (482), URI schemes veil cannot route
 //! (416), extensions it does not support (420), bodies it cannot read (415).
 
-use crate::sip::{
-    HeaderName, Headers, Method, Request, Response, SipHeaders, Uri, parse, reason_phrase,
-};
+use crate::sip::{HeaderName, Method, Request, Response, SipHeaders, Uri, parse, reason_phrase};
 use crate::transaction::Flow;
 
 use super::engine::Engine;
@@ -95,57 +93,5 @@ pub(super) fn is_sdp(content_type: Option<&str>) -> bool {
 /// lines can be read leniently, so that the sender learns why (RFC 4475 §3.1.2). `None`
 /// when the bytes are not recognisably a request, or lack what a response needs.
 pub(super) fn bad_request_from_raw(data: &[u8], why: &str) -> Option<Response> {
-    let text = std::str::from_utf8(data.get(..data.len().min(8192))?)
-        .ok()
-        .or_else(|| {
-            // Cut at the first invalid byte: the headers we need come early.
-            let valid = match std::str::from_utf8(data) {
-                Ok(_) => data.len(),
-                Err(e) => e.valid_up_to(),
-            };
-            std::str::from_utf8(&data[..valid]).ok()
-        })?;
-    let mut lines = text.split('\n').map(|l| l.trim_end_matches('\r'));
-    let first = lines.next()?;
-    if first.starts_with("SIP/") || !first.contains("SIP/2.0") {
-        return None;
-    }
-    let mut headers = Headers::new();
-    for line in lines {
-        if line.is_empty() {
-            break;
-        }
-        let Some((name, value)) = line.split_once(':') else {
-            continue;
-        };
-        let name = HeaderName::parse(name.trim());
-        if matches!(
-            name,
-            HeaderName::Via
-                | HeaderName::From
-                | HeaderName::To
-                | HeaderName::CallId
-                | HeaderName::CSeq
-        ) {
-            headers.push(name, value.trim());
-        }
-    }
-    for required in [
-        HeaderName::Via,
-        HeaderName::CallId,
-        HeaderName::CSeq,
-        HeaderName::From,
-        HeaderName::To,
-    ] {
-        if !headers.contains(&required) {
-            return None;
-        }
-    }
-    let reason: String = why.chars().filter(|c| !c.is_control()).take(80).collect();
-    Some(Response {
-        code: 400,
-        reason: format!("Bad Request ({reason})"),
-        headers,
-        body: Default::default(),
-    })
+    crate::security::raw::response_from_raw(data, 400, &format!("Bad Request ({why})"))
 }

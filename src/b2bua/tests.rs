@@ -60,8 +60,12 @@ fn offer_sdp(ip: &str, port: u16, user: &str) -> String {
 
 impl Harness {
     fn new() -> Harness {
+        Harness::with_config(CONFIG)
+    }
+
+    fn with_config(config: &str) -> Harness {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("veil.yaml"), CONFIG).unwrap();
+        std::fs::write(dir.path().join("veil.yaml"), config).unwrap();
         std::fs::write(dir.path().join("policy.yaml"), POLICY).unwrap();
         let loaded = match crate::config::load(&dir.path().join("veil.yaml")) {
             Ok(l) => l,
@@ -663,3 +667,6 @@ fn no_state_left_after_many_calls() {
     assert!(h.engine.idle());
     assert_eq!(h.engine.ports.in_use(), 0, "relay ports returned");
 }
+
+#[path = "security_tests.rs"]
+mod security;

@@ -83,6 +83,13 @@ pub struct Metrics {
     pub media_streams_active: prometheus::IntGauge,
     pub media_packets_relayed: prometheus::IntCounter,
     pub peer_up: prometheus::IntGaugeVec,
+    /// Messages dropped unread, by reason: banned, rate_limited, scanner, overload.
+    pub sip_dropped: prometheus::IntCounterVec,
+    /// Sources banned, by reason: request_rate, invite_rate, invalid, scanner.
+    pub bans: prometheus::IntCounterVec,
+    pub banned_sources: prometheus::IntGauge,
+    /// New calls refused by limits, by limit: max_calls, peer_max_calls, peer_cps.
+    pub calls_limited: prometheus::IntCounterVec,
     pub registry: prometheus::Registry,
 }
 
@@ -157,6 +164,43 @@ impl Metrics {
         registry.register(Box::new(media_streams_active.clone()))?;
         registry.register(Box::new(media_packets_relayed.clone()))?;
         registry.register(Box::new(peer_up.clone()))?;
+        let sip_dropped = IntCounterVec::new(
+            Opts::new(
+                "veil_sip_dropped_total",
+                "SIP messages dropped before parsing, by reason (banned source, rate limit, \
+                 scanner User-Agent, overload shedding of new INVITEs).",
+            ),
+            &["reason"],
+        )?;
+        let bans = IntCounterVec::new(
+            Opts::new(
+                "veil_bans_total",
+                "Sources banned, by the reason of the ban.",
+            ),
+            &["reason"],
+        )?;
+        let banned_sources =
+            IntGauge::new("veil_banned_sources", "Source addresses banned right now.")?;
+        let calls_limited = IntCounterVec::new(
+            Opts::new(
+                "veil_calls_limited_total",
+                "New calls refused with 503 by a limit: max_calls, peer_max_calls, peer_cps.",
+            ),
+            &["limit"],
+        )?;
+        registry.register(Box::new(sip_dropped.clone()))?;
+        registry.register(Box::new(bans.clone()))?;
+        registry.register(Box::new(banned_sources.clone()))?;
+        registry.register(Box::new(calls_limited.clone()))?;
+        for r in crate::security::DropReason::ALL {
+            sip_dropped.get_metric_with_label_values(&[r.as_str()])?;
+        }
+        for r in crate::security::BanReason::ALL {
+            bans.get_metric_with_label_values(&[r.as_str()])?;
+        }
+        for l in ["max_calls", "peer_max_calls", "peer_cps"] {
+            calls_limited.get_metric_with_label_values(&[l])?;
+        }
 
         for outcome in CALL_OUTCOMES {
             calls_total.get_metric_with_label_values(&[outcome])?;
@@ -181,6 +225,10 @@ impl Metrics {
             media_streams_active,
             media_packets_relayed,
             peer_up,
+            sip_dropped,
+            bans,
+            banned_sources,
+            calls_limited,
             registry,
         })
     }
