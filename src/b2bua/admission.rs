@@ -1,6 +1,7 @@
 //! What is answered before a transaction or call exists: malformed requests (400),
 //! Max-Forwards exhausted (483), loops through veil (482), URI schemes veil cannot route
-//! (416), extensions it does not support (420), bodies it cannot read (415).
+//! (416), extensions it does not support (420), bodies it cannot read (415), callers that
+//! accept no SDP (406), SIP versions other than 2.0 (505, from the raw bytes).
 
 use crate::sip::{HeaderName, Method, Request, Response, SipHeaders, Uri, parse, reason_phrase};
 use crate::transaction::Flow;
@@ -57,7 +58,9 @@ impl Engine {
             .ok()
             .and_then(|t| t.tag().map(str::to_string))
             .is_some();
-        if !to_tagged && req.method == Method::Invite {
+        // RFC 3261 §8.2.2.3: every request but ACK and CANCEL outside a dialog (inside
+        // one, the far end decides and answers across).
+        if !to_tagged && req.method != Method::Cancel {
             let unsupported: Vec<&str> = req
                 .headers
                 .values(&HeaderName::Require)
@@ -71,14 +74,31 @@ impl Engine {
                     .push(HeaderName::Unsupported, unsupported.join(", "));
                 return Some(r);
             }
+        }
+        if !to_tagged && req.method == Method::Invite {
             if !req.body.is_empty() && !is_sdp(req.content_type()) {
                 let mut r = response(req, 415);
+                r.headers.push(HeaderName::Accept, "application/sdp");
+                return Some(r);
+            }
+            // The answer carries SDP: a caller that accepts no SDP cannot take it (§21.4.7).
+            let accept = req.headers.values(&HeaderName::Accept);
+            if !accept.is_empty() && !accept.iter().any(|a| accepts_sdp(a)) {
+                let mut r = response(req, 406);
                 r.headers.push(HeaderName::Accept, "application/sdp");
                 return Some(r);
             }
         }
         None
     }
+}
+
+/// Whether one Accept media range (`type/subtype;params`) admits application/sdp.
+fn accepts_sdp(range: &str) -> bool {
+    let m = range.split(';').next().unwrap_or_default().trim();
+    ["application/sdp", "application/*", "*/*"]
+        .iter()
+        .any(|t| m.eq_ignore_ascii_case(t))
 }
 
 pub(super) fn is_sdp(content_type: Option<&str>) -> bool {

@@ -243,7 +243,12 @@ impl Engine {
                 self.metrics.sip_invalid_messages.inc();
                 self.strike(ip, now);
                 tracing::debug!(remote = %flow.remote, error = %e, "unparsable SIP message");
-                if let Some(resp) = super::admission::bad_request_from_raw(data, &e.to_string()) {
+                let resp = if e == crate::sip::ParseError::BadVersion {
+                    crate::security::raw::response_from_raw(data, 505, "")
+                } else {
+                    super::admission::bad_request_from_raw(data, &e.to_string())
+                };
+                if let Some(resp) = resp {
                     self.send_stateless(&flow, resp);
                 }
             }

@@ -18,7 +18,9 @@ fn request_head(data: &[u8]) -> Option<std::str::Lines<'_>> {
     };
     let mut lines = text.lines();
     let first = lines.next()?;
-    if first.starts_with("SIP/") || !first.contains("SIP/2.0") {
+    // `Method SP Request-URI SP SIP/x.y`: a version other than 2.0 still gets its 505.
+    let version = first.trim_end().rsplit(' ').next()?;
+    if first.starts_with("SIP/") || !version.starts_with("SIP/") {
         return None;
     }
     Some(lines)
@@ -138,5 +140,9 @@ mod tests {
         }
         assert!(overload_503(b"INVITE sip:1@x SIP/2.0\r\nVia: x\r\n\r\n").is_none());
         assert!(overload_503(b"SIP/2.0 200 OK\r\n\r\n").is_none());
+        assert!(overload_503(b"hello world\r\nVia: x\r\n\r\n").is_none());
+        let v7 = INVITE.replace("SIP/2.0\r\nVia", "SIP/7.0\r\nVia");
+        let r = response_from_raw(v7.as_bytes(), 505, "").unwrap();
+        assert_eq!(r.reason, "Version Not Supported");
     }
 }
