@@ -69,6 +69,17 @@ impl Lab {
         lab
     }
 
+    /// Like [`Lab::start`], with the rendered config passed through `edit` first (extra
+    /// sections, wider port ranges).
+    pub fn start_with(slot: u16, setup: &Setup, edit: impl FnOnce(String) -> String) -> Lab {
+        let mut lab = Lab::new(slot);
+        let config = lab.write_config(setup);
+        let text = std::fs::read_to_string(&config).expect("read config");
+        std::fs::write(&config, edit(text)).expect("write config");
+        lab.veil = Some(Veil::start(lab.dir(), &config, &lab.ports));
+        lab
+    }
+
     /// Writes `veil.yaml` and `policy.yaml` into the lab dir; returns the config path.
     pub fn write_config(&self, setup: &Setup) -> PathBuf {
         let config = self.dir().join("veil.yaml");

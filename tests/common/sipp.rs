@@ -88,6 +88,12 @@ impl SippCmd {
         self
     }
 
+    /// Number of calls (`-m`, default 1).
+    pub fn calls(mut self, n: u32) -> Self {
+        self.calls = n;
+        self
+    }
+
     pub fn arg(mut self, a: &str) -> Self {
         self.extra.push(a.to_string());
         self
