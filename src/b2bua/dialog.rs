@@ -30,7 +30,7 @@ impl Engine {
 
     /// Whether `flow` comes from the peer of the call's leg `side`: knowing a dialog's
     /// identifiers is not enough to act in it (no path from another source to a peer).
-    pub(super) fn from_leg_peer(&self, key: u64, side: Side, flow: &Flow) -> bool {
+    pub(super) fn sent_by_leg_peer(&self, key: u64, side: Side, flow: &Flow) -> bool {
         self.calls
             .get(&key)
             .is_some_and(|c| c.peers.identify(flow.remote.ip()) == Some(c.leg(side).peer))
@@ -39,7 +39,7 @@ impl Engine {
     pub(super) fn on_in_dialog(&mut self, stx: ServerTxId, req: Request, flow: Flow, now: Instant) {
         let Some((key, side)) = self
             .find_dialog(&req)
-            .filter(|&(key, side)| self.from_leg_peer(key, side, &flow))
+            .filter(|&(key, side)| self.sent_by_leg_peer(key, side, &flow))
         else {
             let known = self.peers.identify(flow.remote.ip()).is_some();
             if !known {
@@ -279,7 +279,7 @@ impl Engine {
     pub(super) fn on_ack(&mut self, req: Request, flow: Flow, now: Instant) {
         let Some((key, side)) = self
             .find_dialog(&req)
-            .filter(|&(key, side)| self.from_leg_peer(key, side, &flow))
+            .filter(|&(key, side)| self.sent_by_leg_peer(key, side, &flow))
         else {
             return;
         };

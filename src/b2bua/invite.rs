@@ -610,7 +610,7 @@ impl Engine {
     ) {
         let key = invite
             .and_then(|i| self.stx_calls.get(&i).copied())
-            .filter(|&k| self.from_leg_peer(k, Side::A, &flow));
+            .filter(|&k| self.sent_by_leg_peer(k, Side::A, &flow));
         let Some(key) = key else {
             self.reply(id, response(&req, 481), now);
             return;
