@@ -115,10 +115,8 @@ fn hostile_flood_does_not_cost_established_calls() {
         Rule::route("probe", "pbx", Some("^999$"), &["carrier-b"]),
     );
     // 51 calls need 102 relay ports: slots 72-79's media ranges (this test owns them).
-    let mut lab = Lab::start_with(72, &setup, |c| {
-        c.replace("ports: 27200-27299", "ports: 27200-27999")
-            .replace("level: debug", "level: info")
-    });
+    setup.media_ports = Some((27200, 27999));
+    let mut lab = Lab::start_edited(72, &setup, |c| c.replace("level: debug", "level: info"));
     let veil = lab.veil_sip();
     let pid = lab.veil().pid();
 

@@ -149,7 +149,7 @@ fn sipvicious_is_banned_by_strikes_without_user_agent_list() {
     if !installed() {
         return;
     }
-    let lab = Lab::start_with(74, &Setup::standard(), |c| {
+    let lab = Lab::start_edited(74, &Setup::standard(), |c| {
         c + "security:\n  scanner_user_agents: []\n  ban_after: 5\n"
     });
     scan(&lab, "127.0.0.12", [15741, 15742], false);

@@ -109,6 +109,7 @@ fn setup() -> Setup {
             route: vec![],
             reject: Some(404),
         }],
+        ..Setup::standard()
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use crate::media::{MediaCommand, Side, StreamId};
-use crate::sdp::Sdp;
+use crate::sdp::{CodecOutcome, Sdp};
 
 use super::Output;
 use super::call::Stream;
@@ -19,6 +19,8 @@ pub(super) enum AnchorError {
     BadSdp,
     /// No relay ports left: answer 503.
     NoPorts,
+    /// The peers' `codecs:` allow-lists leave no codec: answer 488.
+    NoCodecs,
 }
 
 impl Engine {
@@ -32,10 +34,29 @@ impl Engine {
         _now: Instant,
     ) -> Result<Bytes, AnchorError> {
         let mut sdp = Sdp::parse(body).map_err(|_| AnchorError::BadSdp)?;
-        let endpoints = sdp.endpoints();
+        if let Some(call) = self.calls.get_mut(&key) {
+            call.leg_mut(from).last_sdp_in = Some(Bytes::copy_from_slice(body));
+        }
         let Some(call) = self.calls.get(&key) else {
             return Err(AnchorError::BadSdp);
         };
+        // The sender's list first (an answer coming back from a restricted peer), then the
+        // receiver's, whose preference order wins.
+        let to = from.other();
+        for (side, reorder) in [(from, false), (to, true)] {
+            let peer = call.leg(side).peer;
+            if let Some(allow) = call
+                .peers
+                .peers
+                .get(peer)
+                .and_then(|p| p.cfg.codecs.as_ref())
+                && sdp.filter_codecs(allow, reorder) == CodecOutcome::NothingLeft
+            {
+                return Err(AnchorError::NoCodecs);
+            }
+        }
+        let endpoints = sdp.endpoints();
+        let hold = sdp.on_hold();
         let have = call.streams.len();
         let mut new_streams = Vec::new();
         for _ in have..endpoints.len() {
@@ -65,6 +86,7 @@ impl Engine {
             return Err(AnchorError::BadSdp);
         };
         call.streams.extend(new_streams);
+        call.media.hold = hold;
         for (s, ep) in call.streams.iter().zip(endpoints.iter()) {
             self.out.push_back(Output::Media(MediaCommand::SetRemote {
                 id: s.id,
@@ -77,7 +99,6 @@ impl Engine {
                 },
             }));
         }
-        let to = from.other();
         let ports: Vec<u16> = call
             .streams
             .iter()

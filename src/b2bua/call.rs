@@ -125,6 +125,14 @@ pub struct Call {
     pub started: Instant,
     pub started_wall: SystemTime,
     pub answered: Option<Instant>,
+    /// Hold state and idle streams (RTP inactivity).
+    pub media: super::inactivity::CallMedia,
+    /// Refreshes veil sent (its own transactions), by leg.
+    pub refreshes: Vec<(ClientTxId, Side)>,
+    /// Leg A's session timer as agreed from the caller's INVITE; applied at answer.
+    pub a_session: Option<super::session_timer::SessionTimer>,
+    /// Leg B's INVITE was re-sent once after a 422, asking for this Min-SE.
+    pub b_min_se: Option<std::time::Duration>,
 }
 
 impl Call {

@@ -91,6 +91,12 @@ impl Engine {
 
     /// Re-originate an in-dialog request on the other leg.
     fn forward(&mut self, key: u64, from: Side, stx: ServerTxId, req: Request, now: Instant) {
+        if self.calls.get(&key).is_some_and(|c| c.answered.is_some())
+            && self.is_refresh(key, from, &req)
+        {
+            self.answer_refresh(key, from, stx, req, now);
+            return;
+        }
         let Some(call) = self.calls.get(&key) else {
             return;
         };
@@ -153,6 +159,10 @@ impl Engine {
         let leg = call.leg_mut(to);
         let mut out = leg.request(req.method.clone(), None, &listener, &mut self.ids);
         filter.copy(&req.headers, &mut out.headers);
+        super::session_timer::strip_option_tag(&mut out.headers, "timer");
+        if target_refresh && let Some(st) = leg.session {
+            super::session_timer::write_headers(&mut out.headers, &st, true);
+        }
         if let Some(r) = rack {
             out.headers.set(HeaderName::RAck, r.to_string());
         }
@@ -236,6 +246,16 @@ impl Engine {
             && r.code > 100
         {
             set_local_to(&mut r, &call.leg(from).local_hdr);
+        }
+        // A successful re-INVITE/UPDATE that crossed refreshes both legs' sessions.
+        let refreshed = (200..300).contains(&resp.code)
+            && matches!(pending.req.method, Method::Invite | Method::Update);
+        if refreshed {
+            if let Some(st) = self.calls.get(&key).and_then(|c| c.leg(from).session) {
+                super::session_timer::write_headers(&mut r.headers, &st, false);
+            }
+            self.schedule_session(key, from, now);
+            self.schedule_session(key, to, now);
         }
         if is_invite && (200..300).contains(&resp.code) {
             let their_cseq = resp.cseq().map(|c| c.seq).unwrap_or(0);

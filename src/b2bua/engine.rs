@@ -34,6 +34,12 @@ pub(super) enum Timer {
     MaxDuration,
     /// Stream counters did not all come back from the relay: write the CDR anyway.
     CloseCdr,
+    /// Look whether every stream of the call has been silent too long.
+    RtpCheck,
+    /// veil refreshes the session on leg B (`b`) or A.
+    SessionRefresh { b: bool, generation: u32 },
+    /// The far end of leg B (`b`) or A should have refreshed by now.
+    SessionExpire { b: bool, generation: u32 },
 }
 
 pub struct Engine {
@@ -354,6 +360,9 @@ impl Engine {
                 a_packets,
                 b_packets,
             } => self.on_stream_closed(id, a_packets, b_packets, now),
+            MediaEvent::Idle { id } => self.on_stream_idle(id, now),
+            MediaEvent::Active { id } => self.on_stream_active(id),
+            MediaEvent::Stats { id, a, b } => self.on_stream_stats(id, a, b),
         }
     }
 
@@ -366,6 +375,13 @@ impl Engine {
                 }
             }
             Timer::CloseCdr => self.finish_closing(key, now),
+            Timer::RtpCheck => self.check_rtp(key, now),
+            Timer::SessionRefresh { b, generation } => {
+                self.on_session_timer(key, b, generation, true, now)
+            }
+            Timer::SessionExpire { b, generation } => {
+                self.on_session_timer(key, b, generation, false, now)
+            }
         }
     }
 

@@ -3,7 +3,8 @@
 
 use crate::sip::{HeaderName, Headers};
 
-/// Headers a call needs end to end. Not here, by design: Via, Route, Record-Route,
+/// Headers a call needs end to end. Session-Expires and Min-SE are per leg (veil
+/// negotiates each leg's timer itself). Not here, by design: Via, Route, Record-Route,
 /// Contact, From, To, Call-ID, CSeq, Max-Forwards, Content-Length (veil writes its own),
 /// Server, User-Agent, Organization, Warning, X-*, credentials and challenges.
 fn default_allowed(name: &HeaderName) -> bool {
@@ -17,8 +18,6 @@ fn default_allowed(name: &HeaderName) -> bool {
             | Allow
             | Supported
             | Require
-            | SessionExpires
-            | MinSe
             | Subject
             | Expires
             | Event

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::config::UnknownSource;
+use crate::config::{SessionTimerConfig, UnknownSource};
 use crate::media::Side;
 use crate::observe::CdrEvent;
 use crate::policy::{Decision, Facts};
@@ -156,6 +156,24 @@ impl Engine {
             }
         };
 
+        // A rule's session timer wins over the peer's, which wins over the global one.
+        let a_timer_cfg = route
+            .session_timer
+            .clone()
+            .or_else(|| self.peers.peers[src].cfg.session_timer.clone())
+            .unwrap_or_else(|| self.cfg.calls.session_timer.clone());
+        let a_session = match super::session_timer::plan_uas(&req, &a_timer_cfg) {
+            Ok(s) => s,
+            Err(min_se) => {
+                let mut r = response(&req, 422);
+                r.headers
+                    .push(HeaderName::MinSe, min_se.as_secs().to_string());
+                tag_response(&mut r, &mut self.ids);
+                self.reply(stx, r, now);
+                return;
+            }
+        };
+
         let key = self.next_key;
         self.next_key += 1;
         let local_tag = self.ids.tag();
@@ -195,11 +213,15 @@ impl Engine {
             last_sdp: None,
             last_ack: None,
             last_invite_ctx: None,
+            session: None,
+            last_sdp_in: None,
         };
         let vref = self.ids.call_ref();
         let late_offer = req.body.is_empty();
-        // Leg B is filled in by the first attempt.
-        let b = a.clone();
+        // Leg B is filled in by the first attempt; until then it has no identity.
+        let mut b = a.clone();
+        b.call_id = String::new();
+        b.remote_tag = None;
         let call = Call {
             key,
             peers: self.peers.clone(),
@@ -222,6 +244,10 @@ impl Engine {
             started: now,
             started_wall: self.wall(now),
             answered: None,
+            media: Default::default(),
+            refreshes: Vec::new(),
+            a_session,
+            b_min_se: None,
         };
         self.a_index.insert((call.a.call_id.clone(), from_tag), key);
         self.stx_calls.insert(stx, key);
@@ -320,6 +346,12 @@ impl Engine {
         };
         let src = self.calls[&key].a.peer;
         let filter = peers.filter(src, peer);
+        let b_timer_cfg = self.calls[&key]
+            .route
+            .session_timer
+            .clone()
+            .or_else(|| peers.peers[peer].cfg.session_timer.clone())
+            .unwrap_or_else(|| self.cfg.calls.session_timer.clone());
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
@@ -360,6 +392,7 @@ impl Engine {
         for (name, value) in &call.route.set_headers {
             h.set(HeaderName::parse(name), value.clone());
         }
+        super::session_timer::offer_headers(&mut h, &b_timer_cfg, None);
         call.b = Leg {
             peer,
             call_id: call_id.clone(),
@@ -377,6 +410,8 @@ impl Engine {
             last_sdp: None,
             last_ack: None,
             last_invite_ctx: None,
+            session: None,
+            last_sdp_in: None,
         };
         let vref = call.vref.clone();
         let a_call_id = call.a.call_id.clone();
@@ -465,6 +500,13 @@ impl Engine {
         if call.cancelled || call.state >= CallState::Answered {
             return;
         }
+        if code == 422
+            && call.b_min_se.is_none()
+            && let Some(n) = super::session_timer::min_se_of(&resp.headers)
+        {
+            self.retry_b_422(key, n, now);
+            return;
+        }
         let peer_name = call.peers.peers[call.b.peer].name.clone();
         if code == 503
             && let Some(d) = resp
@@ -505,12 +547,33 @@ impl Engine {
         learn_remote(&mut call.b, &resp);
         call.state = CallState::Answered;
         call.answered = Some(now);
+        let (src, dst) = (
+            &call.peers.peers[call.a.peer].cfg,
+            &call.peers.peers[call.b.peer].cfg,
+        );
+        let b_timer_cfg = call
+            .route
+            .session_timer
+            .clone()
+            .or_else(|| dst.session_timer.clone())
+            .unwrap_or_else(|| self.cfg.calls.session_timer.clone());
+        // Rule, then the stricter of the two peers, then the global limit.
+        let max = call
+            .route
+            .max_duration
+            .or_else(|| match (src.max_duration, dst.max_duration) {
+                (Some(a), Some(b)) => Some(a.min(b).0),
+                (a, b) => a.or(b).map(|d| d.0),
+            })
+            .unwrap_or(self.cfg.calls.max_duration.0);
+        let b_min_se = call.b_min_se.unwrap_or(b_timer_cfg.min_se.0);
+        call.b.session = super::session_timer::plan_uac(&resp, &b_timer_cfg, b_min_se);
+        call.a.session = call.a_session;
         let vref = call.vref.clone();
         let (a_call_id, b_call_id) = (call.a.call_id.clone(), call.b.call_id.clone());
         let late_offer = call.late_offer;
         let a_stx = call.a_invite_stx;
         let a_cseq = call.a.invite_cseq;
-        let max = self.cfg.calls.max_duration.0;
         self.metrics
             .calls_total
             .with_label_values(&["answered"])
@@ -522,6 +585,7 @@ impl Engine {
         }));
         tracing::info!(call = %vref, %a_call_id, %b_call_id, "answered");
         self.set_timer(now + max, key, Timer::MaxDuration);
+        self.arm_rtp_check(key, now);
         let offer_in_answer = late_offer && !resp.body.is_empty();
         if !offer_in_answer {
             self.ack_leg(key, Side::B, cseq, Bytes::new());
@@ -535,6 +599,44 @@ impl Engine {
             });
         }
         self.relay_b_invite_response(key, resp, now);
+        self.schedule_session(key, Side::A, now);
+        self.schedule_session(key, Side::B, now);
+    }
+
+    /// Leg B answered 422 (Session Interval Too Small): send the INVITE again, once, in the
+    /// same dialog-to-be with the interval the callee demands (RFC 4028 §7.4).
+    fn retry_b_422(&mut self, key: u64, min_se: std::time::Duration, now: Instant) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let Some(ctx) = call.b_invite_ctx else { return };
+        let Some(mut req) = self.tx.client_request(ctx).cloned() else {
+            return;
+        };
+        let listener = call.peers.listeners[call.b.flow.listener].clone();
+        call.b_min_se = Some(min_se);
+        call.b.local_cseq = call.b.local_cseq.wrapping_add(1);
+        call.b.invite_cseq = call.b.local_cseq;
+        req.headers.pop_first_value(&HeaderName::Via);
+        req.headers
+            .push_front(HeaderName::Via, via(&listener, &self.ids.branch()));
+        req.headers
+            .set(HeaderName::CSeq, format!("{} INVITE", call.b.invite_cseq));
+        let cfg = SessionTimerConfig {
+            expires: crate::config::Duration(min_se),
+            min_se: crate::config::Duration(min_se),
+            ..Default::default()
+        };
+        super::session_timer::offer_headers(&mut req.headers, &cfg, Some(min_se));
+        let flow = call.b.flow;
+        tracing::info!(call = %call.vref, min_se = min_se.as_secs(), "leg B asked for a longer session interval; retrying");
+        let new_ctx = self.tx.send_request(req, flow, now);
+        self.ctx_calls.remove(&ctx);
+        self.ctx_calls.insert(new_ctx, key);
+        if let Some(call) = self.calls.get_mut(&key) {
+            call.b_invite_ctx = Some(new_ctx);
+            call.b.last_invite_ctx = Some(new_ctx);
+        }
     }
 
     /// Give leg A the response of leg B's INVITE (provisional or 2xx), rewritten.
@@ -546,6 +648,11 @@ impl Engine {
         let mut r = self.cross_response(key, Side::B, &call.a_invite.clone(), &resp, now);
         if let Some(call) = self.calls.get(&key) {
             set_local_to(&mut r, &call.a.local_hdr);
+            if (200..300).contains(&r.code)
+                && let Some(st) = call.a.session
+            {
+                super::session_timer::write_headers(&mut r.headers, &st, false);
+            }
         }
         self.reply(stx, r, now);
     }
@@ -593,6 +700,7 @@ impl Engine {
         } else {
             extra.remove_all(&HeaderName::ContentType);
         }
+        super::session_timer::strip_option_tag(&mut extra, "timer");
         for h in extra.0 {
             r.headers.push(h.name, h.value);
         }
@@ -715,17 +823,19 @@ impl Engine {
             }
             return;
         }
+        if self.on_refresh_timeout(key, ctx, now) {
+            return;
+        }
         self.on_forward_timeout(key, ctx, now);
     }
 
     pub(super) fn on_response(&mut self, ctx: ClientTxId, resp: Response, now: Instant) {
-        let Some(&key) = self.ctx_calls.get(&ctx) else {
-            return;
-        };
-        let Some(call) = self.calls.get(&key) else {
+        let Some(call) = self.ctx_calls.get(&ctx).and_then(|k| self.calls.get(k)) else {
             self.ctx_calls.remove(&ctx);
+            self.ack_orphan_2xx(ctx, &resp);
             return;
         };
+        let key = call.key;
         if call.b_invite_ctx == Some(ctx) {
             if resp.code >= 300 {
                 self.ctx_calls.remove(&ctx);
@@ -733,7 +843,63 @@ impl Engine {
             self.on_b_invite_response(key, resp, now);
             return;
         }
+        if call.refreshes.iter().any(|(c, _)| *c == ctx) {
+            self.on_refresh_response(key, ctx, resp, now);
+            return;
+        }
         self.on_forward_response(key, ctx, resp, now);
+    }
+
+    /// A 2xx to an INVITE of veil's whose call has ended meanwhile (a refresh or re-INVITE
+    /// crossing the BYE) still gets its ACK (RFC 3261 §13.2.2.4), built from the INVITE;
+    /// the far end already has, or will get, veil's BYE.
+    fn ack_orphan_2xx(&mut self, ctx: ClientTxId, resp: &Response) {
+        if !(200..300).contains(&resp.code) {
+            return;
+        }
+        let Some(invite) = self.tx.client_request(ctx) else {
+            return;
+        };
+        if invite.method != Method::Invite {
+            return;
+        }
+        let mut h = Headers::new();
+        if let Some(v) = invite.headers.values(&HeaderName::Via).first() {
+            let branch_free = v.split(";branch=").next().unwrap_or(v);
+            h.push(
+                HeaderName::Via,
+                format!("{branch_free};branch={}", self.ids.branch()),
+            );
+        }
+        h.push(HeaderName::MaxForwards, "70");
+        for r in invite.headers.get_all(&HeaderName::Route) {
+            h.push(HeaderName::Route, r);
+        }
+        for name in [HeaderName::From, HeaderName::CallId] {
+            if let Some(v) = invite.headers.get(&name) {
+                h.push(name, v);
+            }
+        }
+        if let Some(to) = resp.headers.get(&HeaderName::To) {
+            h.push(HeaderName::To, to);
+        }
+        let seq = invite.cseq().map(|c| c.seq).unwrap_or(0);
+        h.push(HeaderName::CSeq, format!("{seq} ACK"));
+        let uri = resp
+            .contact()
+            .and_then(|c| c.ok())
+            .map(|c| c.uri)
+            .unwrap_or_else(|| invite.uri.clone());
+        let ack = Request {
+            method: Method::Ack,
+            uri,
+            headers: h,
+            body: Bytes::new(),
+        };
+        let Some(flow) = self.tx.client_flow(ctx) else {
+            return;
+        };
+        self.send_raw(flow, ack.to_bytes());
     }
 
     /// Send an ACK for a 2xx on leg `side` (CSeq of its INVITE), remembered for re-sending.

@@ -45,6 +45,11 @@ pub struct Leg {
     pub last_ack: Option<(u32, Bytes)>,
     /// Client transaction of the last INVITE veil sent on this leg.
     pub last_invite_ctx: Option<ClientTxId>,
+    /// The session timer agreed on this leg (RFC 4028), once the call is answered.
+    pub session: Option<super::session_timer::SessionTimer>,
+    /// The last SDP received on this leg: the same body again marks a mere refresh
+    /// (compared whole, since not every UA bumps its o= version on a change).
+    pub last_sdp_in: Option<Bytes>,
 }
 
 /// veil's Contact on a listener.

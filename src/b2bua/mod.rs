@@ -13,13 +13,19 @@ mod dialog;
 mod engine;
 pub mod header_policy;
 pub mod ids;
+pub mod inactivity;
 mod invite;
 pub mod leg;
 pub mod peers;
+pub mod session_timer;
 mod teardown;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_media;
+#[cfg(test)]
+mod tests_session;
 
 pub use engine::Engine;
 

@@ -35,7 +35,7 @@ fn counter(h: &Harness, name: &str, label: &str) -> f64 {
 
 #[test]
 fn scanner_user_agent_is_dropped_silently_and_banned() {
-    let mut h = Harness::with_config(&config("", ""));
+    let mut h = Harness::with(&config("", ""), POLICY);
     h.inject(
         OUTSIDER,
         &options("127.0.0.9", 1, "User-Agent: friendly-scanner\r\n"),
@@ -59,7 +59,7 @@ fn scanner_user_agent_is_dropped_silently_and_banned() {
 
 #[test]
 fn unauthorized_requests_ban_after_n_strikes() {
-    let mut h = Harness::with_config(&config("", ""));
+    let mut h = Harness::with(&config("", ""), POLICY);
     for n in 0..3 {
         h.inject(OUTSIDER, &request("REGISTER", "127.0.0.9", n));
         h.take_response(OUTSIDER, 403);
@@ -75,7 +75,7 @@ fn unauthorized_requests_ban_after_n_strikes() {
 
 #[test]
 fn garbage_counts_as_strikes() {
-    let mut h = Harness::with_config(&config("", ""));
+    let mut h = Harness::with(&config("", ""), POLICY);
     for _ in 0..3 {
         h.inject(OUTSIDER, "\u{1}\u{2} not sip at all\r\n\r\n");
     }
@@ -88,7 +88,7 @@ fn garbage_counts_as_strikes() {
 
 #[test]
 fn request_rate_bans_untrusted_sources_only() {
-    let mut h = Harness::with_config(&config("", ""));
+    let mut h = Harness::with(&config("", ""), POLICY);
     // The carrier is a peer but not trusted: limited. Burst 10, then banned.
     for n in 0..10 {
         h.inject(CARRIER, &options("127.0.0.3", n, ""));
@@ -165,7 +165,7 @@ fn no_open_relay_nothing_from_an_outsider_reaches_a_peer() {
 
 #[test]
 fn register_subscribe_publish_message_from_a_peer_are_refused() {
-    let mut h = Harness::with_config(&config("", ""));
+    let mut h = Harness::with(&config("", ""), POLICY);
     for (n, method) in ["REGISTER", "SUBSCRIBE", "PUBLISH", "MESSAGE"]
         .iter()
         .enumerate()
@@ -186,7 +186,7 @@ fn retry_after(r: &Response) -> String {
 
 #[test]
 fn peer_max_calls_gives_503_with_retry_after() {
-    let mut h = Harness::with_config(&config(", limits: {max_calls: 1}", ""));
+    let mut h = Harness::with(&config(", limits: {max_calls: 1}", ""), POLICY);
     h.inject(PBX, &invite_from_pbx("c1", "0123456"));
     h.take_request(CARRIER, "INVITE");
     h.take(PBX);
@@ -215,7 +215,7 @@ fn peer_max_calls_gives_503_with_retry_after() {
 
 #[test]
 fn peer_cps_and_global_max_calls() {
-    let mut h = Harness::with_config(&config(", limits: {cps: 2}", ""));
+    let mut h = Harness::with(&config(", limits: {cps: 2}", ""), POLICY);
     for i in 0..2 {
         h.inject(
             PBX,
@@ -236,7 +236,7 @@ fn peer_cps_and_global_max_calls() {
     );
     h.take_request(CARRIER, "INVITE");
 
-    let mut h = Harness::with_config(&config("", "calls:\n  max_calls: 1\n"));
+    let mut h = Harness::with(&config("", "calls:\n  max_calls: 1\n"), POLICY);
     h.inject(PBX, &invite_from_pbx("g1", "0123456"));
     h.take_request(CARRIER, "INVITE");
     h.inject(

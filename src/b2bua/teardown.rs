@@ -4,8 +4,10 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::media::rtp::DirectionStats;
 use crate::media::{MediaCommand, Side, StreamId};
 use crate::observe::CdrEvent;
+use crate::observe::cdr::CallQuality;
 use crate::sip::Response;
 
 use super::Output;
@@ -27,6 +29,9 @@ pub struct Closing {
     pub ended_at: SystemTime,
     pub final_code: u16,
     pub reason: &'static str,
+    /// What each side sent, summed over the call's streams (from the relay at close).
+    pub a_stats: DirectionStats,
+    pub b_stats: DirectionStats,
 }
 
 impl Engine {
@@ -150,6 +155,8 @@ impl Engine {
             ended_at: self.wall(now),
             final_code,
             reason: reason.as_str(),
+            a_stats: DirectionStats::default(),
+            b_stats: DirectionStats::default(),
         };
         for s in &call.streams {
             self.out
@@ -207,6 +214,19 @@ impl Engine {
             end_reason: c.reason.to_string(),
             a_packets: c.a_packets,
             b_packets: c.b_packets,
+            quality: CallQuality {
+                a_lost: c.a_stats.lost,
+                b_lost: c.b_stats.lost,
+                a_jitter_us: c.a_stats.jitter_us,
+                b_jitter_us: c.b_stats.jitter_us,
+                a_mos_centi: c.a_stats.mos().map(centi),
+                b_mos_centi: c.b_stats.mos().map(centi),
+            },
         }));
     }
+}
+
+/// MOS (1.0..=4.5) as hundredths.
+fn centi(mos: f64) -> u16 {
+    (mos * 100.0).round().clamp(0.0, 1000.0) as u16
 }

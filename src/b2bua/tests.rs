@@ -12,7 +12,7 @@ use crate::observe::{CdrEvent, Metrics};
 use crate::sip::{HeaderName, Message, Request, Response, SipHeaders};
 use crate::transaction::Flow;
 
-const CONFIG: &str = r#"
+pub(super) const CONFIG: &str = r#"
 instance: test
 sip:
   listen:
@@ -27,7 +27,7 @@ peers:
 policy: policy.yaml
 "#;
 
-const POLICY: &str = r#"
+pub(super) const POLICY: &str = r#"
 rules:
   - name: out
     when: {from_peer: pbx, to_user: '^[0-9]+$'}
@@ -39,34 +39,34 @@ rules:
     then: {reject: 403}
 "#;
 
-const PBX: &str = "127.0.0.2:5060";
-const CARRIER: &str = "127.0.0.3:5060";
-const BACKUP: &str = "127.0.0.4:5060";
+pub(super) const PBX: &str = "127.0.0.2:5060";
+pub(super) const CARRIER: &str = "127.0.0.3:5060";
+pub(super) const BACKUP: &str = "127.0.0.4:5060";
 
-struct Harness {
-    engine: Engine,
-    now: Instant,
-    sent: Vec<(SocketAddr, Message, String)>,
-    media: Vec<MediaCommand>,
-    cdr: Vec<CdrEvent>,
+pub(super) struct Harness {
+    pub(super) engine: Engine,
+    pub(super) now: Instant,
+    pub(super) sent: Vec<(SocketAddr, Message, String)>,
+    pub(super) media: Vec<MediaCommand>,
+    pub(super) cdr: Vec<CdrEvent>,
     _dir: tempfile::TempDir,
 }
 
-fn offer_sdp(ip: &str, port: u16, user: &str) -> String {
+pub(super) fn offer_sdp(ip: &str, port: u16, user: &str) -> String {
     format!(
         "v=0\r\no={user} 1 1 IN IP4 {ip}\r\ns=Secret PBX\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP 0 8 101\r\na=rtpmap:101 telephone-event/8000\r\n"
     )
 }
 
 impl Harness {
-    fn new() -> Harness {
-        Harness::with_config(CONFIG)
+    pub(super) fn new() -> Harness {
+        Harness::with(CONFIG, POLICY)
     }
 
-    fn with_config(config: &str) -> Harness {
+    pub(super) fn with(config: &str, policy: &str) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("veil.yaml"), config).unwrap();
-        std::fs::write(dir.path().join("policy.yaml"), POLICY).unwrap();
+        std::fs::write(dir.path().join("policy.yaml"), policy).unwrap();
         let loaded = match crate::config::load(&dir.path().join("veil.yaml")) {
             Ok(l) => l,
             Err(e) => panic!("config: {e:?}"),
@@ -95,7 +95,7 @@ impl Harness {
         }
     }
 
-    fn collect(&mut self) {
+    pub(super) fn collect(&mut self) {
         while let Some(o) = self.engine.poll_output() {
             match o {
                 Output::Transmit(t) => {
@@ -110,7 +110,7 @@ impl Harness {
         }
     }
 
-    fn inject(&mut self, from: &str, text: &str) {
+    pub(super) fn inject(&mut self, from: &str, text: &str) {
         let flow = Flow {
             listener: 0,
             transport: Transport::Udp,
@@ -127,7 +127,7 @@ impl Harness {
         self.collect();
     }
 
-    fn advance(&mut self, d: Duration) {
+    pub(super) fn advance(&mut self, d: Duration) {
         let end = self.now + d;
         while let Some(t) = self.engine.poll_timeout() {
             if t > end {
@@ -141,14 +141,14 @@ impl Harness {
     }
 
     /// Everything sent to `to` since the last call, oldest first.
-    fn take(&mut self, to: &str) -> Vec<(Message, String)> {
+    pub(super) fn take(&mut self, to: &str) -> Vec<(Message, String)> {
         let addr: SocketAddr = to.parse().unwrap();
         let (mine, rest): (Vec<_>, Vec<_>) = self.sent.drain(..).partition(|(a, _, _)| *a == addr);
         self.sent = rest;
         mine.into_iter().map(|(_, m, t)| (m, t)).collect()
     }
 
-    fn take_request(&mut self, to: &str, method: &str) -> Request {
+    pub(super) fn take_request(&mut self, to: &str, method: &str) -> Request {
         let got = self.take(to);
         got.iter()
             .find_map(|(m, _)| match m {
@@ -165,7 +165,7 @@ impl Harness {
             })
     }
 
-    fn take_response(&mut self, to: &str, code: u16) -> Response {
+    pub(super) fn take_response(&mut self, to: &str, code: u16) -> Response {
         let got = self.take(to);
         got.iter()
             .find_map(|(m, _)| match m {
@@ -183,7 +183,7 @@ impl Harness {
     }
 }
 
-fn invite_from_pbx(call_id: &str, user: &str) -> String {
+pub(super) fn invite_from_pbx(call_id: &str, user: &str) -> String {
     let sdp = offer_sdp("127.0.0.2", 6000, "pbxsecret");
     format!(
         "INVITE sip:{user}@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKpbx{call_id}\r\nMax-Forwards: 70\r\nFrom: \"Alice\" <sip:alice@127.0.0.2>;tag=pbxtag\r\nTo: <sip:{user}@127.0.0.1>\r\nCall-ID: {call_id}\r\nCSeq: 10 INVITE\r\nContact: <sip:alice@127.0.0.2:5060>\r\nRecord-Route: <sip:127.0.0.2;lr>\r\nUser-Agent: PBX-Internal\r\nX-Secret: topology\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
@@ -192,7 +192,7 @@ fn invite_from_pbx(call_id: &str, user: &str) -> String {
 }
 
 /// A response from the callee to a request veil sent, with its own tag, Contact and SDP.
-fn answer(req: &Request, code: u16, sdp: bool) -> String {
+pub(super) fn answer(req: &Request, code: u16, sdp: bool) -> String {
     let mut out = format!("SIP/2.0 {code} Whatever\r\n");
     for name in [HeaderName::Via, HeaderName::From] {
         for v in req.headers.get_all(&name) {
@@ -224,7 +224,7 @@ fn answer(req: &Request, code: u16, sdp: bool) -> String {
 }
 
 /// An in-dialog request from the side that received `resp_to` (its dialog identifiers).
-fn in_dialog(
+pub(super) fn in_dialog(
     method: &str,
     from_hdr: &str,
     to_hdr: &str,
@@ -256,7 +256,7 @@ const B_SECRETS: &[&str] = &[
     "7000",
 ];
 
-fn assert_clean(texts: &[(Message, String)], secrets: &[&str], side: &str) {
+pub(super) fn assert_clean(texts: &[(Message, String)], secrets: &[&str], side: &str) {
     for (_, t) in texts {
         for s in secrets {
             assert!(
@@ -268,7 +268,7 @@ fn assert_clean(texts: &[(Message, String)], secrets: &[&str], side: &str) {
 }
 
 /// Set up an answered call pbx -> carrier; returns (harness, leg B INVITE, 200 to A).
-fn answered_call() -> (Harness, Request, Response) {
+pub(super) fn answered_call() -> (Harness, Request, Response) {
     let mut h = Harness::new();
     h.inject(PBX, &invite_from_pbx("a-call-1", "0123456"));
     let trying = h.take(PBX);
@@ -666,6 +666,115 @@ fn no_state_left_after_many_calls() {
     assert_eq!(h.engine.transaction_count(), 0);
     assert!(h.engine.idle());
     assert_eq!(h.engine.ports.in_use(), 0, "relay ports returned");
+}
+
+#[test]
+fn prack_crosses_with_rack_translated_to_the_other_legs_cseq() {
+    let mut h = Harness::new();
+    let invite = invite_from_pbx("a-call-1", "0123456").replace(
+        "Max-Forwards: 70\r\n",
+        "Max-Forwards: 70\r\nSupported: 100rel\r\n",
+    );
+    h.inject(PBX, &invite);
+    let b_inv = h.take_request(CARRIER, "INVITE");
+    assert!(
+        b_inv.has_option_tag(&HeaderName::Supported, "100rel"),
+        "100rel is end to end"
+    );
+    // Reliable 183 with early media from the callee.
+    let r183 =
+        answer(&b_inv, 183, true).replace("Server:", "Require: 100rel\r\nRSeq: 77\r\nServer:");
+    h.inject(CARRIER, &r183);
+    let p = h.take_response(PBX, 183);
+    assert_eq!(p.headers.get(&HeaderName::RSeq), Some("77"));
+    assert!(p.has_option_tag(&HeaderName::Require, "100rel"));
+    assert!(!p.body.is_empty(), "early media SDP crosses, anchored");
+    let to_hdr = p.headers.get(&HeaderName::To).unwrap().to_string();
+    // PRACK from the caller names its own INVITE CSeq (10) in RAck.
+    let prack = in_dialog(
+        "PRACK",
+        "\"Alice\" <sip:alice@127.0.0.2>;tag=pbxtag",
+        &to_hdr,
+        "a-call-1",
+        11,
+        "127.0.0.2:5060",
+    )
+    .replace(
+        "Content-Length: 0",
+        "RAck: 77 10 INVITE\r\nContent-Length: 0",
+    );
+    h.inject(PBX, &prack);
+    let b_prack = h.take_request(CARRIER, "PRACK");
+    let b_seq = b_inv.cseq().unwrap().seq;
+    assert_eq!(
+        b_prack.headers.get(&HeaderName::RAck),
+        Some(format!("77 {b_seq} INVITE").as_str())
+    );
+    assert_eq!(b_prack.call_id().unwrap(), b_inv.call_id().unwrap());
+    assert!(
+        b_prack.cseq().unwrap().seq > b_seq,
+        "leg B's own CSeq space"
+    );
+    h.inject(CARRIER, &answer(&b_prack, 200, false));
+    let ok = h.take_response(PBX, 200);
+    assert_eq!(ok.cseq().unwrap().seq, 11);
+    assert_eq!(ok.cseq().unwrap().method.as_str(), "PRACK");
+}
+
+#[test]
+fn info_and_update_cross_both_ways_with_per_leg_cseq() {
+    let (mut h, b_inv, ok) = answered_call();
+    let to_hdr = ok.headers.get(&HeaderName::To).unwrap().to_string();
+    let from_hdr = "\"Alice\" <sip:alice@127.0.0.2>;tag=pbxtag";
+    h.inject(
+        PBX,
+        &in_dialog("ACK", from_hdr, &to_hdr, "a-call-1", 10, "127.0.0.2:5060"),
+    );
+    let info = in_dialog("INFO", from_hdr, &to_hdr, "a-call-1", 20, "127.0.0.2:5060")
+        .replace("Content-Length: 0\r\n\r\n", "Content-Type: application/dtmf-relay\r\nX-Secret: no\r\nContent-Length: 24\r\n\r\nSignal=5\r\nDuration=160\r\n");
+    h.inject(PBX, &info);
+    let b_info = h.take_request(CARRIER, "INFO");
+    assert_eq!(b_info.body.as_ref(), b"Signal=5\r\nDuration=160\r\n");
+    assert!(b_info.headers.get(&HeaderName::parse("X-Secret")).is_none());
+    assert_eq!(b_info.call_id().unwrap(), b_inv.call_id().unwrap());
+    let b_info_seq = b_info.cseq().unwrap().seq;
+    h.inject(CARRIER, &answer(&b_info, 200, false));
+    assert_eq!(h.take_response(PBX, 200).cseq().unwrap().seq, 20);
+    // The callee's UPDATE (new SDP) reaches the caller in the caller's dialog.
+    let b_to = format!(
+        "{};tag=carriertag",
+        b_inv.headers.get(&HeaderName::To).unwrap()
+    );
+    let b_from = b_inv.headers.get(&HeaderName::From).unwrap().to_string();
+    let sdp = offer_sdp("127.0.0.3", 7010, "carriersecret");
+    let update = in_dialog(
+        "UPDATE",
+        &b_to,
+        &b_from,
+        b_inv.call_id().unwrap(),
+        5,
+        "127.0.0.3:5060",
+    )
+    .replace(
+        "Content-Length: 0\r\n\r\n",
+        &format!(
+            "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+            sdp.len()
+        ),
+    );
+    h.inject(CARRIER, &update);
+    let a_update = h.take_request(PBX, "UPDATE");
+    assert_eq!(a_update.call_id().unwrap(), "a-call-1");
+    assert_eq!(a_update.to_hdr().unwrap().tag(), Some("pbxtag"));
+    assert!(!String::from_utf8_lossy(&a_update.body).contains("7010"));
+    let a_seq = a_update.cseq().unwrap().seq;
+    assert_ne!(a_seq, b_info_seq);
+    h.inject(
+        PBX,
+        &answer(&a_update, 200, true).replace("127.0.0.3", "127.0.0.2"),
+    );
+    let r = h.take_response(CARRIER, 200);
+    assert_eq!(r.cseq().unwrap().seq, 5);
 }
 
 #[path = "security_tests.rs"]

@@ -296,6 +296,29 @@ impl Validator<'_> {
         self.errors.push(e);
     }
 
+    /// RFC 4028's 90 s floor holds unless the block says `lab: true` (then a warning).
+    fn session_timer(&mut self, key: &str, st: &crate::config::SessionTimerConfig) {
+        if st.min_se.0.as_secs() < 90 {
+            if st.lab {
+                self.warn(
+                    &format!("{key}.min_se"),
+                    "below the RFC 4028 minimum of 90s (lab setting)",
+                );
+            } else {
+                self.err(
+                    &format!("{key}.min_se"),
+                    "must be at least 90s (RFC 4028); set lab: true for test setups",
+                );
+            }
+        }
+        if st.min_se.0.is_zero() {
+            self.err(&format!("{key}.min_se"), "must be above 0");
+        }
+        if st.expires < st.min_se {
+            self.err(&format!("{key}.expires"), "must not be below min_se");
+        }
+    }
+
     fn warn(&mut self, key: &str, message: impl Into<String>) {
         let w = self.problem(key, message.into());
         self.warnings.push(w);
@@ -415,19 +438,14 @@ impl Validator<'_> {
         if c.media.rtp_timeout.0.is_zero() {
             self.err("media.rtp_timeout", "must be above 0");
         }
+        if c.media.hold_timeout.0 < c.media.rtp_timeout.0 {
+            self.err("media.hold_timeout", "must not be below media.rtp_timeout");
+        }
         if c.calls.max_duration.0.is_zero() {
             self.err("calls.max_duration", "must be above 0");
         }
-        let st = &c.calls.session_timer;
-        if st.min_se.0.as_secs() < 90 {
-            self.err(
-                "calls.session_timer.min_se",
-                "must be at least 90s (RFC 4028)",
-            );
-        }
-        if st.expires < st.min_se {
-            self.err("calls.session_timer.expires", "must not be below min_se");
-        }
+        let st = c.calls.session_timer.clone();
+        self.session_timer("calls.session_timer", &st);
     }
 
     fn peers(&mut self, peers: &mut [PeerConfig], listeners: &[ListenConfig]) {
@@ -435,6 +453,12 @@ impl Validator<'_> {
         let mut source_owner: HashMap<Cidr, String> = HashMap::new();
         for (i, p) in peers.iter_mut().enumerate() {
             let key = format!("peers[{i}]");
+            if let Some(st) = p.session_timer.clone() {
+                self.session_timer(&format!("{key}.session_timer"), &st);
+            }
+            if p.max_duration.is_some_and(|d| d.0.is_zero()) {
+                self.err(&format!("{key}.max_duration"), "must be above 0");
+            }
             if p.name.trim().is_empty() {
                 self.err(&format!("{key}.name"), "must not be empty");
             } else if !names.insert(p.name.clone()) {

@@ -152,6 +152,13 @@ pub struct MediaConfig {
     pub ports: PortRange,
     #[serde(default = "d_rtp_timeout")]
     pub rtp_timeout: Duration,
+    /// Like `rtp_timeout`, for calls whose last SDP put them on hold (sendonly, recvonly,
+    /// inactive or c=0.0.0.0): held calls are often silent for long. Not below `rtp_timeout`.
+    #[serde(default = "d_hold_timeout")]
+    pub hold_timeout: Duration,
+    /// IP TOS byte on relayed packets (IPv6: traffic class); default 184 = DSCP EF (46).
+    #[serde(default = "d_tos")]
+    pub tos: u8,
 }
 
 fn d_media_addr() -> std::net::IpAddr {
@@ -166,6 +173,12 @@ fn d_ports() -> PortRange {
 fn d_rtp_timeout() -> Duration {
     Duration::from_secs(60)
 }
+fn d_hold_timeout() -> Duration {
+    Duration::from_secs(2 * 3600)
+}
+fn d_tos() -> u8 {
+    184
+}
 
 impl Default for MediaConfig {
     fn default() -> Self {
@@ -174,6 +187,8 @@ impl Default for MediaConfig {
             advertise: None,
             ports: d_ports(),
             rtp_timeout: d_rtp_timeout(),
+            hold_timeout: d_hold_timeout(),
+            tos: d_tos(),
         }
     }
 }
@@ -204,13 +219,26 @@ impl Default for CallsConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SessionTimerConfig {
+    /// Session timers on this leg at all (RFC 4028); on by default, so that a call whose
+    /// party vanished is found and torn down.
+    #[serde(default = "d_true")]
+    pub enabled: bool,
+    /// Session-Expires veil asks for and the largest it accepts.
     #[serde(default = "d_se")]
     pub expires: Duration,
+    /// The smallest interval veil accepts (422 below it); at least 90 s unless `lab`.
     #[serde(default = "d_min_se")]
     pub min_se: Duration,
+    /// Allow intervals below the RFC minimum of 90 s (labs and tests only; warned at start).
+    #[serde(default)]
+    pub lab: bool,
+}
+
+fn d_true() -> bool {
+    true
 }
 
 fn d_se() -> Duration {
@@ -223,8 +251,10 @@ fn d_min_se() -> Duration {
 impl Default for SessionTimerConfig {
     fn default() -> Self {
         SessionTimerConfig {
+            enabled: true,
             expires: d_se(),
             min_se: d_min_se(),
+            lab: false,
         }
     }
 }
@@ -266,6 +296,13 @@ pub struct PeerConfig {
     pub limits: LimitsConfig,
     #[serde(default)]
     pub keepalive: Option<Duration>,
+    /// Session timer settings on this peer's legs, instead of `calls.session_timer`.
+    #[serde(default)]
+    pub session_timer: Option<SessionTimerConfig>,
+    /// Maximum call length for calls with this peer on either leg (the smaller wins),
+    /// instead of `calls.max_duration`.
+    #[serde(default)]
+    pub max_duration: Option<Duration>,
 }
 
 fn d_transport() -> Transport {

@@ -3,6 +3,7 @@
 
 pub mod ports;
 pub mod relay;
+pub mod rtp;
 pub mod stream;
 
 #[cfg(test)]
@@ -60,6 +61,18 @@ pub enum MediaCommand {
 pub enum MediaEvent {
     /// A port of the stream could not be bound: the call cannot be anchored.
     BindFailed { id: StreamId },
+    /// No RTP from either side for the relay's idle period (`media.rtp_timeout`); sent
+    /// once per silence.
+    Idle { id: StreamId },
+    /// RTP again after an `Idle`.
+    Active { id: StreamId },
+    /// Per-direction statistics at close time, just before `Closed` (`a`: what side A
+    /// sent, `b`: what side B sent).
+    Stats {
+        id: StreamId,
+        a: rtp::DirectionStats,
+        b: rtp::DirectionStats,
+    },
     /// Packet counters at close time (for the CDR).
     Closed {
         id: StreamId,

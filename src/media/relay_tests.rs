@@ -9,7 +9,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
-use super::relay::Relay;
+use super::relay::{Relay, RelayOptions};
 use super::{MediaCommand, MediaEvent, Side, StreamId};
 use crate::observe::Metrics;
 
@@ -28,9 +28,13 @@ struct Harness {
 
 impl Harness {
     fn start() -> Harness {
+        Harness::start_with(RelayOptions::default())
+    }
+
+    fn start_with(options: RelayOptions) -> Harness {
         let (tx, events) = mpsc::unbounded_channel();
         let metrics = test_metrics();
-        let relay = Relay::start(LOCALHOST, tx, metrics.clone());
+        let relay = Relay::start_with(LOCALHOST, tx, metrics.clone(), options);
         Harness {
             relay,
             events,
@@ -70,7 +74,17 @@ impl Harness {
         self.relay.flush().await;
     }
 
+    /// The next event other than `Stats` (which precedes every `Closed`).
     async fn event(&mut self) -> MediaEvent {
+        loop {
+            match self.any_event().await {
+                MediaEvent::Stats { .. } => continue,
+                other => return other,
+            }
+        }
+    }
+
+    async fn any_event(&mut self) -> MediaEvent {
         timeout(WAIT, self.events.recv())
             .await
             .expect("event in time")
@@ -315,4 +329,138 @@ async fn invalid_ports_and_duplicate_open_fail() {
     assert_eq!(h.metrics.media_streams_active.get(), 1);
     assert!(std::net::UdpSocket::bind((LOCALHOST, a_port)).is_err());
     assert!(std::net::UdpSocket::bind((LOCALHOST, b_port)).is_err());
+}
+
+fn rtp(seq: u16, ts: u32, ssrc: u32) -> Vec<u8> {
+    let mut p = vec![0x80, 8];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&ts.to_be_bytes());
+    p.extend_from_slice(&ssrc.to_be_bytes());
+    p.extend_from_slice(&[0xd5; 160]);
+    p
+}
+
+#[tokio::test]
+async fn stats_come_before_closed_with_loss() {
+    let mut h = Harness::start();
+    let id = StreamId(20);
+    let (a_port, b_port) = h.open(id).await;
+    let (a, b) = (client().await, client().await);
+    h.set_remote(id, Side::B, Some(b.local_addr().unwrap()), None)
+        .await;
+    for seq in [1u16, 2, 3, 5, 6] {
+        a.send_to(&rtp(seq, u32::from(seq) * 160, 7), at(a_port))
+            .await
+            .unwrap();
+        recv(&b).await;
+    }
+    let _ = b_port;
+    h.relay.command(MediaCommand::Close { id });
+    match h.any_event().await {
+        MediaEvent::Stats { id: got, a, b } => {
+            assert_eq!(got, id);
+            assert_eq!((a.packets, a.lost, a.bytes), (5, 1, 5 * 172));
+            assert_eq!(b.packets, 0);
+        }
+        other => panic!("expected Stats, got {other:?}"),
+    }
+    assert!(matches!(
+        h.any_event().await,
+        MediaEvent::Closed { a_packets: 5, .. }
+    ));
+}
+
+#[tokio::test]
+async fn idle_reported_once_then_active_again() {
+    let mut h = Harness::start_with(RelayOptions {
+        idle_after: Some(Duration::from_millis(150)),
+        tos: 184,
+    });
+    let id = StreamId(21);
+    let (a_port, _) = h.open(id).await;
+    assert_eq!(h.any_event().await, MediaEvent::Idle { id });
+    // Only once per silence.
+    let more = timeout(Duration::from_millis(400), h.events.recv()).await;
+    assert!(more.is_err(), "{more:?}");
+    let a = client().await;
+    a.send_to(&rtp(1, 160, 1), at(a_port)).await.unwrap();
+    assert_eq!(h.any_event().await, MediaEvent::Active { id });
+    assert_eq!(h.any_event().await, MediaEvent::Idle { id });
+    // RTCP alone does not count as activity.
+    a.send_to(&[0x80, 200, 0, 1, 0, 0, 0, 1], at(a_port + 1))
+        .await
+        .unwrap();
+    a.send_to(&[0x80, 201, 0, 1, 0, 0, 0, 1], at(a_port))
+        .await
+        .unwrap();
+    let more = timeout(Duration::from_millis(300), h.events.recv()).await;
+    assert!(more.is_err(), "{more:?}");
+}
+
+#[tokio::test]
+async fn relatches_on_same_ssrc_from_a_new_source_only() {
+    let mut h = Harness::start();
+    let id = StreamId(22);
+    let (a_port, b_port) = h.open(id).await;
+    let (a1, a2, spoof, b) = (
+        client().await,
+        client().await,
+        client().await,
+        client().await,
+    );
+    h.set_remote(id, Side::B, Some(b.local_addr().unwrap()), None)
+        .await;
+    a1.send_to(&rtp(1, 160, 0xaaaa), at(a_port)).await.unwrap();
+    recv(&b).await;
+    // A spoofer with another SSRC is forwarded but does not take the return path.
+    spoof
+        .send_to(&rtp(9, 160, 0xbbbb), at(a_port))
+        .await
+        .unwrap();
+    recv(&b).await;
+    b.send_to(&rtp(1, 160, 0xcccc), at(b_port)).await.unwrap();
+    assert_eq!(recv(&a1).await.1, at(a_port));
+    assert_silent(&spoof).await;
+    // NAT rebinding: same SSRC from a new port moves the latch.
+    a2.send_to(&rtp(2, 320, 0xaaaa), at(a_port)).await.unwrap();
+    recv(&b).await;
+    b.send_to(&rtp(2, 320, 0xcccc), at(b_port)).await.unwrap();
+    recv(&a2).await;
+    assert_silent(&a1).await;
+}
+
+#[tokio::test]
+async fn rtcp_mux_side_and_plain_side_interwork() {
+    let mut h = Harness::start();
+    let id = StreamId(23);
+    let (a_port, b_port) = h.open(id).await;
+    // A multiplexes (no RTCP address), B uses separate RTCP.
+    let (a, b_rtp, b_rtcp) = (client().await, client().await, client().await);
+    h.set_remote(id, Side::A, Some(a.local_addr().unwrap()), None)
+        .await;
+    h.set_remote(
+        id,
+        Side::B,
+        Some(b_rtp.local_addr().unwrap()),
+        Some(b_rtcp.local_addr().unwrap()),
+    )
+    .await;
+    let sr = [0x80, 200, 0, 1, 0, 0, 0, 1];
+    // RTCP from A on its RTP port goes to B's RTCP address, from veil's B RTCP port.
+    a.send_to(&sr, at(a_port)).await.unwrap();
+    assert_eq!(recv(&b_rtcp).await, (sr.to_vec(), at(b_port + 1)));
+    // RTP from A still goes to B's RTP address.
+    a.send_to(&rtp(1, 160, 5), at(a_port)).await.unwrap();
+    assert_eq!(recv(&b_rtp).await.1, at(b_port));
+    // RTCP from B goes to A's one (mux) port, from veil's A RTP port.
+    b_rtcp.send_to(&sr, at(b_port + 1)).await.unwrap();
+    assert_eq!(recv(&a).await, (sr.to_vec(), at(a_port)));
+}
+
+#[tokio::test]
+async fn sockets_carry_the_configured_tos() {
+    for tos in [0xb8u8, 0x00, 0x88] {
+        let s = super::relay::bind_one(LOCALHOST, 0, tos).unwrap();
+        assert_eq!(s.tos_v4().unwrap(), u32::from(tos));
+    }
 }

@@ -5,11 +5,19 @@
 //! remote to the packet's source, overriding the SDP address, because a side behind NAT
 //! can only be reached at the address its packets come from. A new SDP address resets
 //! the latch (the side may really have moved, e.g. after a re-INVITE). Packets from other
-//! sources after latching are still forwarded; only the return path is latched.
+//! sources after latching are still forwarded; only the return path is latched, and it
+//! moves to a new source only when that source sends the SSRC the latch was made with (a
+//! NAT rebinding keeps the SSRC; a stray or spoofed stream does not know it).
+//!
+//! With `a=rtcp-mux` a side has no RTCP address: RTCP that arrives on an RTP port (told
+//! apart by its packet type) goes to the other side's RTCP address when it has one, and
+//! RTCP for a multiplexing side goes to its RTP address, so mux and non-mux legs mix.
 
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use super::Side;
+use super::rtp::{DirectionMeter, DirectionStats, RtpHeader, is_rtcp};
 
 /// RTP or RTCP (RTCP is the socket at port + 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -61,6 +69,8 @@ impl Socket {
 struct Remote {
     signalled: Option<SocketAddr>,
     latched: Option<SocketAddr>,
+    /// SSRC of the packet that made the latch (RTP only).
+    ssrc: Option<u32>,
 }
 
 impl Remote {
@@ -75,6 +85,8 @@ pub struct StreamState {
     remotes: [Remote; 4],
     a_packets: u64,
     b_packets: u64,
+    /// Statistics of what veil received from side A and from side B.
+    meters: [DirectionMeter; 2],
 }
 
 impl StreamState {
@@ -87,6 +99,7 @@ impl StreamState {
                 *remote = Remote {
                     signalled: addr,
                     latched: None,
+                    ssrc: None,
                 };
             }
         }
@@ -107,6 +120,71 @@ impl StreamState {
         self.remotes[out.index()]
             .destination()
             .map(|dest| (out, dest))
+    }
+
+    /// `on_packet` with the packet itself: statistics, SSRC-bound re-latching and
+    /// RTP/RTCP demultiplexing for `a=rtcp-mux` sides.
+    pub fn on_datagram(
+        &mut self,
+        on: Socket,
+        source: SocketAddr,
+        data: &[u8],
+        now: Instant,
+    ) -> Option<(Socket, SocketAddr)> {
+        let side = match on.side {
+            Side::A => 0,
+            Side::B => 1,
+        };
+        self.meters[side].record(data, now);
+        let rtcp = on.channel == Channel::Rtcp || is_rtcp(data);
+        let ssrc = if rtcp {
+            None
+        } else {
+            RtpHeader::parse(data).map(|h| h.ssrc)
+        };
+        let remote = &mut self.remotes[on.index()];
+        match remote.latched {
+            None => {
+                remote.latched = Some(source);
+                remote.ssrc = ssrc;
+            }
+            Some(latched) if latched != source => {
+                if ssrc.is_some() && ssrc == remote.ssrc {
+                    remote.latched = Some(source);
+                }
+            }
+            Some(_) => {
+                if remote.ssrc.is_none() {
+                    remote.ssrc = ssrc;
+                }
+            }
+        }
+        let res = self.on_packet_counted(on, rtcp);
+        match on.side {
+            Side::A => self.a_packets += 1,
+            Side::B => self.b_packets += 1,
+        }
+        res
+    }
+
+    fn on_packet_counted(&self, on: Socket, rtcp: bool) -> Option<(Socket, SocketAddr)> {
+        let other = on.side.other();
+        let rtp_out = Socket::new(other, Channel::Rtp);
+        let rtcp_out = Socket::new(other, Channel::Rtcp);
+        if !rtcp {
+            return self.destination(rtp_out).map(|d| (rtp_out, d));
+        }
+        self.destination(rtcp_out)
+            .map(|d| (rtcp_out, d))
+            .or_else(|| self.destination(rtp_out).map(|d| (rtp_out, d)))
+    }
+
+    /// Statistics of what veil received from `side`.
+    pub fn stats(&self, side: Side) -> DirectionStats {
+        match side {
+            Side::A => self.meters[0].stats(),
+            Side::B => self.meters[1].stats(),
+        }
     }
 
     /// Current destination of a socket's traffic (latched, else signalled).

@@ -60,7 +60,22 @@ pub enum CdrEvent {
         end_reason: String,
         a_packets: u64,
         b_packets: u64,
+        /// Loss, jitter and MOS per direction (zero/absent without media).
+        quality: CallQuality,
     },
+}
+
+/// Media quality of a call per direction (`a_*`: what side A sent to veil), over all its
+/// streams: losses summed, worst jitter, worst MOS. Integers so events stay `Eq`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallQuality {
+    pub a_lost: u64,
+    pub b_lost: u64,
+    pub a_jitter_us: u64,
+    pub b_jitter_us: u64,
+    /// MOS x 100 (e.g. 441 = 4.41); `None` when that side sent no RTP.
+    pub a_mos_centi: Option<u16>,
+    pub b_mos_centi: Option<u16>,
 }
 
 /// Why the CDR store could not be opened.
@@ -104,10 +119,26 @@ CREATE TABLE IF NOT EXISTS cdr (
     final_code  INTEGER,
     end_reason  TEXT,
     a_packets   INTEGER,
-    b_packets   INTEGER
+    b_packets   INTEGER,
+    a_lost      INTEGER,
+    b_lost      INTEGER,
+    a_jitter_ms REAL,
+    b_jitter_ms REAL,
+    a_mos       REAL,
+    b_mos       REAL
 );
 CREATE INDEX IF NOT EXISTS cdr_started_at ON cdr (started_at);
 ";
+
+/// Columns added after the first schema: added to databases created before them.
+const ADDED_COLUMNS: [(&str, &str); 6] = [
+    ("a_lost", "INTEGER"),
+    ("b_lost", "INTEGER"),
+    ("a_jitter_ms", "REAL"),
+    ("b_jitter_ms", "REAL"),
+    ("a_mos", "REAL"),
+    ("b_mos", "REAL"),
+];
 
 const INSERT: &str = "INSERT OR IGNORE INTO cdr (id, instance, a_call_id, source_peer, from_user, \
     to_user, started_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
@@ -119,7 +150,9 @@ const END: &str = "UPDATE cdr SET ended_at = ?2, \
     duration_ms = CASE WHEN answered_at IS NULL THEN 0 ELSE \
         MAX(0, CAST(ROUND((unixepoch(?2, 'subsec') - unixepoch(answered_at, 'subsec')) * 1000) \
         AS INTEGER)) END, \
-    final_code = ?3, end_reason = ?4, a_packets = ?5, b_packets = ?6 WHERE id = ?1";
+    final_code = ?3, end_reason = ?4, a_packets = ?5, b_packets = ?6, \
+    a_lost = ?7, b_lost = ?8, a_jitter_ms = ?9, b_jitter_ms = ?10, a_mos = ?11, b_mos = ?12 \
+    WHERE id = ?1";
 
 enum Msg {
     Event(CdrEvent),
@@ -285,6 +318,16 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
     }
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.execute_batch(SCHEMA)?;
+    for (name, kind) in ADDED_COLUMNS {
+        let present: i64 = conn.query_row(
+            "SELECT count(*) FROM pragma_table_info('cdr') WHERE name = ?1",
+            [name],
+            |r| r.get(0),
+        )?;
+        if present == 0 {
+            conn.execute_batch(&format!("ALTER TABLE cdr ADD COLUMN {name} {kind}"))?;
+        }
+    }
     Ok(conn)
 }
 
@@ -403,17 +446,25 @@ fn apply(tx: &rusqlite::Transaction<'_>, instance: &str, ev: &CdrEvent) -> rusql
             end_reason,
             a_packets,
             b_packets,
+            quality: q,
         } => {
             // SQLite integers are i64; packet counts beyond that are not physically reachable.
-            let a = i64::try_from(*a_packets).unwrap_or(i64::MAX);
-            let b = i64::try_from(*b_packets).unwrap_or(i64::MAX);
+            let int = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+            let ms = |us: u64| us as f64 / 1000.0;
+            let mos = |m: Option<u16>| m.map(|m| f64::from(m) / 100.0);
             tx.prepare_cached(END)?.execute(params![
                 id,
                 rfc3339(*ended_at),
                 final_code,
                 end_reason,
-                a,
-                b
+                int(*a_packets),
+                int(*b_packets),
+                int(q.a_lost),
+                int(q.b_lost),
+                ms(q.a_jitter_us),
+                ms(q.b_jitter_us),
+                mos(q.a_mos_centi),
+                mos(q.b_mos_centi),
             ])
         }
     }
@@ -467,6 +518,14 @@ mod tests {
             end_reason: reason.into(),
             a_packets: 1500,
             b_packets: 1499,
+            quality: CallQuality {
+                a_lost: 3,
+                b_lost: 0,
+                a_jitter_us: 2500,
+                b_jitter_us: 0,
+                a_mos_centi: Some(435),
+                b_mos_centi: None,
+            },
         }
     }
 
@@ -639,7 +698,13 @@ mod tests {
                 "final_code",
                 "end_reason",
                 "a_packets",
-                "b_packets"
+                "b_packets",
+                "a_lost",
+                "b_lost",
+                "a_jitter_ms",
+                "b_jitter_ms",
+                "a_mos",
+                "b_mos"
             ]
         );
         let idx: i64 = conn
@@ -654,6 +719,44 @@ mod tests {
         w.close();
         // Reopening an existing database keeps working (CREATE ... IF NOT EXISTS).
         CdrWriter::start(&path, "i", 4).unwrap().close();
+    }
+
+    #[test]
+    fn quality_columns_written_and_added_to_an_old_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cdr.sqlite");
+        // A database from before the quality columns existed.
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(
+            "CREATE TABLE cdr (id TEXT PRIMARY KEY, instance TEXT, a_call_id TEXT, \
+             b_call_id TEXT, source_peer TEXT, dest_peer TEXT, from_user TEXT, to_user TEXT, \
+             started_at TEXT, answered_at TEXT, ended_at TEXT, duration_ms INTEGER, \
+             final_code INTEGER, end_reason TEXT, a_packets INTEGER, b_packets INTEGER)",
+        )
+        .unwrap();
+        drop(old);
+        let w = CdrWriter::start(&path, "edge-1", 64).unwrap();
+        w.send(start("q1", at(0)));
+        w.send(end("q1", at(1000), 200, "rtp_timeout"));
+        w.close();
+        let conn = Connection::open(&path).unwrap();
+        let q: (i64, i64, f64, f64, Option<f64>, Option<f64>) = conn
+            .query_row(
+                "SELECT a_lost, b_lost, a_jitter_ms, b_jitter_ms, a_mos, b_mos FROM cdr",
+                [],
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                    ))
+                },
+            )
+            .unwrap();
+        assert_eq!(q, (3, 0, 2.5, 0.0, Some(4.35), None));
     }
 
     #[test]

@@ -90,7 +90,57 @@ pub struct Metrics {
     pub banned_sources: prometheus::IntGauge,
     /// New calls refused by limits, by limit: max_calls, peer_max_calls, peer_cps.
     pub calls_limited: prometheus::IntCounterVec,
+    /// Loss, jitter and MOS of closed streams.
+    pub media_quality: MediaQualityMetrics,
     pub registry: prometheus::Registry,
+}
+
+/// Per-direction quality of every closed stream, observed once at close (cheap: nothing
+/// per packet). Directions without RTP are not observed.
+#[derive(Clone, Debug)]
+pub struct MediaQualityMetrics {
+    pub packets_lost: prometheus::IntCounter,
+    pub bytes_received: prometheus::IntCounter,
+    pub jitter_seconds: prometheus::Histogram,
+    pub mos: prometheus::Histogram,
+}
+
+impl MediaQualityMetrics {
+    /// The metrics, not yet in any registry.
+    pub fn unregistered() -> Result<MediaQualityMetrics, prometheus::Error> {
+        Ok(MediaQualityMetrics {
+            packets_lost: IntCounter::new(
+                "veil_media_packets_lost_total",
+                "RTP packets lost before reaching veil (from sequence numbers), all directions.",
+            )?,
+            bytes_received: IntCounter::new(
+                "veil_media_bytes_received_total",
+                "RTP/RTCP bytes received by the media relay, all directions.",
+            )?,
+            jitter_seconds: prometheus::Histogram::with_opts(
+                prometheus::HistogramOpts::new(
+                    "veil_media_jitter_seconds",
+                    "RFC 3550 interarrival jitter per stream direction at stream close.",
+                )
+                .buckets(vec![0.001, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2]),
+            )?,
+            mos: prometheus::Histogram::with_opts(
+                prometheus::HistogramOpts::new(
+                    "veil_media_mos",
+                    "MOS estimate (G.107 E-model from loss and jitter) per stream direction at \
+                     stream close.",
+                )
+                .buckets(vec![1.0, 2.0, 2.5, 3.0, 3.5, 3.8, 4.0, 4.2, 4.4]),
+            )?,
+        })
+    }
+
+    fn register(&self, registry: &Registry) -> Result<(), prometheus::Error> {
+        registry.register(Box::new(self.packets_lost.clone()))?;
+        registry.register(Box::new(self.bytes_received.clone()))?;
+        registry.register(Box::new(self.jitter_seconds.clone()))?;
+        registry.register(Box::new(self.mos.clone()))
+    }
 }
 
 impl Metrics {
@@ -201,6 +251,8 @@ impl Metrics {
         for l in ["max_calls", "peer_max_calls", "peer_cps"] {
             calls_limited.get_metric_with_label_values(&[l])?;
         }
+        let media_quality = MediaQualityMetrics::unregistered()?;
+        media_quality.register(&registry)?;
 
         for outcome in CALL_OUTCOMES {
             calls_total.get_metric_with_label_values(&[outcome])?;
@@ -229,8 +281,20 @@ impl Metrics {
             bans,
             banned_sources,
             calls_limited,
+            media_quality,
             registry,
         })
+    }
+
+    /// One direction of a closed stream.
+    pub fn observe_media_direction(&self, s: &crate::media::rtp::DirectionStats) {
+        let q = &self.media_quality;
+        q.packets_lost.inc_by(s.lost);
+        q.bytes_received.inc_by(s.bytes);
+        if let Some(mos) = s.mos() {
+            q.jitter_seconds.observe(s.jitter_us as f64 / 1e6);
+            q.mos.observe(mos);
+        }
     }
 
     /// Counts a received request, folding methods outside the RFC set into

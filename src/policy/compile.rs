@@ -168,10 +168,14 @@ impl Compiler {
                 None
             }
             (None, Some(r)) => {
-                if t.rewrite.is_some() || t.set_headers.is_some() {
+                if t.rewrite.is_some()
+                    || t.set_headers.is_some()
+                    || t.max_duration.is_some()
+                    || t.session_timer.is_some()
+                {
                     self.err(
                         key,
-                        "`rewrite` and `set_headers` apply to `route`, not to `reject`",
+                        "`rewrite`, `set_headers` and `max_duration` apply to `route`, not to `reject`",
                     );
                 }
                 let code = match u16::try_from(r.code) {
@@ -198,6 +202,20 @@ impl Compiler {
                 Some(Action::Reject { code, reason })
             }
             (Some(route), None) => {
+                if let Some(st) = &t.session_timer {
+                    if st.min_se.0.as_secs() < 90 && !st.lab {
+                        self.err(
+                            format!("{key}.session_timer.min_se"),
+                            "must be at least 90s (RFC 4028); set lab: true for test setups",
+                        );
+                    }
+                    if st.expires < st.min_se {
+                        self.err(
+                            format!("{key}.session_timer.expires"),
+                            "must not be below min_se",
+                        );
+                    }
+                }
                 let targets = self.names(format!("{key}.route"), route);
                 let rw = t.rewrite.clone().unwrap_or_default();
                 let to_user = self.rewrite(format!("{key}.rewrite.to_user"), rw.to_user.as_ref());
@@ -220,6 +238,8 @@ impl Compiler {
                     to_user: to_user?,
                     from_user: from_user?,
                     set_headers: set_headers?,
+                    max_duration: t.max_duration.map(|d| d.0),
+                    session_timer: t.session_timer.clone(),
                 })
             }
         }

@@ -44,6 +44,8 @@ pub struct Conditions {
     pub headers: Vec<(HeaderName, Regex)>,
 }
 
+// Compiled once per rule and never moved on a hot path: boxing the big variant buys nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Action {
     Route {
@@ -52,6 +54,8 @@ pub enum Action {
         to_user: UserRewrite,
         from_user: UserRewrite,
         set_headers: Vec<(String, Template)>,
+        max_duration: Option<std::time::Duration>,
+        session_timer: Option<crate::config::SessionTimerConfig>,
     },
     Reject {
         code: u16,
@@ -149,6 +153,10 @@ pub struct Route {
     pub from_user: String,
     /// Headers to set on leg B (name, value), after the allow-list.
     pub set_headers: Vec<(String, String)>,
+    /// The rule's maximum call length, if it sets one.
+    pub max_duration: Option<std::time::Duration>,
+    /// The rule's session timer settings (both legs), if it sets them.
+    pub session_timer: Option<crate::config::SessionTimerConfig>,
 }
 
 impl Policy {
@@ -189,6 +197,8 @@ impl Rule {
                 to_user,
                 from_user,
                 set_headers,
+                max_duration,
+                session_timer,
             } => {
                 let to_user = to_user.apply(facts.to_user);
                 let from_user = from_user.apply(facts.from_user);
@@ -202,6 +212,8 @@ impl Rule {
                     to_user,
                     from_user,
                     set_headers,
+                    max_duration: *max_duration,
+                    session_timer: session_timer.clone(),
                 })
             }
         }

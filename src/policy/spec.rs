@@ -59,6 +59,12 @@ pub struct ThenSpec {
     pub route: Option<OneOrMany>,
     #[serde(default)]
     pub reject: Option<RejectSpec>,
+    /// Maximum call length for calls this rule routes (overrides peers and the global).
+    #[serde(default)]
+    pub max_duration: Option<crate::config::Duration>,
+    /// Session timer settings for both legs of calls this rule routes.
+    #[serde(default)]
+    pub session_timer: Option<crate::config::SessionTimerConfig>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -12,6 +12,33 @@ const DISABLED: Endpoint = Endpoint {
     disabled: true,
 };
 
+/// On hold: some enabled stream does not flow both ways (`sendonly`, `recvonly`,
+/// `inactive`, at media or session level) or has no usable address (RFC 2543 hold with
+/// c=0.0.0.0).
+pub(super) fn on_hold(sdp: &Sdp) -> bool {
+    let direction = |lines: &[super::Line]| {
+        lines
+            .iter()
+            .filter_map(fields::attribute)
+            .find_map(|(n, _)| {
+                ["sendonly", "recvonly", "inactive", "sendrecv"]
+                    .iter()
+                    .find(|d| d.eq_ignore_ascii_case(n))
+                    .copied()
+            })
+    };
+    let session = direction(&sdp.session);
+    sdp.media.iter().zip(endpoints(sdp)).any(|(m, e)| {
+        if e.disabled {
+            return false;
+        }
+        let held = direction(&m.lines)
+            .or(session)
+            .is_some_and(|d| d != "sendrecv");
+        held || e.rtp.is_none()
+    })
+}
+
 pub(super) fn endpoints(sdp: &Sdp) -> Vec<Endpoint> {
     let session = fields::first(&sdp.session, b'c').map(|l| fields::connection(&l.value));
     sdp.media.iter().map(|m| endpoint(m, session)).collect()
@@ -63,6 +90,21 @@ fn endpoint(section: &MediaSection, session: Option<Connection>) -> Endpoint {
 mod tests {
     use super::super::samples::*;
     use super::*;
+
+    #[test]
+    fn hold_detection() {
+        let held = |t: &str| on_hold(&Sdp::parse(t.as_bytes()).unwrap());
+        assert!(held(HOLD));
+        assert!(!held(SIPP_DEFAULT));
+        assert!(!held(PORT_ZERO), "a disabled stream is not hold");
+        assert!(held(&(SIPP_DEFAULT.to_owned() + "a=inactive\r\n")));
+        assert!(held(&(SIPP_DEFAULT.to_owned() + "a=recvonly\r\n")));
+        assert!(!held(&(SIPP_DEFAULT.to_owned() + "a=sendrecv\r\n")));
+        let session_level = SIPP_DEFAULT.replace("t=0 0\r\n", "t=0 0\r\na=sendonly\r\n");
+        assert!(held(&session_level));
+        let c0 = SIPP_DEFAULT.replace("c=IN IP4 192.168.50.7", "c=IN IP4 0.0.0.0");
+        assert!(held(&c0));
+    }
 
     fn eps(text: &str) -> Vec<Endpoint> {
         Sdp::parse(text.as_bytes()).unwrap().endpoints()

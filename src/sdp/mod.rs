@@ -6,6 +6,7 @@
 //! `anchor` rewrites an SDP so that every stream points at veil.
 
 mod anchor;
+mod codecs;
 mod endpoint;
 mod fields;
 mod parse;
@@ -18,6 +19,8 @@ mod samples;
 use std::net::{IpAddr, SocketAddr};
 
 use bytes::Bytes;
+
+pub use codecs::CodecOutcome;
 
 /// One `x=value` line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,6 +94,18 @@ impl Sdp {
     /// address-bearing attributes of the far side removed.
     pub fn anchor(&mut self, addr: IpAddr, ports: &[u16], origin: &Origin) {
         anchor::anchor(self, addr, ports, origin)
+    }
+
+    /// Whether this SDP puts the session on hold (some stream not sendrecv, or c=0.0.0.0).
+    pub fn on_hold(&self) -> bool {
+        endpoint::on_hold(self)
+    }
+
+    /// Apply a peer's `codecs:` allow-list: other payload types go with their
+    /// rtpmap/fmtp/rtcp-fb lines; with `reorder` the kept ones follow the list's order.
+    /// Streams left without a codec get port 0.
+    pub fn filter_codecs(&mut self, allow: &[String], reorder: bool) -> CodecOutcome {
+        codecs::filter(self, allow, reorder)
     }
 }
 

@@ -143,7 +143,16 @@ pub async fn serve(loaded: LoadedConfig) -> Result<(), String> {
     }
 
     let (media_tx, mut media_rx) = mpsc::unbounded_channel();
-    let relay = Relay::start(cfg.media.address, media_tx, metrics.clone());
+    let idle_after = Some(cfg.media.rtp_timeout.0).filter(|d| !d.is_zero());
+    let relay = Relay::start_with(
+        cfg.media.address,
+        media_tx,
+        metrics.clone(),
+        crate::media::relay::RelayOptions {
+            idle_after,
+            tos: cfg.media.tos,
+        },
+    );
     {
         let ev_tx = ev_tx.clone();
         tokio::spawn(async move {

@@ -29,6 +29,10 @@ enum State {
 }
 
 impl ClientTx {
+    pub(crate) fn flow(&self) -> Flow {
+        self.flow
+    }
+
     /// Still waiting for a final response (what a graceful shutdown waits for).
     pub(crate) fn awaiting_final(&self) -> bool {
         matches!(

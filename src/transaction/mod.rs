@@ -286,6 +286,11 @@ impl TransactionLayer {
         self.clients.get(&id.0).map(|tx| &tx.request)
     }
 
+    /// Where a client transaction's request went (an ACK for its 2xx goes there too).
+    pub fn client_flow(&self, id: ClientTxId) -> Option<Flow> {
+        self.clients.get(&id.0).map(|tx| tx.flow())
+    }
+
     /// Earliest instant at which `handle_timeout` must be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.out.timers.peek().map(|e| e.at)

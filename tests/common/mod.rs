@@ -69,9 +69,9 @@ impl Lab {
         lab
     }
 
-    /// Like [`Lab::start`], with the rendered config passed through `edit` first (extra
-    /// sections, wider port ranges).
-    pub fn start_with(slot: u16, setup: &Setup, edit: impl FnOnce(String) -> String) -> Lab {
+    /// `start` with the rendered config passed through `edit` first (a test's own keys).
+    #[allow(dead_code)]
+    pub fn start_edited(slot: u16, setup: &Setup, edit: impl Fn(String) -> String) -> Lab {
         let mut lab = Lab::new(slot);
         let config = lab.write_config(setup);
         let text = std::fs::read_to_string(&config).expect("read config");

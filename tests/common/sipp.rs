@@ -88,7 +88,7 @@ impl SippCmd {
         self
     }
 
-    /// Number of calls (`-m`, default 1).
+    /// Number of calls (`-m`), default 1.
     pub fn calls(mut self, n: u32) -> Self {
         self.calls = n;
         self

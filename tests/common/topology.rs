@@ -138,6 +138,12 @@ impl Rule {
 pub struct Setup {
     pub peers: Vec<Side>,
     pub rules: Vec<Rule>,
+    /// The `calls:` section as a YAML flow mapping (e.g. short lab session timers).
+    pub calls: Option<String>,
+    /// Extra keys for one peer, each a `key: value` line (e.g. `session_timer: {enabled: false}`).
+    pub peer_extra: Vec<(Side, String)>,
+    /// Media ports instead of the slot's 100 (load tests need more than 25 calls' worth).
+    pub media_ports: Option<(u16, u16)>,
 }
 
 /// Request-URI users the PBX may dial out (E.164 without or with +).
@@ -154,6 +160,9 @@ impl Setup {
                 Rule::route("carrier-to-pbx", "carrier", None, &["pbx"]),
                 Rule::reject("default-deny", 403),
             ],
+            calls: None,
+            peer_extra: Vec::new(),
+            media_ports: None,
         }
     }
 
@@ -170,6 +179,9 @@ impl Setup {
                 ),
                 Rule::reject("default-deny", 403),
             ],
+            calls: None,
+            peer_extra: Vec::new(),
+            media_ports: None,
         }
     }
 
@@ -181,9 +193,22 @@ impl Setup {
         s
     }
 
+    pub fn with_calls(mut self, calls: &str) -> Setup {
+        self.calls = Some(calls.to_string());
+        self
+    }
+
+    pub fn with_peer(mut self, side: Side, extra: &str) -> Setup {
+        self.peer_extra.push((side, extra.to_string()));
+        self
+    }
+
     pub fn render_config(&self, ports: &Ports) -> String {
         let sip = ports.veil_sip();
-        let media = ports.media_range();
+        let media = match self.media_ports {
+            Some((a, b)) => a..=b,
+            None => ports.media_range(),
+        };
         let mut y = String::new();
         let _ = writeln!(y, "instance: itest-{}", ports.slot);
         let _ = writeln!(y, "sip:\n  listen:");
@@ -207,6 +232,12 @@ impl Setup {
             let _ = writeln!(y, "    address: {}", ports.sip_addr(*side));
             let _ = writeln!(y, "    transport: udp\n    listen: udp\n    trusted: true");
             let _ = writeln!(y, "    sources: [{}/32]", side.ip());
+            for (_, extra) in self.peer_extra.iter().filter(|(s, _)| s == side) {
+                let _ = writeln!(y, "    {extra}");
+            }
+        }
+        if let Some(calls) = &self.calls {
+            let _ = writeln!(y, "calls: {calls}");
         }
         let _ = writeln!(y, "policy: policy.yaml");
         let _ = writeln!(y, "cdr:\n  sqlite: cdr.sqlite");
