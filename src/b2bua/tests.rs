@@ -781,3 +781,6 @@ fn info_and_update_cross_both_ways_with_per_leg_cseq() {
     assert_eq!(r.cseq().unwrap().seq, 5);
 }
 mod edge;
+
+#[path = "security_tests.rs"]
+mod security;
