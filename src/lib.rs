@@ -10,6 +10,7 @@ pub mod media;
 pub mod observe;
 pub mod policy;
 pub mod sdp;
+pub mod security;
 pub mod shell;
 pub mod sip;
 pub mod transaction;

@@ -1,10 +1,9 @@
 //! What is answered before a transaction or call exists: malformed requests (400),
 //! Max-Forwards exhausted (483), loops through veil (482), URI schemes veil cannot route
-//! (416), extensions it does not support (420), bodies it cannot read (415).
+//! (416), extensions it does not support (420), bodies it cannot read (415), callers that
+//! accept no SDP (406), SIP versions other than 2.0 (505, from the raw bytes).
 
-use crate::sip::{
-    HeaderName, Headers, Method, Request, Response, SipHeaders, Uri, parse, reason_phrase,
-};
+use crate::sip::{HeaderName, Method, Request, Response, SipHeaders, Uri, parse, reason_phrase};
 use crate::transaction::Flow;
 
 use super::engine::Engine;
@@ -59,7 +58,9 @@ impl Engine {
             .ok()
             .and_then(|t| t.tag().map(str::to_string))
             .is_some();
-        if !to_tagged && req.method == Method::Invite {
+        // RFC 3261 §8.2.2.3: every request but ACK and CANCEL outside a dialog (inside
+        // one, the far end decides and answers across).
+        if !to_tagged && req.method != Method::Cancel {
             let unsupported: Vec<&str> = req
                 .headers
                 .values(&HeaderName::Require)
@@ -73,14 +74,31 @@ impl Engine {
                     .push(HeaderName::Unsupported, unsupported.join(", "));
                 return Some(r);
             }
+        }
+        if !to_tagged && req.method == Method::Invite {
             if !req.body.is_empty() && !is_sdp(req.content_type()) {
                 let mut r = response(req, 415);
+                r.headers.push(HeaderName::Accept, "application/sdp");
+                return Some(r);
+            }
+            // The answer carries SDP: a caller that accepts no SDP cannot take it (§21.4.7).
+            let accept = req.headers.values(&HeaderName::Accept);
+            if !accept.is_empty() && !accept.iter().any(|a| accepts_sdp(a)) {
+                let mut r = response(req, 406);
                 r.headers.push(HeaderName::Accept, "application/sdp");
                 return Some(r);
             }
         }
         None
     }
+}
+
+/// Whether one Accept media range (`type/subtype;params`) admits application/sdp.
+fn accepts_sdp(range: &str) -> bool {
+    let m = range.split(';').next().unwrap_or_default().trim();
+    ["application/sdp", "application/*", "*/*"]
+        .iter()
+        .any(|t| m.eq_ignore_ascii_case(t))
 }
 
 pub(super) fn is_sdp(content_type: Option<&str>) -> bool {
@@ -95,57 +113,5 @@ pub(super) fn is_sdp(content_type: Option<&str>) -> bool {
 /// lines can be read leniently, so that the sender learns why (RFC 4475 §3.1.2). `None`
 /// when the bytes are not recognisably a request, or lack what a response needs.
 pub(super) fn bad_request_from_raw(data: &[u8], why: &str) -> Option<Response> {
-    let text = std::str::from_utf8(data.get(..data.len().min(8192))?)
-        .ok()
-        .or_else(|| {
-            // Cut at the first invalid byte: the headers we need come early.
-            let valid = match std::str::from_utf8(data) {
-                Ok(_) => data.len(),
-                Err(e) => e.valid_up_to(),
-            };
-            std::str::from_utf8(&data[..valid]).ok()
-        })?;
-    let mut lines = text.split('\n').map(|l| l.trim_end_matches('\r'));
-    let first = lines.next()?;
-    if first.starts_with("SIP/") || !first.contains("SIP/2.0") {
-        return None;
-    }
-    let mut headers = Headers::new();
-    for line in lines {
-        if line.is_empty() {
-            break;
-        }
-        let Some((name, value)) = line.split_once(':') else {
-            continue;
-        };
-        let name = HeaderName::parse(name.trim());
-        if matches!(
-            name,
-            HeaderName::Via
-                | HeaderName::From
-                | HeaderName::To
-                | HeaderName::CallId
-                | HeaderName::CSeq
-        ) {
-            headers.push(name, value.trim());
-        }
-    }
-    for required in [
-        HeaderName::Via,
-        HeaderName::CallId,
-        HeaderName::CSeq,
-        HeaderName::From,
-        HeaderName::To,
-    ] {
-        if !headers.contains(&required) {
-            return None;
-        }
-    }
-    let reason: String = why.chars().filter(|c| !c.is_control()).take(80).collect();
-    Some(Response {
-        code: 400,
-        reason: format!("Bad Request ({reason})"),
-        headers,
-        body: Default::default(),
-    })
+    crate::security::raw::response_from_raw(data, 400, &format!("Bad Request ({why})"))
 }

@@ -29,9 +29,23 @@ impl Engine {
         Some((key, Side::A))
     }
 
+    /// Whether `flow` comes from the peer of the call's leg `side`: knowing a dialog's
+    /// identifiers is not enough to act in it (no path from another source to a peer).
+    pub(super) fn sent_by_leg_peer(&self, key: u64, side: Side, flow: &Flow) -> bool {
+        self.calls
+            .get(&key)
+            .is_some_and(|c| c.peers.identify(flow.remote.ip()) == Some(c.leg(side).peer))
+    }
+
     pub(super) fn on_in_dialog(&mut self, stx: ServerTxId, req: Request, flow: Flow, now: Instant) {
-        let Some((key, side)) = self.find_dialog(&req) else {
+        let Some((key, side)) = self
+            .find_dialog(&req)
+            .filter(|&(key, side)| self.sent_by_leg_peer(key, side, &flow))
+        else {
             let known = self.peers.identify(flow.remote.ip()).is_some();
+            if !known {
+                self.strike(flow.remote.ip(), now);
+            }
             self.reply(stx, response(&req, if known { 481 } else { 403 }), now);
             return;
         };
@@ -297,8 +311,11 @@ impl Engine {
 
     /// An ACK for a 2xx: stop the 2xx retransmissions; pass a held-back ACK (with the SDP
     /// answer it brings) to the other leg.
-    pub(super) fn on_ack(&mut self, req: Request, _flow: Flow, now: Instant) {
-        let Some((key, side)) = self.find_dialog(&req) else {
+    pub(super) fn on_ack(&mut self, req: Request, flow: Flow, now: Instant) {
+        let Some((key, side)) = self
+            .find_dialog(&req)
+            .filter(|&(key, side)| self.sent_by_leg_peer(key, side, &flow))
+        else {
             return;
         };
         let Ok(cseq) = req.cseq() else { return };

@@ -23,6 +23,7 @@ use super::ids::IdGen;
 use super::peers::Peers;
 use super::teardown::Closing;
 use super::{Input, Output};
+use crate::security::{BanReason, DropReason};
 
 /// Engine timers. Each carries enough to be recognised as stale after the call moved on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -87,6 +88,10 @@ pub struct Engine {
     /// Keep-alive timers carry this as their key: a reload bumps it, so the chains armed
     /// for the old peer table (by index) stop and new ones start.
     pub(super) keepalive_epoch: u64,
+    /// Rate limits, bans and scanner recognition (checked before parsing).
+    pub(super) guard: crate::security::Guard,
+    /// Calls in memory by source peer name (`limits.max_calls`).
+    pub(super) calls_by_peer: HashMap<String, u32>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -117,7 +122,10 @@ impl Engine {
         for p in &peers.peers {
             metrics.set_peer_up(&p.name, p.addr.is_some());
         }
+        let guard = crate::security::Guard::new(&cfg.security, exempt_sources(&cfg, &peers), now);
         let mut engine = Engine {
+            guard,
+            calls_by_peer: HashMap::new(),
             media_ip: cfg.media.advertise.unwrap_or(cfg.media.address),
             media_ip6: cfg.media.advertise6.or(cfg.media.address6),
             ports: PortPool::new(cfg.media.ports),
@@ -268,6 +276,7 @@ impl Engine {
             self.ports = pool;
         }
         self.media_ip = cfg.media.advertise.unwrap_or(cfg.media.address);
+        self.guard.set_exempt(exempt_sources(&cfg, &peers));
         self.cfg = cfg;
         self.policy = policy;
         self.peers = peers;
@@ -299,12 +308,30 @@ impl Engine {
     }
 
     fn on_sip(&mut self, data: &[u8], flow: Flow, now: Instant) {
+        let ip = flow.remote.ip();
+        if let Err(d) = self.guard.check(ip, data, now) {
+            self.dropped(ip, d.reason, d.banned, now);
+            return;
+        }
         match Message::parse(data) {
             Ok(Message::Request(mut req)) => {
                 self.metrics.sip_request_received(req.method.as_str());
+                if let Some(ua) = req.headers.get(&crate::sip::HeaderName::UserAgent)
+                    && self.guard.is_scanner(ua)
+                {
+                    let banned = self
+                        .guard
+                        .ban(ip, BanReason::Scanner, now)
+                        .then_some(BanReason::Scanner);
+                    self.dropped(ip, DropReason::Scanner, banned, now);
+                    return;
+                }
                 super::nat::stamp_via(&mut req, flow.remote);
                 self.latch_nat_source(&flow);
                 if let Some(resp) = self.admit(&req, &flow) {
+                    if resp.code == 400 {
+                        self.strike(ip, now);
+                    }
                     self.send_stateless(&flow, resp);
                     return;
                 }
@@ -321,12 +348,59 @@ impl Engine {
             }
             Err(e) => {
                 self.metrics.sip_invalid_messages.inc();
+                self.strike(ip, now);
                 tracing::debug!(remote = %flow.remote, error = %e, "unparsable SIP message");
-                if let Some(resp) = super::admission::bad_request_from_raw(data, &e.to_string()) {
+                let resp = if e == crate::sip::ParseError::BadVersion {
+                    crate::security::raw::response_from_raw(data, 505, "")
+                } else {
+                    super::admission::bad_request_from_raw(data, &e.to_string())
+                };
+                if let Some(resp) = resp {
                     self.send_stateless(&flow, resp);
                 }
             }
         }
+    }
+
+    /// An invalid or unauthorized request from `ip`: may ban the source.
+    pub(super) fn strike(&mut self, ip: IpAddr, now: Instant) {
+        if let Some(why) = self.guard.strike(ip, now) {
+            self.on_ban(ip, why);
+        }
+    }
+
+    fn dropped(&mut self, ip: IpAddr, reason: DropReason, banned: Option<BanReason>, now: Instant) {
+        let _ = now;
+        self.metrics
+            .sip_dropped
+            .with_label_values(&[reason.as_str()])
+            .inc();
+        if let Some(why) = banned {
+            self.on_ban(ip, why);
+        }
+    }
+
+    fn on_ban(&mut self, ip: IpAddr, why: BanReason) {
+        tracing::warn!(source = %ip, reason = why.as_str(),
+            ban_time = ?self.cfg.security.ban_time.0, "source banned");
+        self.metrics.bans.with_label_values(&[why.as_str()]).inc();
+        self.metrics
+            .banned_sources
+            .set(self.guard.banned_count() as i64);
+    }
+
+    /// Changes whenever the banned set changes; the shell then re-reads [`Engine::bans`].
+    pub fn ban_generation(&self) -> u64 {
+        self.guard.generation()
+    }
+
+    /// Sources banned at `now`, with the instant each ban ends (the shell drops their
+    /// datagrams before they are queued).
+    pub fn bans(&mut self, now: Instant) -> HashMap<IpAddr, Instant> {
+        self.metrics
+            .banned_sources
+            .set(self.guard.banned_count() as i64);
+        self.guard.banned(now).collect()
     }
 
     pub(super) fn send_stateless(&mut self, flow: &Flow, resp: Response) {
@@ -451,4 +525,24 @@ impl Engine {
         self.out
             .push_back(Output::Transmit(Transmit { flow, data }));
     }
+}
+
+/// Sources never limited or banned: `security.never_ban`, and the sources of the peers
+/// `security.exempt` names (a peer's address when it lists none).
+fn exempt_sources(cfg: &Config, peers: &Peers) -> Vec<ipnet::IpNet> {
+    use crate::config::Exempt;
+    let mut out: Vec<ipnet::IpNet> = cfg.security.never_ban.iter().map(|c| c.0).collect();
+    let exempt = |p: &&super::peers::Peer| match cfg.security.exempt {
+        Exempt::Peers => true,
+        Exempt::Trusted => p.cfg.trusted,
+        Exempt::None => false,
+    };
+    for p in peers.peers.iter().filter(exempt) {
+        if p.cfg.sources.is_empty() {
+            out.extend(p.addr.map(|a| ipnet::IpNet::from(a.ip())));
+        } else {
+            out.extend(p.cfg.sources.iter().map(|c| c.0));
+        }
+    }
+    out
 }

@@ -36,6 +36,7 @@ impl Engine {
         let source = self.peers.identify(flow.remote.ip());
         if source.is_none() {
             tracing::info!(remote = %flow.remote, method = %req.method, "request from unknown source refused");
+            self.strike(flow.remote.ip(), now);
             if self.cfg.sip.unknown_source == UnknownSource::Reject {
                 self.reply(stx, response(&req, 403), now);
             }
@@ -81,6 +82,19 @@ impl Engine {
         if self.draining {
             let mut r = response(&req, 503);
             r.headers.push(HeaderName::RetryAfter, "30");
+            self.reply(stx, r, now);
+            return;
+        }
+        if let Some((limit, retry)) = self.over_limit(src, now) {
+            tracing::info!(limit, source = %self.peers.peers[src].name, "new call refused by limit");
+            self.metrics.calls_limited.with_label_values(&[limit]).inc();
+            self.metrics
+                .calls_total
+                .with_label_values(&["rejected"])
+                .inc();
+            let mut r = response(&req, 503);
+            r.headers.push(HeaderName::RetryAfter, retry);
+            tag_response(&mut r, &mut self.ids);
             self.reply(stx, r, now);
             return;
         }
@@ -250,6 +264,10 @@ impl Engine {
         tracing::info!(call = %vref, a_call_id = %call.a.call_id, source = %self.peers.peers[src].name,
             rule = %call.route.rule, to_user = %call.route.to_user, "call setup");
         self.calls.insert(key, call);
+        *self
+            .calls_by_peer
+            .entry(self.peers.peers[src].name.clone())
+            .or_default() += 1;
         self.metrics.calls_active.inc();
 
         // The caller's SDP is anchored once; every attempt offers the same B-side ports.
@@ -266,6 +284,26 @@ impl Engine {
             return;
         }
         self.next_attempt(key, None, now);
+    }
+
+    /// Which limit a new call from peer `src` would exceed (`calls.max_calls`, the peer's
+    /// `limits.max_calls` and `limits.cps`), with the Retry-After to send.
+    fn over_limit(&mut self, src: usize, now: Instant) -> Option<(&'static str, &'static str)> {
+        let global = self.cfg.calls.max_calls as usize;
+        if global > 0 && self.calls.len() >= global {
+            return Some(("max_calls", "5"));
+        }
+        let peer = &self.peers.peers[src];
+        let limits = &peer.cfg.limits;
+        let active = self.calls_by_peer.get(&peer.name).copied().unwrap_or(0);
+        if limits.max_calls > 0 && active >= limits.max_calls {
+            return Some(("peer_max_calls", "5"));
+        }
+        let (name, cps) = (peer.name.clone(), limits.cps);
+        if !self.guard.peer_call_allowed(&name, cps, now) {
+            return Some(("peer_cps", "1"));
+        }
+        None
     }
 
     /// Originate leg B towards the next available target of the route, or give the caller
@@ -688,10 +726,12 @@ impl Engine {
         id: ServerTxId,
         invite: Option<ServerTxId>,
         req: Request,
-        _flow: Flow,
+        flow: Flow,
         now: Instant,
     ) {
-        let key = invite.and_then(|i| self.stx_calls.get(&i).copied());
+        let key = invite
+            .and_then(|i| self.stx_calls.get(&i).copied())
+            .filter(|&k| self.sent_by_leg_peer(k, Side::A, &flow));
         let Some(key) = key else {
             self.reply(id, response(&req, 481), now);
             return;

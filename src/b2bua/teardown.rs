@@ -118,6 +118,11 @@ impl Engine {
             return;
         };
         self.metrics.calls_active.dec();
+        if let Some(p) = call.peers.peers.get(call.a.peer)
+            && let Some(n) = self.calls_by_peer.get_mut(&p.name)
+        {
+            *n = n.saturating_sub(1);
+        }
         if call.answered.is_some() {
             self.metrics
                 .calls_ended

@@ -782,5 +782,8 @@ fn info_and_update_cross_both_ways_with_per_leg_cseq() {
 }
 mod edge;
 
+#[path = "security_tests.rs"]
+mod security;
+
 /// Reload and graceful drain (issue 6).
 mod ops;

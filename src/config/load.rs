@@ -77,6 +77,8 @@ struct PartialConfig {
     metrics: Option<MetricsConfig>,
     #[serde(default)]
     log: Option<LogConfig>,
+    #[serde(default)]
+    security: Option<SecurityConfig>,
 }
 
 const LOG_LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error"];
@@ -84,7 +86,13 @@ const LOG_LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error"];
 /// Load and validate `path` and the files it references. Returns every error found.
 pub fn load(path: &Path) -> Result<LoadedConfig, Vec<ConfigError>> {
     let text = read(path, path, None, "")?;
-    let (mut config, index) = parse_collect::<Config, PartialConfig>(path, &text)?;
+    load_text(path, &text)
+}
+
+/// [`load`] of config YAML `text` as if read from `path` (the policy and other referenced
+/// files are still read from disk). For the fuzz target and tests.
+pub fn load_text(path: &Path, text: &str) -> Result<LoadedConfig, Vec<ConfigError>> {
+    let (mut config, index) = parse_collect::<Config, PartialConfig>(path, text)?;
     let base = base_dir(path);
     let mut v = Validator {
         file: path,
@@ -96,6 +104,7 @@ pub fn load(path: &Path) -> Result<LoadedConfig, Vec<ConfigError>> {
     v.sip(&mut config.sip, &base);
     v.media_and_calls(&config);
     v.peers(&mut config.peers, &config.sip.listen);
+    v.security(&config.security);
     config.cdr.sqlite = config.cdr.sqlite.as_deref().map(|p| resolve(&base, p));
     if !LOG_LEVELS.contains(&config.log.level.as_str()) {
         v.err(
@@ -395,6 +404,24 @@ impl Validator<'_> {
         }
         if sip.max_message_size < 1500 {
             self.err("sip.max_message_size", "must be at least 1500 bytes");
+        }
+    }
+
+    fn security(&mut self, s: &SecurityConfig) {
+        if s.scanner_user_agents.iter().any(|u| u.trim().is_empty()) {
+            self.err(
+                "security.scanner_user_agents",
+                "an empty entry would match every User-Agent",
+            );
+        }
+        if s.requests_per_second > 0 && s.requests_burst == 0 {
+            self.err("security.requests_burst", "must be above 0");
+        }
+        if s.invites_per_second > 0 && s.invites_burst == 0 {
+            self.err("security.invites_burst", "must be above 0");
+        }
+        if s.ban_window.0.is_zero() {
+            self.err("security.ban_window", "must be above 0");
         }
     }
 

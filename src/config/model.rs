@@ -28,6 +28,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub security: SecurityConfig,
 }
 
 fn default_instance() -> String {
@@ -420,6 +422,111 @@ impl Default for LogConfig {
         LogConfig {
             format: LogFormat::Json,
             level: d_level(),
+        }
+    }
+}
+
+/// Edge protection: scanner filtering, per-source rate limits and bans (README "Security").
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityConfig {
+    /// User-Agent substrings (case-insensitive) of known scanners: such requests are
+    /// dropped without an answer and their source is banned. `[]` disables the check.
+    #[serde(default = "d_scanners")]
+    pub scanner_user_agents: Vec<String>,
+    /// Datagrams/messages per second per source address (0 = unlimited).
+    #[serde(default = "d_rps")]
+    pub requests_per_second: u32,
+    /// How many requests a source may send at once above the steady rate.
+    #[serde(default = "d_rburst")]
+    pub requests_burst: u32,
+    /// INVITEs per second per source address (0 = unlimited).
+    #[serde(default = "d_ips")]
+    pub invites_per_second: u32,
+    #[serde(default = "d_iburst")]
+    pub invites_burst: u32,
+    /// Invalid or unauthorized requests (unparsable, 400, unknown source) within
+    /// `ban_window` after which the source is banned (0 = never for this reason).
+    #[serde(default = "d_ban_after")]
+    pub ban_after: u32,
+    #[serde(default = "d_ban_window")]
+    pub ban_window: Duration,
+    /// How long a banned source's datagrams are dropped unread.
+    #[serde(default = "d_ban_time")]
+    pub ban_time: Duration,
+    /// Sources never rate-limited or banned, on top of trusted peers' sources.
+    #[serde(default)]
+    pub never_ban: Vec<Cidr>,
+    /// Which configured peers' `sources` are exempt from rate limits and bans: `peers`
+    /// (all, the default: a spoofed UDP flood must not get a carrier banned; peers are
+    /// limited by `limits.cps`/`limits.max_calls` instead), `trusted` or `none`.
+    #[serde(default)]
+    pub exempt: Exempt,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Exempt {
+    #[default]
+    Peers,
+    Trusted,
+    None,
+}
+
+fn d_scanners() -> Vec<String> {
+    [
+        "friendly-scanner",
+        "sipvicious",
+        "sipcli",
+        "sip-scan",
+        "sipsak",
+        "sundayddr",
+        "iWar",
+        "VaxSIPUserAgent",
+        "SIVuS",
+        "smap",
+        "Gulp",
+        "PortSIP VoIP SDK",
+        "pplsip",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+fn d_rps() -> u32 {
+    100
+}
+fn d_rburst() -> u32 {
+    200
+}
+fn d_ips() -> u32 {
+    20
+}
+fn d_iburst() -> u32 {
+    40
+}
+fn d_ban_after() -> u32 {
+    10
+}
+fn d_ban_window() -> Duration {
+    Duration::from_secs(60)
+}
+fn d_ban_time() -> Duration {
+    Duration::from_secs(600)
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        SecurityConfig {
+            scanner_user_agents: d_scanners(),
+            requests_per_second: d_rps(),
+            requests_burst: d_rburst(),
+            invites_per_second: d_ips(),
+            invites_burst: d_iburst(),
+            ban_after: d_ban_after(),
+            ban_window: d_ban_window(),
+            ban_time: d_ban_time(),
+            never_ban: Vec::new(),
+            exempt: Exempt::Peers,
         }
     }
 }

@@ -1,8 +1,8 @@
 //! What a reload (SIGHUP) may change in a running veil. Sockets, the CDR file, the
-//! metrics endpoint, logging and transaction timers are set up once at start: a new value
-//! for them is reported and the running value kept, so the rest of the reload still
-//! applies. Everything else (peers, policy, media ports and addresses, call limits and
-//! timers) takes effect for the next call.
+//! metrics endpoint, logging, transaction timers and the security guard's settings are
+//! set up once at start: a new value for them is reported and the running value kept, so
+//! the rest of the reload still applies. Everything else (peers, policy, media ports and
+//! addresses, call limits and timers) takes effect for the next call.
 
 use super::load::LoadedConfig;
 use super::model::Config;
@@ -38,6 +38,9 @@ pub fn merge(running: &Config, mut new: LoadedConfig) -> Result<Reload, Vec<Stri
     keep!("cdr", cdr);
     keep!("metrics", metrics);
     keep!("log", log);
+    // Rate-limit buckets and bans live in the running guard; its exempt list follows the
+    // new peers (see `Engine::reconfigure`).
+    keep!("security", security);
     let mut errors = Vec::new();
     for (i, p) in c.peers.iter().enumerate() {
         if let Some(l) = &p.listen

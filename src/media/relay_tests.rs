@@ -5,7 +5,6 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
@@ -17,24 +16,8 @@ use crate::observe::Metrics;
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 const WAIT: Duration = Duration::from_secs(5);
 
-/// `Metrics` has no constructor in this module's scope; its fields are public.
 fn test_metrics() -> Metrics {
-    let vec =
-        |name: &str, label: &str| IntCounterVec::new(Opts::new(name, "test"), &[label]).unwrap();
-    Metrics {
-        calls_active: IntGauge::new("calls_active", "test").unwrap(),
-        calls_total: vec("calls_total", "outcome"),
-        calls_ended: vec("calls_ended", "reason"),
-        sip_requests_received: vec("sip_requests_received", "method"),
-        sip_responses_sent: vec("sip_responses_sent", "code"),
-        sip_invalid_messages: IntCounter::new("sip_invalid_messages", "test").unwrap(),
-        media_streams_active: IntGauge::new("media_streams_active", "test").unwrap(),
-        media_packets_relayed: IntCounter::new("media_packets_relayed", "test").unwrap(),
-        media_srtp_errors: IntCounter::new("media_srtp_errors", "test").unwrap(),
-        peer_up: IntGaugeVec::new(Opts::new("peer_up", "test"), &["peer"]).unwrap(),
-        media_quality: crate::observe::metrics::MediaQualityMetrics::unregistered().unwrap(),
-        registry: Registry::new(),
-    }
+    Metrics::new("test").unwrap()
 }
 
 struct Harness {

@@ -85,6 +85,13 @@ pub struct Metrics {
     /// SRTP/SRTCP packets dropped: failed authentication, replays, short or unencrypted.
     pub media_srtp_errors: prometheus::IntCounter,
     pub peer_up: prometheus::IntGaugeVec,
+    /// Messages dropped unread, by reason: banned, rate_limited, scanner, overload.
+    pub sip_dropped: prometheus::IntCounterVec,
+    /// Sources banned, by reason: request_rate, invite_rate, invalid, scanner.
+    pub bans: prometheus::IntCounterVec,
+    pub banned_sources: prometheus::IntGauge,
+    /// New calls refused by limits, by limit: max_calls, peer_max_calls, peer_cps.
+    pub calls_limited: prometheus::IntCounterVec,
     /// Loss, jitter and MOS of closed streams.
     pub media_quality: MediaQualityMetrics,
     pub registry: prometheus::Registry,
@@ -214,6 +221,43 @@ impl Metrics {
         registry.register(Box::new(media_packets_relayed.clone()))?;
         registry.register(Box::new(media_srtp_errors.clone()))?;
         registry.register(Box::new(peer_up.clone()))?;
+        let sip_dropped = IntCounterVec::new(
+            Opts::new(
+                "veil_sip_dropped_total",
+                "SIP messages dropped before parsing, by reason (banned source, rate limit, \
+                 scanner User-Agent, overload shedding of new INVITEs).",
+            ),
+            &["reason"],
+        )?;
+        let bans = IntCounterVec::new(
+            Opts::new(
+                "veil_bans_total",
+                "Sources banned, by the reason of the ban.",
+            ),
+            &["reason"],
+        )?;
+        let banned_sources =
+            IntGauge::new("veil_banned_sources", "Source addresses banned right now.")?;
+        let calls_limited = IntCounterVec::new(
+            Opts::new(
+                "veil_calls_limited_total",
+                "New calls refused with 503 by a limit: max_calls, peer_max_calls, peer_cps.",
+            ),
+            &["limit"],
+        )?;
+        registry.register(Box::new(sip_dropped.clone()))?;
+        registry.register(Box::new(bans.clone()))?;
+        registry.register(Box::new(banned_sources.clone()))?;
+        registry.register(Box::new(calls_limited.clone()))?;
+        for r in crate::security::DropReason::ALL {
+            sip_dropped.get_metric_with_label_values(&[r.as_str()])?;
+        }
+        for r in crate::security::BanReason::ALL {
+            bans.get_metric_with_label_values(&[r.as_str()])?;
+        }
+        for l in ["max_calls", "peer_max_calls", "peer_cps"] {
+            calls_limited.get_metric_with_label_values(&[l])?;
+        }
         let media_quality = MediaQualityMetrics::unregistered()?;
         media_quality.register(&registry)?;
 
@@ -241,6 +285,10 @@ impl Metrics {
             media_packets_relayed,
             media_srtp_errors,
             peer_up,
+            sip_dropped,
+            bans,
+            banned_sources,
+            calls_limited,
             media_quality,
             registry,
         })

@@ -1,20 +1,59 @@
 //! Socket tasks: UDP receive loops, TCP accept/connect and per-connection framing.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::ShellEvent;
 use crate::config::Transport;
+use crate::observe::Metrics;
+use crate::security::{DropReason, raw};
 use crate::sip::framing::{Frame, StreamFramer};
 use crate::transaction::Flow;
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
+
+/// The engine's queue is "saturated" when fewer than this share of its slots are free:
+/// from then on new INVITEs are answered 503 in the socket task and never queued, so that
+/// what is queued is in-dialog traffic (BYE, ACK, re-INVITE) of calls already up.
+const SHED_FREE_SLOTS_DIVISOR: usize = 4;
+
+/// What the socket tasks need to drop traffic before it reaches the engine: the banned
+/// sources (mirrored from the engine), the metrics, and the queue's size.
+#[derive(Clone)]
+pub(super) struct Gate {
+    pub bans: watch::Receiver<Arc<HashMap<IpAddr, Instant>>>,
+    pub metrics: Metrics,
+    pub queue: usize,
+}
+
+impl Gate {
+    fn banned(&self, ip: IpAddr) -> bool {
+        self.bans
+            .borrow()
+            .get(&ip)
+            .is_some_and(|until| Instant::now() < *until)
+    }
+
+    fn drop(&self, reason: DropReason) {
+        self.metrics
+            .sip_dropped
+            .with_label_values(&[reason.as_str()])
+            .inc();
+    }
+
+    /// Under pressure: the queue has fewer free slots than a quarter of its size.
+    fn saturated(&self, events: &mpsc::Sender<ShellEvent>) -> bool {
+        events.capacity() < self.queue / SHED_FREE_SLOTS_DIVISOR
+    }
+}
 
 /// Receive datagrams forever; a full engine queue drops the datagram (UDP semantics, and
 /// the sender retransmits) rather than letting the socket buffer grow stale.
@@ -23,6 +62,7 @@ pub(super) async fn udp_loop(
     listener: usize,
     events: mpsc::Sender<ShellEvent>,
     max: usize,
+    gate: Gate,
 ) {
     let mut buf = vec![0u8; 65535];
     loop {
@@ -32,6 +72,19 @@ pub(super) async fn udp_loop(
                     tracing::debug!(%remote, n, "oversized datagram dropped");
                     continue;
                 }
+                let data = &buf[..n];
+                if gate.banned(remote.ip()) {
+                    gate.drop(DropReason::Banned);
+                    continue;
+                }
+                if gate.saturated(&events) && raw::is_new_invite(data) {
+                    gate.drop(DropReason::Overload);
+                    if let Some(r) = raw::overload_503(data) {
+                        gate.metrics.sip_response_sent(503);
+                        let _ = sock.try_send_to(&r, remote);
+                    }
+                    continue;
+                }
                 let flow = Flow {
                     listener,
                     transport: Transport::Udp,
@@ -39,11 +92,12 @@ pub(super) async fn udp_loop(
                     conn: None,
                 };
                 let ev = ShellEvent::Sip {
-                    data: Bytes::copy_from_slice(&buf[..n]),
+                    data: Bytes::copy_from_slice(data),
                     flow,
                 };
                 if events.try_send(ev).is_err() {
-                    tracing::warn!(%remote, "signalling queue full; datagram dropped");
+                    gate.drop(DropReason::Overload);
+                    tracing::debug!(%remote, "signalling queue full; datagram dropped");
                 }
             }
             Err(e) => {
@@ -59,10 +113,15 @@ pub(super) async fn tcp_accept_loop(
     listener: usize,
     events: mpsc::Sender<ShellEvent>,
     max: usize,
+    gate: Gate,
 ) {
     loop {
         match l.accept().await {
             Ok((stream, remote)) => {
+                if gate.banned(remote.ip()) {
+                    gate.drop(DropReason::Banned);
+                    continue;
+                }
                 let _ = stream.set_nodelay(true);
                 tokio::spawn(connection(stream, listener, remote, events.clone(), max));
             }

@@ -114,6 +114,12 @@ pub async fn serve(loaded: LoadedConfig) -> Result<(), String> {
     let (ev_tx, mut ev_rx) = mpsc::channel::<ShellEvent>(QUEUE);
     let max = cfg.sip.max_message_size;
 
+    let (bans_tx, bans_rx) = watch::channel(Arc::new(HashMap::new()));
+    let gate = net::Gate {
+        bans: bans_rx,
+        metrics: metrics.clone(),
+        queue: QUEUE,
+    };
     let mut udp: HashMap<usize, Arc<UdpSocket>> = HashMap::new();
     let mut local: HashMap<usize, SocketAddr> = HashMap::new();
     for (i, l) in cfg.sip.listen.iter().enumerate() {
@@ -125,13 +131,13 @@ pub async fn serve(loaded: LoadedConfig) -> Result<(), String> {
                     .map_err(|e| format!("listen {} udp {}: {e}", l.name, l.address))?;
                 let s = Arc::new(s);
                 udp.insert(i, s.clone());
-                tokio::spawn(net::udp_loop(s, i, ev_tx.clone(), max));
+                tokio::spawn(net::udp_loop(s, i, ev_tx.clone(), max, gate.clone()));
             }
             Transport::Tcp => {
                 let s = TcpListener::bind(l.address)
                     .await
                     .map_err(|e| format!("listen {} tcp {}: {e}", l.name, l.address))?;
-                tokio::spawn(net::tcp_accept_loop(s, i, ev_tx.clone(), max));
+                tokio::spawn(net::tcp_accept_loop(s, i, ev_tx.clone(), max, gate.clone()));
             }
             Transport::Tls => {
                 return Err(format!(
@@ -208,6 +214,7 @@ pub async fn serve(loaded: LoadedConfig) -> Result<(), String> {
     let mut sigterm = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
     let mut sighup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
+    let mut bans_seen = engine.ban_generation();
     loop {
         let deadline = engine.poll_timeout();
         let sleep = async {
@@ -269,6 +276,10 @@ pub async fn serve(loaded: LoadedConfig) -> Result<(), String> {
                 Output::Media(cmd) => relay.command(cmd),
                 Output::Cdr(ev) => cdr.send(ev),
             }
+        }
+        if engine.ban_generation() != bans_seen {
+            bans_seen = engine.ban_generation();
+            let _ = bans_tx.send(Arc::new(engine.bans(Instant::now())));
         }
         if stop_by.is_some() && engine.idle() {
             break;

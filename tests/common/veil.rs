@@ -79,6 +79,11 @@ impl Veil {
         veil
     }
 
+    /// veil's process id (for reading its memory from /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn sip_addr(&self) -> SocketAddr {
         self.sip
     }
