@@ -195,8 +195,9 @@ pub(super) fn invite_from_pbx(call_id: &str, user: &str) -> String {
     )
 }
 
-/// A response from the callee to a request veil sent, with its own tag, Contact and SDP.
-pub(super) fn answer(req: &Request, code: u16, sdp: bool) -> String {
+/// Status line and dialog headers of the callee's response to `req`: Via and From echoed,
+/// the callee's tag added to To, Call-ID and CSeq echoed, the callee's Contact.
+pub(super) fn response_head(req: &Request, code: u16) -> String {
     let mut out = format!("SIP/2.0 {code} Whatever\r\n");
     for name in [HeaderName::Via, HeaderName::From] {
         for v in req.headers.get_all(&name) {
@@ -210,11 +211,17 @@ pub(super) fn answer(req: &Request, code: u16, sdp: bool) -> String {
         out.push_str(&format!("To: {to};tag=carriertag\r\n"));
     }
     out.push_str(&format!(
-        "Call-ID: {}\r\nCSeq: {}\r\n",
+        "Call-ID: {}\r\nCSeq: {}\r\nContact: <sip:bob@127.0.0.3:5060>\r\n",
         req.call_id().unwrap(),
         req.headers.get(&HeaderName::CSeq).unwrap()
     ));
-    out.push_str("Contact: <sip:bob@127.0.0.3:5060>\r\nRecord-Route: <sip:127.0.0.3;lr>\r\nServer: Carrier-Switch 9\r\n");
+    out
+}
+
+/// A response from the callee to a request veil sent, with its own tag, Contact and SDP.
+pub(super) fn answer(req: &Request, code: u16, sdp: bool) -> String {
+    let mut out = response_head(req, code);
+    out.push_str("Record-Route: <sip:127.0.0.3;lr>\r\nServer: Carrier-Switch 9\r\n");
     if sdp {
         let body = offer_sdp("127.0.0.3", 7000, "carriersecret");
         out.push_str(&format!(

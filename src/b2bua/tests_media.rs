@@ -9,7 +9,7 @@ use super::{Engine, Input, Output};
 use crate::config::Transport;
 use crate::media::{MediaCommand, MediaEvent, StreamId};
 use crate::observe::{CdrEvent, Metrics};
-use crate::sip::{HeaderName, Message, Request, Response, SipHeaders};
+use crate::sip::{HeaderName, Message, Request, Response};
 use crate::transaction::Flow;
 
 const POLICY: &str = r#"
@@ -75,23 +75,7 @@ fn invite(call_id: &str, body: &str) -> String {
 }
 
 fn answer(req: &Request, code: u16, body: &str) -> String {
-    let mut out = format!("SIP/2.0 {code} X\r\n");
-    for name in [HeaderName::Via, HeaderName::From] {
-        for v in req.headers.get_all(&name) {
-            out.push_str(&format!("{}: {v}\r\n", name.as_str()));
-        }
-    }
-    let to = req.headers.get(&HeaderName::To).unwrap();
-    if to.contains("tag=") {
-        out.push_str(&format!("To: {to}\r\n"));
-    } else {
-        out.push_str(&format!("To: {to};tag=carriertag\r\n"));
-    }
-    out.push_str(&format!(
-        "Call-ID: {}\r\nCSeq: {}\r\nContact: <sip:bob@127.0.0.3:5060>\r\n",
-        req.call_id().unwrap(),
-        req.headers.get(&HeaderName::CSeq).unwrap()
-    ));
+    let out = super::tests::response_head(req, code);
     with_body(out, body)
 }
 
