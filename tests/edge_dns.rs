@@ -361,4 +361,23 @@ fn naptr_then_srv_then_a_and_an_unresolvable_peer_fails_over() {
     );
     lab.metrics()
         .assert_at_least("veil_dns_failures_total", &[("peer", "ghost")], 1.0);
+
+    // `veil route` shows what the names resolve to.
+    let out = Command::new(env!("CARGO_BIN_EXE_veil"))
+        .args(["route", "--config"])
+        .arg(lab.dir().join("veil.yaml"))
+        .args(["--from-peer", "pbx", "--to-user", common::CALLEE_NUMBER])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!(
+            "carrier: carrier.veil.test -> 127.0.0.3:{live} via udp (edge.veil.test, priority 10, weight 0)"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("ghost: ghost.veil.test does not resolve"),
+        "{text}"
+    );
 }

@@ -375,6 +375,66 @@ impl PeerDns {
     }
 }
 
+/// For `veil route`: the DNS resolution (RFC 3263) of those of `targets` whose address is
+/// a name, one line per address in priority order (weights shown: each call draws its
+/// own order within a priority). Empty when no target has a name.
+pub fn describe_dns(cfg: &Config, targets: &[String]) -> String {
+    use std::fmt::Write as _;
+    let named: Vec<(&PeerConfig, &str)> = targets
+        .iter()
+        .filter_map(|t| cfg.peers.iter().find(|p| &p.name == t))
+        .filter_map(|p| match &p.address.host {
+            Host::Name(n) => Some((p, n.as_str())),
+            _ => None,
+        })
+        .collect();
+    if named.is_empty() {
+        return String::new();
+    }
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return format!("  (DNS not resolved: {e})\n"),
+    };
+    let mut out = String::from("  DNS (RFC 3263), by priority:\n");
+    rt.block_on(async {
+        let r = match resolver(&cfg.dns) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = writeln!(out, "    ({e})");
+                return;
+            }
+        };
+        for (p, host) in named {
+            match resolve_name(&r, p, host).await {
+                Ok(res) => {
+                    let mut recs = res.records;
+                    recs.sort_by_key(|r| r.priority);
+                    for rec in recs {
+                        for t in &rec.targets {
+                            let _ = writeln!(
+                                out,
+                                "    {}: {host} -> {t} ({}, priority {}, weight {})",
+                                p.name, rec.host, rec.priority, rec.weight
+                            );
+                        }
+                    }
+                }
+                Err(e) => {
+                    let _ = writeln!(
+                        out,
+                        "    {}: {host} does not resolve ({e}): skipped like a dead target",
+                        p.name
+                    );
+                }
+            }
+        }
+    });
+    out
+}
+
 fn default_or(p: &PeerConfig) -> u16 {
     p.address.port.unwrap_or_else(|| default_port(p))
 }

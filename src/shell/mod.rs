@@ -7,6 +7,7 @@ mod net;
 mod notify;
 mod run;
 
+pub use dns::describe_dns;
 pub use run::{run, serve};
 
 use bytes::Bytes;
