@@ -241,6 +241,8 @@ impl Engine {
                 Vec::new()
             }
         };
+        let up = !records.is_empty() && !self.down.contains(peer);
+        self.metrics.set_peer_up(peer, up);
         let peers = Arc::new(self.peers.with_records(i, records));
         self.guard.set_exempt(exempt_sources(&self.cfg, &peers));
         self.peers = peers;

@@ -66,12 +66,21 @@ pub fn run(config: &Path) -> i32 {
 }
 
 /// Peer addresses for the engine's peer table on reload, without waiting for DNS: IP
-/// addresses as written; names keep their previous first address (the refresh tasks
-/// resolve them again at once and report to the engine).
+/// addresses as written; a name that was already configured for that peer keeps its
+/// previous first address (the refresh tasks resolve every name again at once and report
+/// to the engine).
 fn addresses_now(
+    running: &LoadedConfig,
     loaded: &LoadedConfig,
     engine_peers: &HashMap<String, SocketAddr>,
 ) -> Vec<Option<SocketAddr>> {
+    let same_name = |p: &crate::config::PeerConfig| {
+        running
+            .config
+            .peers
+            .iter()
+            .any(|o| o.name == p.name && o.address.to_string() == p.address.to_string())
+    };
     loaded
         .config
         .peers
@@ -88,7 +97,8 @@ fn addresses_now(
             match &p.address.host {
                 Host::V4(a) => Some(SocketAddr::new((*a).into(), port)),
                 Host::V6(a) => Some(SocketAddr::new((*a).into(), port)),
-                Host::Name(_) => engine_peers.get(&p.name).copied(),
+                Host::Name(_) if same_name(p) => engine_peers.get(&p.name).copied(),
+                Host::Name(_) => None,
             }
         })
         .collect()
@@ -349,7 +359,7 @@ async fn reload(
     for w in &merged.loaded.warnings {
         tracing::warn!(warning = %w, "config warning");
     }
-    let resolved = addresses_now(&merged.loaded, &engine.peer_addresses());
+    let resolved = addresses_now(running, &merged.loaded, &engine.peer_addresses());
     let cfg = Arc::new(merged.loaded.config.clone());
     engine.reconfigure(
         cfg.clone(),
