@@ -236,8 +236,16 @@ impl Engine {
                 records
             }
             Err(error) => {
-                tracing::warn!(peer, %error, "peer address does not resolve: failed over until it does");
                 self.metrics.dns_failures.with_label_values(&[peer]).inc();
+                // Serve stale (RFC 8767): a DNS outage must not take a carrier that was
+                // reachable a moment ago out of routing; its last targets stay in use
+                // until a resolution succeeds again.
+                let last = &self.peers.peers[i].records;
+                if !last.is_empty() {
+                    tracing::warn!(peer, %error, "peer name does not resolve now: keeping its last known targets");
+                    return;
+                }
+                tracing::warn!(peer, %error, "peer address does not resolve: failed over until it does");
                 Vec::new()
             }
         };

@@ -278,9 +278,8 @@ impl PeerDns {
                 self.known
                     .insert(name.to_string(), (address, records.clone()));
             }
-            Err(_) => {
-                self.known.remove(name);
-            }
+            // Kept: the engine goes on using the last known targets (serve stale).
+            Err(_) => {}
         }
     }
 

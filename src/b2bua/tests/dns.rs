@@ -147,6 +147,8 @@ fn weights_are_honoured_per_call_with_a_seeded_rng() {
 fn resolution_failure_fails_over_to_the_next_peer_and_is_counted() {
     let mut h = Harness::new();
     let now = h.now;
+    // The carrier's name has no targets (the harness peers start with addresses).
+    h.engine.set_peer_targets("carrier", Ok(Vec::new()), now);
     h.engine.set_peer_targets(
         "carrier",
         Err("SRV _sip._udp.carrier.test: timed out".into()),
@@ -173,10 +175,35 @@ fn resolution_failure_fails_over_to_the_next_peer_and_is_counted() {
 }
 
 #[test]
+fn a_failed_re_resolution_keeps_the_last_known_targets() {
+    let mut h = Harness::new();
+    let now = h.now;
+    h.engine
+        .set_peer_targets("carrier", Ok(vec![record(CARRIER_2, 0, 0)]), now);
+    h.engine.set_peer_targets(
+        "carrier",
+        Err("SRV _sip._udp.carrier.test: timed out".into()),
+        now,
+    );
+    assert_eq!(
+        h.engine
+            .metrics
+            .dns_failures
+            .with_label_values(&["carrier"])
+            .get(),
+        1
+    );
+    h.inject(PBX, &invite_from_pbx("a-call-1", "0123456"));
+    h.take_request(CARRIER_2, "INVITE");
+    assert_eq!(requests_to(&mut h, BACKUP), 0);
+}
+
+#[test]
 fn a_peer_with_no_target_at_all_and_nothing_else_gets_503() {
     let mut h = Harness::new();
     let now = h.now;
     for p in ["carrier", "backup"] {
+        h.engine.set_peer_targets(p, Ok(Vec::new()), now);
         h.engine.set_peer_targets(p, Err("NXDOMAIN".into()), now);
     }
     h.inject(PBX, &invite_from_pbx("a-call-1", "0123456"));
