@@ -119,6 +119,32 @@ impl Engine {
                 },
             }));
         }
+        // Source restrictions only when some peer of the call has them (leg B's peer can
+        // change between attempts, so both sides are restated with every SDP).
+        let sources = |side: Side| {
+            call.peers
+                .peers
+                .get(call.leg(side).peer)
+                .map(|p| p.cfg.media_sources.iter().map(|c| c.0).collect::<Vec<_>>())
+                .unwrap_or_default()
+        };
+        let allowed = [sources(Side::A), sources(Side::B)];
+        if call
+            .peers
+            .peers
+            .iter()
+            .any(|p| !p.cfg.media_sources.is_empty())
+        {
+            for s in &call.streams {
+                for (side, allowed) in [(Side::A, &allowed[0]), (Side::B, &allowed[1])] {
+                    self.out.push_back(Output::Media(MediaCommand::SetSources {
+                        id: s.id,
+                        side,
+                        allowed: allowed.clone(),
+                    }));
+                }
+            }
+        }
         if srtp {
             for (s, keys) in call.streams.iter().zip(call.srtp.streams.iter()) {
                 for side in [Side::A, Side::B] {
