@@ -328,3 +328,31 @@ fn media_from_outside_the_peers_media_sources_is_dropped() {
     let cdr = lab.ended_cdr(&caller.first_call_id(Direction::Sent));
     cdr.assert_eq("a_packets", "15");
 }
+
+/// A `required` callee that answers 200 with plain RTP: veil cannot give it SRTP, so it
+/// ACKs and hangs up leg B and refuses the caller with 488; the CDR says failed/488.
+#[test]
+fn required_callee_answering_plain_gets_bye_and_caller_488() {
+    let lab = Lab::start(
+        55,
+        &Setup::standard().with_peer(Side::Carrier, "srtp: required"),
+    );
+    let callee = lab.sipp(Side::Carrier, "uas_basic.xml").spawn();
+    let caller = lab.sipp(Side::Pbx, "uac_488.xml").to(lab.veil_sip()).run();
+    let callee = callee.wait(Duration::from_secs(15));
+    common::assert_all_succeeded(&[&caller, &callee]);
+    common::assert_no_leaks(&[&caller, &callee]);
+    assert_eq!(callee.received_requests("ACK").len(), 1, "leg B confirmed");
+    assert_eq!(callee.received_requests("BYE").len(), 1, "leg B ended");
+    let cdr = lab.ended_cdr(&caller.first_call_id(Direction::Sent));
+    cdr.assert_eq("final_code", "488");
+    cdr.assert_eq("end_reason", "failed");
+    cdr.assert_null("answered_at");
+    let m = lab.metrics();
+    m.assert_at_least("veil_calls_total", &[("outcome", "failed")], 1.0);
+    assert_eq!(
+        m.sum("veil_calls_total", &[("outcome", "answered")]),
+        Some(0.0)
+    );
+    assert_eq!(m.sum("veil_calls_active", &[]), Some(0.0));
+}
