@@ -199,10 +199,7 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let count: u32 = args
-        .get(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(200_000);
+    let count: u32 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(200_000);
     epoch();
     if let Some(at) = args.iter().position(|a| a == "--rtpengine") {
         let rounds = args.get(at + 1).and_then(|a| a.parse().ok()).unwrap_or(3);
@@ -277,7 +274,9 @@ fn worker_cpu() -> f64 {
         for t in tasks.flatten() {
             let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
             if comm.starts_with("relay-worker") {
-                total += cpu_seconds(&std::fs::read_to_string(t.path().join("stat")).unwrap_or_default());
+                total += cpu_seconds(
+                    &std::fs::read_to_string(t.path().join("stat")).unwrap_or_default(),
+                );
             }
         }
     }
@@ -333,7 +332,11 @@ impl Rtpengine {
         ng.connect((LOCALHOST, ng_port)).expect("connect");
         ng.set_read_timeout(Some(Duration::from_millis(200)))
             .expect("timeout");
-        let mut engine = Rtpengine { child, ng, cookie: 0 };
+        let mut engine = Rtpengine {
+            child,
+            ng,
+            cookie: 0,
+        };
         for _ in 0..50 {
             if engine.call("d7:command4:pinge").contains("pong") {
                 return engine;
@@ -445,14 +448,25 @@ fn side_by_side(count: u32, rounds: u32) {
     let (_, mut direct) = run(direct_path(), 20_000, Duration::from_micros(50));
     direct.sort_unstable();
     let (b50, b99) = (percentile(&direct, 0.5), percentile(&direct, 0.99));
-    println!("loopback baseline (no relay): p50 {b50:.1} us, p99 {b99:.1} us (load {})", loadavg());
-    println!("| round | relay | load avg | packets/s (wall) | packets per CPU-second | latency p50 | p99 | added p50 | added p99 |");
+    println!(
+        "loopback baseline (no relay): p50 {b50:.1} us, p99 {b99:.1} us (load {})",
+        loadavg()
+    );
+    println!(
+        "| round | relay | load avg | packets/s (wall) | packets per CPU-second | latency p50 | p99 | added p50 | added p99 |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|");
     for round in 1..=rounds {
         for which in ["veil", "rtpengine"] {
             let load = loadavg();
             let id = u64::from(round) * 100;
-            let cpu = |w: &str| if w == "veil" { worker_cpu() } else { process_cpu(pid) };
+            let cpu = |w: &str| {
+                if w == "veil" {
+                    worker_cpu()
+                } else {
+                    process_cpu(pid)
+                }
+            };
             let (pps, got, cpu_used) = if which == "veil" {
                 let (relay, path) = relay_path(&rt, id, false);
                 let before = cpu(which);
@@ -483,7 +497,11 @@ fn side_by_side(count: u32, rounds: u32) {
             };
             lat.sort_unstable();
             let (p50, p99) = (percentile(&lat, 0.5), percentile(&lat, 0.99));
-            let per_cpu = if cpu_used > 0.0 { got as f64 / cpu_used } else { f64::NAN };
+            let per_cpu = if cpu_used > 0.0 {
+                got as f64 / cpu_used
+            } else {
+                f64::NAN
+            };
             println!(
                 "| {round} | {which} | {load} | {pps:.0} | {per_cpu:.0} ({got} in {cpu_used:.2} s CPU) | {p50:.1} us | {p99:.1} us | {:.1} us | {:.1} us |",
                 p50 - b50,
