@@ -1,11 +1,19 @@
 //! Media relay benchmark (not a test): relayed packets/s on one relay thread, added
-//! latency p50/p99 on loopback, and SRTP protect+unprotect/s.
+//! latency p50/p99 on loopback, and SRTP protect+unprotect/s; with `--rtpengine`, the same
+//! load against Debian's rtpengine-daemon (userspace, `--table=-1`) side by side.
 //!
-//! `cargo run --release --example relay_bench [packets]`
+//! `cargo run --release --example relay_bench [packets] [--rtpengine [rounds]]`
 //!
 //! The relay runs in-process on a one-worker tokio runtime (one core); the load generator
 //! uses blocking std sockets on other threads. Bounded: `packets` (default 200000) per
 //! throughput run, 20000 paced packets per latency run.
+//!
+//! `--rtpengine` starts `rtpengine` as a child process on loopback (one poller thread, no
+//! kernel forwarding), sets up one call per run over its ng control protocol (bencode over
+//! UDP), and runs veil and rtpengine interleaved (`rounds`, default 3) so both see the same
+//! machine load. Besides wall-clock packets/s it reports packets per CPU-second of the
+//! relay (veil: the tokio worker thread; rtpengine: the whole process) and the load
+//! average at each run.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -118,7 +126,13 @@ fn direct_path() -> Path {
 
 /// Send `count` packets, `gap` apart (zero: as fast as possible, in bursts the receiver
 /// can keep up with); returns received packets/s and the one-way latencies.
-fn run(mut path: Path, count: u32, gap: Duration) -> (f64, Vec<u64>) {
+fn run(path: Path, count: u32, gap: Duration) -> (f64, Vec<u64>) {
+    let (pps, _, lat) = run_counted(path, count, gap);
+    (pps, lat)
+}
+
+/// `run`, also returning how many packets arrived.
+fn run_counted(mut path: Path, count: u32, gap: Duration) -> (f64, u64, Vec<u64>) {
     path.rx
         .set_read_timeout(Some(Duration::from_millis(300)))
         .expect("timeout");
@@ -148,7 +162,13 @@ fn run(mut path: Path, count: u32, gap: Duration) -> (f64, Vec<u64>) {
     for i in 0..count {
         // Keep at most 256 packets in flight so a saturated relay measures its rate, not
         // socket-buffer drops.
-        while gap.is_zero() && u64::from(i) > received.load(Ordering::Relaxed) + 256 {
+        // A relay that loses packets must not stall the generator: after 20 ms without
+        // progress, send on.
+        let waiting = Instant::now();
+        while gap.is_zero()
+            && u64::from(i) > received.load(Ordering::Relaxed) + 256
+            && waiting.elapsed() < Duration::from_millis(20)
+        {
             std::hint::spin_loop();
         }
         let plain = rtp(i as u16);
@@ -166,7 +186,7 @@ fn run(mut path: Path, count: u32, gap: Duration) -> (f64, Vec<u64>) {
     }
     let (span, lat) = receiver.join().expect("receiver");
     let got = received.load(Ordering::Relaxed);
-    (got as f64 / span.as_secs_f64().max(1e-9), lat)
+    (got as f64 / span.as_secs_f64().max(1e-9), got, lat)
 }
 
 fn percentile(sorted: &[u64], p: f64) -> f64 {
@@ -178,11 +198,14 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 }
 
 fn main() {
-    let count: u32 = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(200_000);
+    let args: Vec<String> = std::env::args().collect();
+    let count: u32 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(200_000);
     epoch();
+    if let Some(at) = args.iter().position(|a| a == "--rtpengine") {
+        let rounds = args.get(at + 1).and_then(|a| a.parse().ok()).unwrap_or(3);
+        side_by_side(count, rounds);
+        return;
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -229,5 +252,261 @@ fn main() {
             "SRTP {}: {rate:.0} protect+unprotect pairs/s (one thread, {PAYLOAD}-byte payload)",
             suite.sdes_name()
         );
+    }
+}
+
+/// Clock ticks per second of /proc's CPU times (USER_HZ, 100 on Linux).
+const TICKS: f64 = 100.0;
+
+/// utime + stime (fields 14 and 15) of a /proc stat file, in seconds.
+fn cpu_seconds(stat: &str) -> f64 {
+    // The command name (field 2) may hold spaces: count from the closing parenthesis.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (tick(11) + tick(12)) / TICKS
+}
+
+/// CPU seconds of this process's tokio worker threads (the relay's one core).
+fn worker_cpu() -> f64 {
+    let mut total = 0.0;
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        for t in tasks.flatten() {
+            let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+            if comm.starts_with("relay-worker") {
+                total += cpu_seconds(
+                    &std::fs::read_to_string(t.path().join("stat")).unwrap_or_default(),
+                );
+            }
+        }
+    }
+    total
+}
+
+fn process_cpu(pid: u32) -> f64 {
+    cpu_seconds(&std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default())
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .next()
+        .unwrap_or("?")
+        .to_string()
+}
+
+/// A bencoded string.
+fn benc(s: &str) -> String {
+    format!("{}:{s}", s.len())
+}
+
+/// rtpengine as a child process, controlled over ng (bencode over UDP).
+struct Rtpengine {
+    child: std::process::Child,
+    ng: UdpSocket,
+    cookie: u32,
+}
+
+impl Rtpengine {
+    fn start() -> Rtpengine {
+        let ng_port = free_pair();
+        let child = std::process::Command::new("rtpengine")
+            .args([
+                "--config-file=none",
+                "--table=-1",
+                "--interface=127.0.0.1",
+                &format!("--listen-ng=127.0.0.1:{ng_port}"),
+                "--port-min=40000",
+                "--port-max=40999",
+                "--num-threads=1",
+                "--foreground",
+                "--log-stderr",
+                "--log-level=3",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start rtpengine (apt-get install rtpengine-daemon)");
+        let ng = UdpSocket::bind((LOCALHOST, 0)).expect("bind");
+        ng.connect((LOCALHOST, ng_port)).expect("connect");
+        ng.set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("timeout");
+        let mut engine = Rtpengine {
+            child,
+            ng,
+            cookie: 0,
+        };
+        for _ in 0..50 {
+            if engine.call("d7:command4:pinge").contains("pong") {
+                return engine;
+            }
+            // Not listening yet: a connected UDP socket fails at once (port unreachable).
+            thread::sleep(Duration::from_millis(100));
+        }
+        panic!("rtpengine did not answer ping on 127.0.0.1:{ng_port}");
+    }
+
+    fn call(&mut self, dict: &str) -> String {
+        self.cookie += 1;
+        let msg = format!("c{} {dict}", self.cookie);
+        let _ = self.ng.send(msg.as_bytes());
+        // Replies to earlier (timed-out) messages may still arrive: take ours only.
+        let mine = format!("c{} ", self.cookie);
+        let mut buf = [0u8; 8192];
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while let Ok(n) = self.ng.recv(&mut buf) {
+            let reply = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if let Some(body) = reply.strip_prefix(&mine) {
+                return body.to_string();
+            }
+            if Instant::now() > deadline {
+                break;
+            }
+        }
+        String::new()
+    }
+
+    /// Offer (from the generator's socket) and answer (from the receiver's): returns the
+    /// port rtpengine receives side A's media on.
+    fn setup(&mut self, call_id: &str, a: SocketAddr, b: SocketAddr) -> u16 {
+        let sdp = |addr: SocketAddr| {
+            format!(
+                "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 {}\r\nt=0 0\r\nm=audio {} RTP/AVP 0\r\na=sendrecv\r\n",
+                addr.ip(),
+                addr.port()
+            )
+        };
+        let offer = format!(
+            "d7:command5:offer7:call-id{}8:from-tag{}3:sdp{}e",
+            benc(call_id),
+            benc("a"),
+            benc(&sdp(a))
+        );
+        let reply = self.call(&offer);
+        assert!(reply.contains("2:ok"), "rtpengine offer: {reply}");
+        let answer = format!(
+            "d7:command6:answer7:call-id{}8:from-tag{}6:to-tag{}3:sdp{}e",
+            benc(call_id),
+            benc("a"),
+            benc("b"),
+            benc(&sdp(b))
+        );
+        let reply = self.call(&answer);
+        assert!(reply.contains("2:ok"), "rtpengine answer: {reply}");
+        reply
+            .split("m=audio ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no port in rtpengine's answer: {reply}"))
+    }
+
+    fn delete(&mut self, call_id: &str) {
+        let _ = self.call(&format!(
+            "d7:command6:delete7:call-id{}8:from-tag{}e",
+            benc(call_id),
+            benc("a")
+        ));
+    }
+
+    fn path(&mut self, call_id: &str) -> Path {
+        let tx = UdpSocket::bind((LOCALHOST, 0)).expect("bind");
+        let rx = UdpSocket::bind((LOCALHOST, 0)).expect("bind");
+        let port = self.setup(
+            call_id,
+            tx.local_addr().expect("addr"),
+            rx.local_addr().expect("addr"),
+        );
+        Path {
+            to: SocketAddr::new(LOCALHOST, port),
+            tx,
+            rx,
+            srtp: None,
+        }
+    }
+}
+
+impl Drop for Rtpengine {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// veil's relay and rtpengine, interleaved, plain RTP: throughput (wall and per
+/// CPU-second of the relay) and paced latency.
+fn side_by_side(count: u32, rounds: u32) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("relay-worker")
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut engine = Rtpengine::start();
+    let pid = engine.child.id();
+    let (_, mut direct) = run(direct_path(), 20_000, Duration::from_micros(50));
+    direct.sort_unstable();
+    let (b50, b99) = (percentile(&direct, 0.5), percentile(&direct, 0.99));
+    println!(
+        "loopback baseline (no relay): p50 {b50:.1} us, p99 {b99:.1} us (load {})",
+        loadavg()
+    );
+    println!(
+        "| round | relay | load avg | packets/s (wall) | packets per CPU-second | latency p50 | p99 | added p50 | added p99 |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for round in 1..=rounds {
+        for which in ["veil", "rtpengine"] {
+            let load = loadavg();
+            let id = u64::from(round) * 100;
+            let cpu = |w: &str| {
+                if w == "veil" {
+                    worker_cpu()
+                } else {
+                    process_cpu(pid)
+                }
+            };
+            let (pps, got, cpu_used) = if which == "veil" {
+                let (relay, path) = relay_path(&rt, id, false);
+                let before = cpu(which);
+                let (pps, got, _) = run_counted(path, count, Duration::ZERO);
+                let used = cpu(which) - before;
+                drop(relay);
+                (pps, got, used)
+            } else {
+                let call_id = format!("bench-{round}-tp");
+                let path = engine.path(&call_id);
+                let before = cpu(which);
+                let (pps, got, _) = run_counted(path, count, Duration::ZERO);
+                let used = cpu(which) - before;
+                engine.delete(&call_id);
+                (pps, got, used)
+            };
+            let mut lat = if which == "veil" {
+                let (relay, path) = relay_path(&rt, id + 1, false);
+                let (_, lat) = run(path, 20_000, Duration::from_micros(50));
+                drop(relay);
+                lat
+            } else {
+                let call_id = format!("bench-{round}-lat");
+                let path = engine.path(&call_id);
+                let (_, lat) = run(path, 20_000, Duration::from_micros(50));
+                engine.delete(&call_id);
+                lat
+            };
+            lat.sort_unstable();
+            let (p50, p99) = (percentile(&lat, 0.5), percentile(&lat, 0.99));
+            let per_cpu = if cpu_used > 0.0 {
+                got as f64 / cpu_used
+            } else {
+                f64::NAN
+            };
+            println!(
+                "| {round} | {which} | {load} | {pps:.0} | {per_cpu:.0} ({got} in {cpu_used:.2} s CPU) | {p50:.1} us | {p99:.1} us | {:.1} us | {:.1} us |",
+                p50 - b50,
+                p99 - b99
+            );
+        }
     }
 }

@@ -3,11 +3,14 @@
 
 Side A of a veil stream speaks SRTP (this script, with libsrtp), side B plain RTP (this
 script, plain UDP). Usage:
-  srtp_peer.py SUITE KEY_IN_HEX KEY_OUT_HEX VEIL_A_PORT VEIL_B_PORT A_PORT B_PORT
+  srtp_peer.py SUITE KEY_IN KEY_OUT VEIL_A_PORT VEIL_B_PORT A_PORT B_PORT [A_IP B_IP]
 KEY_IN is what side A encrypts with (veil's inbound key for A), KEY_OUT what veil
-encrypts with towards A. Prints one JSON object with what arrived where.
+encrypts with towards A, each in hex or as `b64:` and the SDES inline base64. A_IP and
+B_IP are where the two sides bind (default 127.0.0.1; veil is always at 127.0.0.1).
+Prints one JSON object with what arrived where.
 """
 
+import base64
 import json
 import os
 import socket
@@ -34,9 +37,9 @@ def rtcp_rr(ssrc):
     return struct.pack("!BBHI", 0x80, 201, 1, ssrc)
 
 
-def sock(port):
+def sock(port, ip=HOST):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind((HOST, port))
+    s.bind((ip, port))
     s.settimeout(0.5)
     return s
 
@@ -50,6 +53,12 @@ def drain(s):
             return got
 
 
+def key(text):
+    if text.startswith("b64:"):
+        return base64.b64decode(text[4:])
+    return bytes.fromhex(text)
+
+
 def session(profile, key, direction):
     return Session(policy=Policy(key=key, ssrc_type=direction, srtp_profile=profile))
 
@@ -57,10 +66,11 @@ def session(profile, key, direction):
 def main():
     suite, key_in, key_out, veil_a, veil_b, a_port, b_port = sys.argv[1:8]
     profile = PROFILES[suite]
-    key_in, key_out = bytes.fromhex(key_in), bytes.fromhex(key_out)
+    key_in, key_out = key(key_in), key(key_out)
     veil_a, veil_b, a_port, b_port = map(int, (veil_a, veil_b, a_port, b_port))
-    a, a_rtcp = sock(a_port), sock(a_port + 1)
-    b, b_rtcp = sock(b_port), sock(b_port + 1)
+    a_ip, b_ip = (sys.argv[8], sys.argv[9]) if len(sys.argv) > 9 else (HOST, HOST)
+    a, a_rtcp = sock(a_port, a_ip), sock(a_port + 1, a_ip)
+    b, b_rtcp = sock(b_port, b_ip), sock(b_port + 1, b_ip)
     tx = session(profile, key_in, Policy.SSRC_ANY_OUTBOUND)
     rx = session(profile, key_out, Policy.SSRC_ANY_INBOUND)
     out = {}

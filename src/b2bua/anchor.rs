@@ -119,6 +119,32 @@ impl Engine {
                 },
             }));
         }
+        // Source restrictions only when some peer of the call has them (leg B's peer can
+        // change between attempts, so both sides are restated with every SDP).
+        let sources = |side: Side| {
+            call.peers
+                .peers
+                .get(call.leg(side).peer)
+                .map(|p| p.cfg.media_sources.iter().map(|c| c.0).collect::<Vec<_>>())
+                .unwrap_or_default()
+        };
+        let allowed = [sources(Side::A), sources(Side::B)];
+        if call
+            .peers
+            .peers
+            .iter()
+            .any(|p| !p.cfg.media_sources.is_empty())
+        {
+            for s in &call.streams {
+                for (side, allowed) in [(Side::A, &allowed[0]), (Side::B, &allowed[1])] {
+                    self.out.push_back(Output::Media(MediaCommand::SetSources {
+                        id: s.id,
+                        side,
+                        allowed: allowed.clone(),
+                    }));
+                }
+            }
+        }
         if srtp {
             for (s, keys) in call.streams.iter().zip(call.srtp.streams.iter()) {
                 for side in [Side::A, Side::B] {
@@ -157,6 +183,38 @@ impl Engine {
         }
         leg.last_sdp = Some(out.clone());
         Ok(out)
+    }
+
+    /// Whether leg B's answer in `body` would be refused for its crypto (a `required` leg,
+    /// or veil's RTP/SAVP offer, answered without a line veil offered). Checked before
+    /// anything is relayed, on a copy of the call's SRTP state, so that the call can be
+    /// ended cleanly (488 to the caller, leg B cancelled or hung up) instead of being
+    /// answered with a stripped body.
+    pub(super) fn answer_lacks_crypto(&self, key: u64, body: &[u8]) -> bool {
+        let Some(call) = self.calls.get(&key) else {
+            return false;
+        };
+        if call.late_offer {
+            return false;
+        }
+        let Ok(mut sdp) = Sdp::parse(body) else {
+            return false;
+        };
+        let cfg = |side: Side| call.peers.peers.get(call.leg(side).peer).map(|p| &p.cfg);
+        for (side, reorder) in [(Side::B, false), (Side::A, true)] {
+            if let Some(allow) = cfg(side).and_then(|c| c.codecs.as_ref()) {
+                let _ = sdp.filter_codecs(allow, reorder);
+            }
+        }
+        let mode = |side: Side| cfg(side).map(|c| c.srtp).unwrap_or_default();
+        let mut srtp = call.srtp.clone();
+        srtp.negotiate(
+            &mut sdp,
+            Side::B,
+            (mode(Side::B), mode(Side::A)),
+            SdpRole::Answer,
+        )
+        .is_err()
     }
 
     fn release_streams(&mut self, streams: &[Stream]) {

@@ -547,6 +547,18 @@ impl Engine {
         if (101..300).contains(&code) {
             learn_remote(&mut call.b, &resp);
         }
+        let answer_sdp = (101..300).contains(&code)
+            && !call.cancelled
+            && call.state < CallState::Answered
+            && is_sdp(resp.content_type())
+            && !resp.body.is_empty();
+        if answer_sdp && self.answer_lacks_crypto(key, &resp.body) {
+            self.refuse_b_answer(key, code, now);
+            return;
+        }
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
         if code < 200 {
             if call.cancel_pending {
                 call.cancel_pending = false;
@@ -594,6 +606,28 @@ impl Engine {
         } else {
             self.fail_call(key, code, Some(resp), now);
         }
+    }
+
+    /// Leg B answered (18x or 2xx) without crypto its `srtp:` mode requires: the call
+    /// cannot be anchored. Leg B is cancelled (provisional) or ACKed and hung up (2xx), the
+    /// caller gets 488; the CDR records a failed call with final code 488.
+    fn refuse_b_answer(&mut self, key: u64, code: u16, now: Instant) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        tracing::info!(call = %call.vref, a_call_id = %call.a.call_id, b_call_id = %call.b.call_id, code,
+            "leg B answered without acceptable crypto; refusing the call");
+        if code < 200 {
+            if call.state == CallState::Calling {
+                call.state = CallState::Early;
+            }
+            self.cancel_b(key, now);
+        } else {
+            let cseq = call.b.invite_cseq;
+            self.ack_leg(key, Side::B, cseq, Bytes::new());
+            self.bye_leg(key, Side::B, now);
+        }
+        self.fail_call(key, 488, None, now);
     }
 
     fn on_b_answer(&mut self, key: u64, resp: Response, now: Instant) {

@@ -552,3 +552,78 @@ fn ten_thousand_calls_leave_nothing_behind() {
     assert!(h.engine.closing.is_empty());
     assert_eq!(h.engine.metrics.media_streams_active.get(), 0);
 }
+
+/// A `required` callee answering 200 without crypto: leg B is ACKed and hung up, the
+/// caller gets 488 (not a 200 with a stripped body), the streams are released and the
+/// CDR says failed/488.
+#[test]
+fn required_callee_answering_without_crypto_is_hung_up_and_refused() {
+    let mut h = Harness::new(&config("", "", ", srtp: required"));
+    h.inject(PBX, &invite("c1", &sdp("127.0.0.2", 6000, "8", "")));
+    let b_inv = h.take_request(CARRIER, "INVITE");
+    assert!(body(&Message::Request(b_inv.clone())).contains("RTP/SAVP"));
+    h.inject(
+        CARRIER,
+        &answer(&b_inv, 200, &sdp("127.0.0.3", 7000, "8", "")),
+    );
+    let to_carrier = h.take(CARRIER);
+    let methods: Vec<String> = to_carrier
+        .iter()
+        .filter_map(|m| match m {
+            Message::Request(r) => Some(r.method.as_str().to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(methods, ["ACK", "BYE"], "leg B confirmed, then ended");
+    let refused = h.take_response(PBX, 488);
+    assert!(refused.body.is_empty());
+    assert!(h.take(PBX).is_empty(), "no 200 to the caller");
+    assert_eq!(h.engine.call_count(), 0);
+    assert_eq!(h.engine.ports.in_use(), 0);
+    h.advance(Duration::from_secs(3));
+    let end = h.cdr.iter().find_map(|c| match c {
+        CdrEvent::End {
+            final_code,
+            end_reason,
+            ..
+        } => Some((*final_code, end_reason.clone())),
+        _ => None,
+    });
+    assert_eq!(end, Some((488, "failed".to_string())));
+    let m = &h.engine.metrics;
+    assert_eq!(m.calls_total.with_label_values(&["failed"]).get(), 1);
+    assert_eq!(m.calls_total.with_label_values(&["answered"]).get(), 0);
+    assert_eq!(m.calls_active.get(), 0);
+}
+
+/// The same in early media: a 183 without crypto from a `required` callee cancels leg B.
+#[test]
+fn required_callee_early_media_without_crypto_is_cancelled() {
+    let mut h = Harness::new(&config("", "", ", srtp: required"));
+    h.inject(PBX, &invite("c1", &sdp("127.0.0.2", 6000, "8", "")));
+    let b_inv = h.take_request(CARRIER, "INVITE");
+    h.inject(
+        CARRIER,
+        &answer(&b_inv, 183, &sdp("127.0.0.3", 7000, "8", "")),
+    );
+    h.take_request(CARRIER, "CANCEL");
+    h.take_response(PBX, 488);
+    assert_eq!(h.engine.call_count(), 0);
+    assert_eq!(h.engine.ports.in_use(), 0);
+    // The callee's 487 (ACKed by the transaction layer) finds no call.
+    h.inject(CARRIER, &answer(&b_inv, 487, ""));
+    assert!(h.take(PBX).is_empty());
+}
+
+/// An `optional` callee may answer plain: the call is answered.
+#[test]
+fn optional_callee_answering_plain_is_answered() {
+    let mut h = Harness::new(&config("", "", ", srtp: optional"));
+    let (_, ok) = h.answered(
+        "c1",
+        &sdp("127.0.0.2", 6000, "8", ""),
+        &sdp("127.0.0.3", 7000, "8", ""),
+    );
+    assert!(body(&Message::Response(ok)).contains("RTP/AVP"));
+    assert_eq!(h.engine.call_count(), 1);
+}

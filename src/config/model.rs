@@ -307,6 +307,10 @@ pub struct PeerConfig {
     pub sources: Vec<Cidr>,
     #[serde(default)]
     pub srtp: SrtpMode,
+    /// Where this peer's media may come from (CIDRs); empty: anywhere. Packets on its
+    /// leg's relay ports from other sources are dropped and neither latch nor count.
+    #[serde(default)]
+    pub media_sources: Vec<Cidr>,
     #[serde(default)]
     pub codecs: Option<Vec<String>>,
     #[serde(default)]

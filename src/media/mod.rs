@@ -63,6 +63,14 @@ pub enum MediaCommand {
         inbound: Option<srtp::SrtpKey>,
         outbound: Option<srtp::SrtpKey>,
     },
+    /// Restrict the sources a side's packets may come from (the peer's `media_sources`);
+    /// empty: any source. Packets from elsewhere are dropped before latching, SRTP and
+    /// counting.
+    SetSources {
+        id: StreamId,
+        side: Side,
+        allowed: Vec<ipnet::IpNet>,
+    },
     /// Unbind and forget the stream. The sockets are closed before the relay executes the
     /// next command, so the ports can be reused at once.
     Close { id: StreamId },

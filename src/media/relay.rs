@@ -73,6 +73,10 @@ enum StreamCommand {
         inbound: Option<SrtpKey>,
         outbound: Option<SrtpKey>,
     },
+    SetSources {
+        side: Side,
+        allowed: Vec<ipnet::IpNet>,
+    },
     /// Answered once the stream's sockets are closed.
     Close(oneshot::Sender<()>),
 }
@@ -208,6 +212,11 @@ async fn run(
                         inbound,
                         outbound,
                     });
+                }
+            }
+            MediaCommand::SetSources { id, side, allowed } => {
+                if let Some(tx) = streams.get(&id) {
+                    let _ = tx.send(StreamCommand::SetSources { side, allowed });
                 }
             }
             // Unknown ids (never opened, bind failed, closed twice) need no answer.
@@ -346,6 +355,9 @@ impl StreamTask {
                     rekey(&mut c.inbound, inbound);
                     rekey(&mut c.outbound, outbound);
                 }
+                Wake::Command(Some(StreamCommand::SetSources { side, allowed })) => {
+                    state.set_sources(side, allowed);
+                }
                 Wake::Command(Some(StreamCommand::Close(done))) => {
                     closed = Some(done);
                     break;
@@ -368,6 +380,11 @@ impl StreamTask {
                     }
                 }
                 Wake::Packet(on, Ok((len, source))) => {
+                    // A source outside the side's networks costs no SRTP work.
+                    if !state.admits(on.side, source) {
+                        metrics.media_source_drops.inc();
+                        continue;
+                    }
                     let now = Instant::now();
                     let raw = &buf[..len];
                     let rtcp = on.channel == Channel::Rtcp || crate::media::rtp::is_rtcp(raw);

@@ -9,6 +9,10 @@
 //! moves to a new source only when that source sends the SSRC the latch was made with (a
 //! NAT rebinding keeps the SSRC; a stray or spoofed stream does not know it).
 //!
+//! A side may be restricted to source networks (`SetSources`): packets from outside them
+//! are dropped before anything else, so they can neither latch nor re-latch; re-latching
+//! after a NAT rebinding works within the allowed networks.
+//!
 //! With `a=rtcp-mux` a side has no RTCP address: RTCP that arrives on an RTP port (told
 //! apart by its packet type) goes to the other side's RTCP address when it has one, and
 //! RTCP for a multiplexing side goes to its RTP address, so mux and non-mux legs mix.
@@ -87,6 +91,10 @@ pub struct StreamState {
     b_packets: u64,
     /// Statistics of what veil received from side A and from side B.
     meters: [DirectionMeter; 2],
+    /// Networks each side's packets may come from (A, B); empty: any.
+    allowed: [Vec<ipnet::IpNet>; 2],
+    /// Packets dropped because their source was not allowed.
+    source_drops: u64,
 }
 
 impl StreamState {
@@ -103,6 +111,22 @@ impl StreamState {
                 };
             }
         }
+    }
+
+    /// Restrict where `side`'s packets may come from; empty allows any source.
+    pub fn set_sources(&mut self, side: Side, allowed: Vec<ipnet::IpNet>) {
+        self.allowed[side_index(side)] = allowed;
+    }
+
+    /// Whether a packet from `source` may enter on `side`'s sockets.
+    pub fn admits(&self, side: Side, source: SocketAddr) -> bool {
+        let allowed = &self.allowed[side_index(side)];
+        allowed.is_empty() || allowed.iter().any(|net| net.contains(&source.ip()))
+    }
+
+    /// Packets refused for their source so far.
+    pub fn source_drops(&self) -> u64 {
+        self.source_drops
     }
 
     /// A packet arrived on `on` from `source`: counts it, latches, and returns the socket
@@ -131,10 +155,11 @@ impl StreamState {
         data: &[u8],
         now: Instant,
     ) -> Option<(Socket, SocketAddr)> {
-        let side = match on.side {
-            Side::A => 0,
-            Side::B => 1,
-        };
+        if !self.admits(on.side, source) {
+            self.source_drops += 1;
+            return None;
+        }
+        let side = side_index(on.side);
         self.meters[side].record(data, now);
         let rtcp = on.channel == Channel::Rtcp || is_rtcp(data);
         let ssrc = if rtcp {
@@ -195,6 +220,13 @@ impl StreamState {
     /// Packets received from side A and from side B.
     pub fn counters(&self) -> (u64, u64) {
         (self.a_packets, self.b_packets)
+    }
+}
+
+fn side_index(side: Side) -> usize {
+    match side {
+        Side::A => 0,
+        Side::B => 1,
     }
 }
 
@@ -266,6 +298,54 @@ mod tests {
         assert_eq!(s.destination(B_RTCP), None);
         s.on_packet(B_RTCP, addr("198.51.100.9:61001"));
         assert_eq!(s.destination(B_RTCP), Some(addr("198.51.100.9:61001")));
+    }
+
+    fn rtp(ssrc: u32, seq: u16) -> Vec<u8> {
+        let mut p = vec![0x80, 8];
+        p.extend_from_slice(&seq.to_be_bytes());
+        p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+        p.extend_from_slice(&ssrc.to_be_bytes());
+        p.extend_from_slice(&[0xd5; 160]);
+        p
+    }
+
+    #[test]
+    fn sources_outside_the_allowed_networks_are_dropped_and_never_latch() {
+        let now = Instant::now();
+        let mut s = StreamState::default();
+        s.set_remote(Side::B, Some(addr("10.0.0.2:5000")), None);
+        s.set_remote(Side::A, Some(addr("192.0.2.1:4000")), None);
+        s.set_sources(Side::A, vec!["198.51.100.0/24".parse().unwrap()]);
+        // Outside: dropped, counted, no latch, no statistics.
+        assert_eq!(
+            s.on_datagram(A_RTP, addr("203.0.113.7:4000"), &rtp(7, 1), now),
+            None
+        );
+        assert_eq!(s.source_drops(), 1);
+        assert_eq!(s.destination(A_RTP), Some(addr("192.0.2.1:4000")));
+        assert_eq!(s.counters(), (0, 0));
+        // Inside: forwarded, and latches.
+        assert_eq!(
+            s.on_datagram(A_RTP, addr("198.51.100.9:61000"), &rtp(7, 2), now),
+            Some((B_RTP, addr("10.0.0.2:5000")))
+        );
+        assert_eq!(s.destination(A_RTP), Some(addr("198.51.100.9:61000")));
+        // A NAT rebinding inside the allowed network with the same SSRC re-latches...
+        s.on_datagram(A_RTP, addr("198.51.100.10:62000"), &rtp(7, 3), now);
+        assert_eq!(s.destination(A_RTP), Some(addr("198.51.100.10:62000")));
+        // ...the same SSRC from outside does not, and is not forwarded.
+        assert_eq!(
+            s.on_datagram(A_RTP, addr("203.0.113.7:4000"), &rtp(7, 4), now),
+            None
+        );
+        assert_eq!(s.destination(A_RTP), Some(addr("198.51.100.10:62000")));
+        assert_eq!(s.source_drops(), 2);
+        // Side B is unrestricted; other families are outside an IPv4 list.
+        assert!(s.admits(Side::B, addr("[2001:db8::1]:4000")));
+        assert!(!s.admits(Side::A, addr("[2001:db8::1]:4000")));
+        s.set_sources(Side::A, Vec::new());
+        assert!(s.admits(Side::A, addr("203.0.113.7:4000")));
+        assert_eq!(s.counters(), (2, 0));
     }
 
     #[test]

@@ -84,6 +84,8 @@ pub struct Metrics {
     pub media_packets_relayed: prometheus::IntCounter,
     /// SRTP/SRTCP packets dropped: failed authentication, replays, short or unencrypted.
     pub media_srtp_errors: prometheus::IntCounter,
+    /// Media packets dropped because their source is outside the peer's `media_sources`.
+    pub media_source_drops: prometheus::IntCounter,
     pub peer_up: prometheus::IntGaugeVec,
     /// Messages dropped unread, by reason: banned, rate_limited, scanner, overload.
     pub sip_dropped: prometheus::IntCounterVec,
@@ -205,6 +207,10 @@ impl Metrics {
             "veil_media_srtp_errors_total",
             "SRTP/SRTCP packets the relay dropped: failed authentication, replay, too short, unencrypted SRTCP.",
         )?;
+        let media_source_drops = IntCounter::new(
+            "veil_media_source_dropped_total",
+            "Media packets dropped because their source is outside the peer's media_sources.",
+        )?;
         let peer_up = IntGaugeVec::new(
             Opts::new(
                 "veil_peer_up",
@@ -222,6 +228,7 @@ impl Metrics {
         registry.register(Box::new(media_streams_active.clone()))?;
         registry.register(Box::new(media_packets_relayed.clone()))?;
         registry.register(Box::new(media_srtp_errors.clone()))?;
+        registry.register(Box::new(media_source_drops.clone()))?;
         registry.register(Box::new(peer_up.clone()))?;
         let sip_dropped = IntCounterVec::new(
             Opts::new(
@@ -295,6 +302,7 @@ impl Metrics {
             media_streams_active,
             media_packets_relayed,
             media_srtp_errors,
+            media_source_drops,
             peer_up,
             sip_dropped,
             bans,

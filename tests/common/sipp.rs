@@ -227,6 +227,30 @@ impl SippProc {
         std::thread::sleep(Duration::from_millis(300));
     }
 
+    /// What SIPp has traced so far (it writes each message as it goes), for tests that
+    /// act on a running call, e.g. send media to the ports veil's SDP names.
+    pub fn messages_so_far(&self) -> Vec<TracedMessage> {
+        parse_trace(&read_lossy(&self.files.messages))
+    }
+
+    /// Waits up to 10 s for a traced message matching `pred`.
+    pub fn wait_message(&self, what: &str, pred: impl Fn(&TracedMessage) -> bool) -> TracedMessage {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(m) = self.messages_so_far().into_iter().find(|m| pred(m)) {
+                return m;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} SIPp ({}): no {what} within 10 s\n{}",
+                self.side.label(),
+                self.scenario,
+                read_lossy(&self.files.messages)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Waits up to `limit` for SIPp to exit, killing it after that, and collects its output.
     pub fn wait(mut self, limit: Duration) -> SippOutcome {
         let mut child = self.child.take().expect("sipp child present");
