@@ -273,13 +273,11 @@ impl PeerDns {
 
     /// The targets of peer `name` as last found (remembered for reloads).
     pub(crate) fn learn(&mut self, name: &str, address: String, result: &DnsResult) {
-        match result {
-            Ok(records) => {
-                self.known
-                    .insert(name.to_string(), (address, records.clone()));
-            }
-            // Kept: the engine goes on using the last known targets (serve stale).
-            Err(_) => {}
+        // On an error the entry is kept: the engine goes on using the last known targets
+        // (serve stale).
+        if let Ok(records) = result {
+            self.known
+                .insert(name.to_string(), (address, records.clone()));
         }
     }
 
