@@ -5,6 +5,7 @@
 mod net;
 mod notify;
 mod run;
+mod tls;
 
 pub use run::{run, serve};
 
@@ -21,17 +22,21 @@ pub(crate) enum ShellEvent {
         flow: Flow,
     },
     Media(MediaEvent),
-    /// A TCP connection is up (accepted or connected); frames to send go to `writer`.
+    /// A TCP or TLS connection is up (accepted or connected, TLS handshake done); frames
+    /// to send go to `writer`.
     TcpUp {
         conn: u64,
+        transport: crate::config::Transport,
         remote: std::net::SocketAddr,
         writer: tokio::sync::mpsc::UnboundedSender<Bytes>,
     },
     TcpDown {
         conn: u64,
     },
-    /// An outbound connection attempt failed: what was queued for `remote` is dropped.
+    /// An outbound connection attempt (connect or TLS handshake) failed: what was queued
+    /// for `remote` is dropped and its transactions fail as if timed out.
     TcpFailed {
+        transport: crate::config::Transport,
         remote: std::net::SocketAddr,
     },
 }
