@@ -652,3 +652,5 @@ fn is_token(s: &str) -> bool {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tls_tests;
