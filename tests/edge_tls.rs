@@ -473,3 +473,33 @@ fn crlf_ping_gets_a_pong_over_tls_and_tcp() {
     tcp.read_exact(&mut pong).expect("a pong");
     assert_eq!(&pong, b"\r\n");
 }
+
+#[test]
+fn idle_connections_are_closed_and_pings_keep_them_open() {
+    let lab = Lab::start_edited(27, &Setup::standard(), |c| {
+        c.replacen("sip:\n", "sip:\n  connection_idle: 1s\n", 1)
+    });
+    let ping = |s: &mut TcpStream| {
+        s.write_all(b"\r\n\r\n").unwrap();
+        let mut pong = [0u8; 2];
+        s.read_exact(&mut pong).expect("a pong");
+        assert_eq!(&pong, b"\r\n");
+    };
+    let mut kept = TcpStream::connect(lab.veil_sip()).expect("veil's TCP listener");
+    kept.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let mut idle = TcpStream::connect(lab.veil_sip()).expect("veil's TCP listener");
+    idle.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    ping(&mut idle);
+    let started = Instant::now();
+    // Pinged every 400 ms for 2.4 s: more than twice the idle time, still open.
+    for _ in 0..6 {
+        ping(&mut kept);
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    ping(&mut kept);
+    // The other one, silent since its first ping, was closed by veil.
+    let mut rest = [0u8; 16];
+    let n = idle.read(&mut rest).expect("EOF, not a read timeout");
+    assert_eq!(n, 0, "veil closes an idle connection");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
