@@ -38,7 +38,12 @@ pub fn check_pair(
         .map_err(|e| format!("unusable private key: {e}"))?;
     rustls::sign::CertifiedKey::new(certs.to_vec(), signing)
         .keys_match()
-        .map_err(|e| format!("the key does not match the certificate: {e}"))
+        .map_err(|e| match e {
+            rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => {
+                "the key does not match the certificate".to_string()
+            }
+            other => format!("the key cannot be checked against the certificate: {other}"),
+        })
 }
 
 /// A root store from a CA file; every certificate in it must be a usable trust anchor.
