@@ -174,6 +174,18 @@ impl Engine {
         self.drain_tx(now);
     }
 
+    /// The shell could not connect to `remote` over `transport` (refused, timed out, or
+    /// the TLS peer failed verification): requests waiting there fail like a dead target.
+    pub fn transport_failed(
+        &mut self,
+        transport: crate::config::Transport,
+        remote: SocketAddr,
+        now: Instant,
+    ) {
+        self.tx.transport_failed(transport, remote);
+        self.drain_tx(now);
+    }
+
     pub fn poll_output(&mut self) -> Option<Output> {
         self.out.pop_front()
     }

@@ -42,8 +42,13 @@ impl Peer {
         if !user.is_empty() {
             uri.user = Some(user.to_string());
         }
-        if self.transport == Transport::Tcp {
-            uri.params.push(("transport".into(), Some("tcp".into())));
+        match self.transport {
+            Transport::Tcp => uri.params.push(("transport".into(), Some("tcp".into()))),
+            // A sips: URI says TLS already; a sip: one names it (RFC 3261 §26.2.2).
+            Transport::Tls if !uri.secure => {
+                uri.params.push(("transport".into(), Some("tls".into())))
+            }
+            _ => {}
         }
         uri
     }

@@ -507,6 +507,29 @@ fn timeout_fails_over_then_408() {
 }
 
 #[test]
+fn transport_failure_fails_over_at_once() {
+    let mut h = Harness::new();
+    h.inject(PBX, &invite_from_pbx("a-call-1", "0123456"));
+    h.take_request(CARRIER, "INVITE");
+    // The shell could not connect (or the TLS peer failed verification): no 32 s wait.
+    let carrier = CARRIER.parse().unwrap();
+    h.engine.transport_failed(
+        crate::config::Transport::Udp,
+        BACKUP.parse().unwrap(),
+        h.now,
+    );
+    h.collect();
+    assert!(
+        h.take(BACKUP).is_empty(),
+        "another target's failure changes nothing"
+    );
+    h.engine
+        .transport_failed(crate::config::Transport::Udp, carrier, h.now);
+    h.collect();
+    h.take_request(BACKUP, "INVITE");
+}
+
+#[test]
 fn unknown_source_gets_403_and_unmatched_number_policy_reject() {
     let mut h = Harness::new();
     h.inject(

@@ -105,7 +105,7 @@ pub fn load_text(path: &Path, text: &str) -> Result<LoadedConfig, Vec<ConfigErro
     v.instance(&config);
     v.sip(&mut config.sip, &base);
     v.media_and_calls(&config);
-    v.peers(&mut config.peers, &config.sip.listen);
+    v.peers(&mut config.peers, &config.sip.listen, &base);
     v.security(&config.security);
     if config.dns.attempts == 0 {
         v.err("dns.attempts", "must be at least 1");
@@ -384,20 +384,15 @@ impl Validator<'_> {
                     tls.cert = resolve(base, &tls.cert);
                     tls.key = resolve(base, &tls.key);
                     tls.ca = tls.ca.as_deref().map(|p| resolve(base, p));
-                    let files = [
-                        ("cert", Some(&tls.cert)),
-                        ("key", Some(&tls.key)),
-                        ("ca", tls.ca.as_ref()),
-                    ];
-                    for (name, file) in files {
-                        if let Some(f) = file
-                            && let Err(e) = std::fs::File::open(f)
-                        {
-                            self.err(
-                                &format!("{key}.tls.{name}"),
-                                format!("cannot read {}: {e}", f.display()),
-                            );
-                        }
+                    let tls = tls.clone();
+                    self.cert_and_key(&format!("{key}.tls"), &tls.cert, &tls.key);
+                    match &tls.ca {
+                        Some(ca) => self.ca(&format!("{key}.tls.ca"), ca),
+                        None if tls.verify_client => self.err(
+                            &format!("{key}.tls.verify_client"),
+                            "needs `ca`: the CA that client certificates must chain to",
+                        ),
+                        None => {}
                     }
                 }
                 (None, _) => {}
@@ -409,6 +404,9 @@ impl Validator<'_> {
         }
         if t.t2 < t.t1 {
             self.err("sip.timers.t2", "must not be below t1");
+        }
+        if sip.connection_idle.0.is_zero() {
+            self.err("sip.connection_idle", "must be above 0");
         }
         if sip.max_message_size < 1500 {
             self.err("sip.max_message_size", "must be at least 1500 bytes");
@@ -459,7 +457,7 @@ impl Validator<'_> {
         }
     }
 
-    fn peers(&mut self, peers: &mut [PeerConfig], listeners: &[ListenConfig]) {
+    fn peers(&mut self, peers: &mut [PeerConfig], listeners: &[ListenConfig], base: &Path) {
         let mut names = HashSet::new();
         let mut source_owner: HashMap<Cidr, String> = HashMap::new();
         for (i, p) in peers.iter_mut().enumerate() {
@@ -480,6 +478,7 @@ impl Validator<'_> {
             }
             self.peer_transport(&key, p);
             self.peer_listener(&key, p, listeners);
+            self.peer_tls(&key, p, base);
             if p.sources.is_empty() {
                 match p.address.host.ip() {
                     Some(ip) => p.sources.push(Cidr::host(ip)),
@@ -529,6 +528,62 @@ impl Validator<'_> {
                     "must be above 0 (omit it to disable pings)",
                 );
             }
+        }
+    }
+
+    /// A certificate (chain) and its private key: both parse and belong together.
+    fn cert_and_key(&mut self, key: &str, cert: &Path, private: &Path) {
+        let certs = super::certs::load_certs(cert)
+            .map_err(|e| self.err(&format!("{key}.cert"), e))
+            .ok();
+        let pkey = super::certs::load_key(private)
+            .map_err(|e| self.err(&format!("{key}.key"), e))
+            .ok();
+        if let (Some(c), Some(k)) = (certs, pkey)
+            && let Err(e) = super::certs::check_pair(&c, &k)
+        {
+            self.err(&format!("{key}.key"), format!("{}: {e}", private.display()));
+        }
+    }
+
+    fn ca(&mut self, key: &str, ca: &Path) {
+        if let Err(e) = super::certs::load_roots(ca) {
+            self.err(key, e);
+        }
+    }
+
+    /// A peer's `tls:` block: only with transport tls; files resolved and checked; the
+    /// name it verifies must be a DNS name or an IP address.
+    fn peer_tls(&mut self, key: &str, p: &mut PeerConfig, base: &Path) {
+        let Some(tls) = &mut p.tls else { return };
+        let key = format!("{key}.tls");
+        if p.transport != Transport::Tls {
+            self.err(&key, "only allowed with transport tls");
+            return;
+        }
+        for f in [&mut tls.ca, &mut tls.cert, &mut tls.key]
+            .into_iter()
+            .flatten()
+        {
+            *f = resolve(base, f);
+        }
+        let tls = tls.clone();
+        if let Some(ca) = &tls.ca {
+            self.ca(&format!("{key}.ca"), ca);
+        }
+        match (&tls.cert, &tls.key) {
+            (Some(c), Some(k)) => self.cert_and_key(&key, c, k),
+            (Some(_), None) => self.err(&format!("{key}.key"), "`cert` needs `key`"),
+            (None, Some(_)) => self.err(&format!("{key}.cert"), "`key` needs `cert`"),
+            (None, None) => {}
+        }
+        if let Some(name) = &tls.server_name
+            && rustls::pki_types::ServerName::try_from(name.as_str()).is_err()
+        {
+            self.err(
+                &format!("{key}.server_name"),
+                format!("`{name}` is neither a DNS name nor an IP address"),
+            );
         }
     }
 
@@ -605,3 +660,5 @@ fn is_token(s: &str) -> bool {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tls_tests;

@@ -1,5 +1,6 @@
 //! Configuration: typed model, value parsers, loading with file/line/key errors, validation.
 
+pub mod certs;
 pub mod load;
 pub mod model;
 pub mod reload;

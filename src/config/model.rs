@@ -50,6 +50,14 @@ pub struct SipConfig {
     /// What to do with requests from sources that match no peer: `reject` (403) or `drop`.
     #[serde(default)]
     pub unknown_source: UnknownSource,
+    /// A TCP/TLS connection with no bytes either way for this long is closed (RFC 5626
+    /// CRLF keep-alives count as traffic). Default 10m.
+    #[serde(default = "d_connection_idle")]
+    pub connection_idle: Duration,
+}
+
+fn d_connection_idle() -> Duration {
+    Duration(std::time::Duration::from_secs(600))
 }
 
 fn default_max_message() -> usize {
@@ -139,8 +147,30 @@ pub struct ListenConfig {
 pub struct TlsConfig {
     pub cert: PathBuf,
     pub key: PathBuf,
+    /// CA certificates that client certificates are verified against (mutual TLS).
     #[serde(default)]
     pub ca: Option<PathBuf>,
+    /// Refuse clients without a certificate signed by `ca`. Without it, a client
+    /// certificate is optional (but verified against `ca` when one is sent and `ca` is set).
+    #[serde(default)]
+    pub verify_client: bool,
+}
+
+/// A peer's side of TLS: how veil, as the client, checks the peer and proves itself.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerTlsConfig {
+    /// CA certificates the peer's certificate must chain to (default: the system roots).
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
+    /// SNI and the name the certificate must carry (default: the host of `address`).
+    #[serde(default)]
+    pub server_name: Option<String>,
+    /// Client certificate and key, for peers that require mutual TLS.
+    #[serde(default)]
+    pub cert: Option<PathBuf>,
+    #[serde(default)]
+    pub key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -332,6 +362,9 @@ pub struct PeerConfig {
     /// not at its configured address or Contact.
     #[serde(default)]
     pub nat: bool,
+    /// TLS client settings for `transport: tls` (default: system roots, SNI = host).
+    #[serde(default)]
+    pub tls: Option<PeerTlsConfig>,
 }
 
 fn d_transport() -> Transport {

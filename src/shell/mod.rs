@@ -6,6 +6,7 @@ mod dns;
 mod net;
 mod notify;
 mod run;
+mod tls;
 
 pub use dns::describe_dns;
 pub use run::{run, serve};
@@ -23,17 +24,21 @@ pub(crate) enum ShellEvent {
         flow: Flow,
     },
     Media(MediaEvent),
-    /// A TCP connection is up (accepted or connected); frames to send go to `writer`.
+    /// A TCP or TLS connection is up (accepted or connected, TLS handshake done); frames
+    /// to send go to `writer`.
     TcpUp {
         conn: u64,
+        transport: crate::config::Transport,
         remote: std::net::SocketAddr,
         writer: tokio::sync::mpsc::UnboundedSender<Bytes>,
     },
     TcpDown {
         conn: u64,
     },
-    /// An outbound connection attempt failed: what was queued for `remote` is dropped.
+    /// An outbound connection attempt (connect or TLS handshake) failed: what was queued
+    /// for `remote` is dropped and its transactions fail as if timed out.
     TcpFailed {
+        transport: crate::config::Transport,
         remote: std::net::SocketAddr,
     },
     /// A DNS resolution of peer `peer` (configured `address`) ended; events of an older

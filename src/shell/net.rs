@@ -1,4 +1,4 @@
-//! Socket tasks: UDP receive loops, TCP accept/connect and per-connection framing.
+//! Socket tasks: UDP receive loops, TCP/TLS accept/connect and per-connection framing.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -7,11 +7,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpSocket, UdpSocket};
 use tokio::sync::{mpsc, watch};
+use tokio::time::{Duration, timeout};
+use tokio_rustls::TlsAcceptor;
 
 use super::ShellEvent;
+use super::tls::PeerClient;
 use crate::config::Transport;
 use crate::observe::Metrics;
 use crate::security::{DropReason, raw};
@@ -108,11 +111,23 @@ pub(super) async fn udp_loop(
     }
 }
 
+/// What a stream connection needs besides its socket: where frames go, the size cap, how
+/// long it may sit idle.
+#[derive(Clone)]
+pub(super) struct StreamCtx {
+    pub events: mpsc::Sender<ShellEvent>,
+    pub max: usize,
+    pub idle: Duration,
+}
+
+/// Accept TCP connections; on a TLS listener (`tls` set) each one does its handshake in
+/// its own task before it carries SIP, so a slow handshake does not stall the accepts.
 pub(super) async fn tcp_accept_loop(
     l: TcpListener,
     listener: usize,
-    events: mpsc::Sender<ShellEvent>,
-    max: usize,
+    transport: Transport,
+    tls: Option<TlsAcceptor>,
+    ctx: StreamCtx,
     gate: Gate,
 ) {
     loop {
@@ -123,23 +138,51 @@ pub(super) async fn tcp_accept_loop(
                     continue;
                 }
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(connection(stream, listener, remote, events.clone(), max));
+                let ctx = ctx.clone();
+                match &tls {
+                    None => {
+                        tokio::spawn(connection(stream, listener, transport, remote, ctx));
+                    }
+                    Some(acceptor) => {
+                        let acceptor = acceptor.clone();
+                        tokio::spawn(async move {
+                            match timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                                Ok(Ok(tls)) => {
+                                    connection(tls, listener, transport, remote, ctx).await
+                                }
+                                Ok(Err(e)) => {
+                                    tracing::info!(%remote, error = %e, "tls handshake with client failed")
+                                }
+                                Err(_) => {
+                                    tracing::info!(%remote, "tls handshake with client timed out")
+                                }
+                            }
+                        });
+                    }
+                }
             }
             Err(e) => {
                 tracing::warn!(error = %e, "tcp accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
     }
 }
 
-/// Open a connection to `remote` from the listener's address.
+/// How long a TCP connect or a TLS handshake may take before the target counts as dead.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Open a connection to `remote` from the listener's address; over TLS, verify the peer
+/// per its `client` context. A failure is reported with the peer's name and the reason,
+/// and the engine fails over as for a dead target.
 pub(super) async fn tcp_connect(
     local: SocketAddr,
     listener: usize,
+    transport: Transport,
     remote: SocketAddr,
-    events: mpsc::Sender<ShellEvent>,
-    max: usize,
+    peer: String,
+    client: Option<PeerClient>,
+    ctx: StreamCtx,
 ) {
     let sock = if remote.is_ipv4() {
         TcpSocket::new_v4()
@@ -149,36 +192,68 @@ pub(super) async fn tcp_connect(
     let stream = match sock {
         Ok(s) => {
             let _ = s.bind(SocketAddr::new(local.ip(), 0));
-            tokio::time::timeout(std::time::Duration::from_secs(5), s.connect(remote)).await
+            match timeout(HANDSHAKE_TIMEOUT, s.connect(remote)).await {
+                Ok(Ok(s)) => Ok(s),
+                Ok(Err(e)) => Err(format!("connect: {e}")),
+                Err(_) => Err("connect timed out".into()),
+            }
         }
-        Err(e) => Ok(Err(e)),
+        Err(e) => Err(format!("socket: {e}")),
     };
-    match stream {
-        Ok(Ok(stream)) => {
+    let result: Result<(), String> = match (stream, transport, client) {
+        (Ok(stream), Transport::Tls, Some(client)) => {
             let _ = stream.set_nodelay(true);
-            connection(stream, listener, remote, events, max).await;
+            match timeout(
+                HANDSHAKE_TIMEOUT,
+                client.connector.connect(client.name.clone(), stream),
+            )
+            .await
+            {
+                Ok(Ok(tls)) => {
+                    connection(tls, listener, transport, remote, ctx).await;
+                    return;
+                }
+                Ok(Err(e)) => Err(format!("tls handshake: {e}")),
+                Err(_) => Err("tls handshake timed out".into()),
+            }
         }
-        _ => {
-            tracing::info!(%remote, "tcp connect failed");
-            let _ = events.send(ShellEvent::TcpFailed { remote }).await;
+        (Ok(_), Transport::Tls, None) => Err("no TLS client context".into()),
+        (Ok(stream), _, _) => {
+            let _ = stream.set_nodelay(true);
+            connection(stream, listener, transport, remote, ctx).await;
+            return;
         }
+        (Err(e), _, _) => Err(e),
+    };
+    if let Err(reason) = result {
+        tracing::warn!(peer = %peer, %remote, transport = transport.via_token(), reason = %reason, "connection to peer failed");
+        let _ = ctx
+            .events
+            .send(ShellEvent::TcpFailed { transport, remote })
+            .await;
     }
 }
 
-/// One TCP connection: frames in to the engine, bytes out from the engine.
-async fn connection(
-    stream: TcpStream,
+/// One stream connection (TCP or TLS): frames in to the engine, bytes out from the engine,
+/// CRLF keep-alive pings answered with a pong (RFC 5626 §4.4.1), closed after `idle` with
+/// no bytes either way.
+async fn connection<S>(
+    stream: S,
     listener: usize,
+    transport: Transport,
     remote: SocketAddr,
-    events: mpsc::Sender<ShellEvent>,
-    max: usize,
-) {
+    ctx: StreamCtx,
+) where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
     let conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
-    let (mut rd, mut wr) = stream.into_split();
+    let (mut rd, mut wr) = tokio::io::split(stream);
     let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
-    if events
+    if ctx
+        .events
         .send(ShellEvent::TcpUp {
             conn,
+            transport,
             remote,
             writer: tx.clone(),
         })
@@ -187,31 +262,64 @@ async fn connection(
     {
         return;
     }
-    let writer = tokio::spawn(async move {
-        while let Some(b) = rx.recv().await {
-            if wr.write_all(&b).await.is_err() {
-                break;
+    let opened = Instant::now();
+    // Milliseconds since `opened` of the last byte read or written.
+    let last = Arc::new(AtomicU64::new(0));
+    let touch = move |last: &AtomicU64| {
+        let ms = u64::try_from(opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        last.store(ms, Ordering::Relaxed);
+    };
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let writer = {
+        let (last, stop) = (last.clone(), stop.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    b = rx.recv() => {
+                        let Some(b) = b else { break };
+                        if wr.write_all(&b).await.is_err() {
+                            break;
+                        }
+                        touch(&last);
+                    }
+                    () = stop.notified() => break,
+                }
             }
-        }
-    });
-    let mut framer = StreamFramer::new(max);
+            // Over TLS this sends close_notify before the TCP FIN.
+            let _ = timeout(Duration::from_secs(1), wr.shutdown()).await;
+        })
+    };
+    let mut framer = StreamFramer::new(ctx.max);
     let mut buf = vec![0u8; 16384];
     let flow = Flow {
         listener,
-        transport: Transport::Tcp,
+        transport,
         remote,
         conn: Some(conn),
     };
     'read: loop {
-        let n = match rd.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
+        let idle_at = opened + Duration::from_millis(last.load(Ordering::Relaxed)) + ctx.idle;
+        let n = tokio::select! {
+            r = rd.read(&mut buf) => match r {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            },
+            () = tokio::time::sleep_until(idle_at.into()) => {
+                let since = opened + Duration::from_millis(last.load(Ordering::Relaxed));
+                if since.elapsed() >= ctx.idle {
+                    tracing::debug!(%remote, transport = transport.via_token(), "closing idle connection");
+                    break;
+                }
+                continue;
+            }
         };
+        touch(&last);
         framer.push(&buf[..n]);
         loop {
             match framer.next_frame() {
                 Ok(Some(Frame::Message(m))) => {
-                    if events
+                    if ctx
+                        .events
                         .send(ShellEvent::Sip {
                             data: Bytes::from(m),
                             flow,
@@ -227,12 +335,14 @@ async fn connection(
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    tracing::info!(%remote, error = %e, "closing unframeable tcp connection");
+                    tracing::info!(%remote, error = %e, "closing unframeable stream connection");
                     break 'read;
                 }
             }
         }
     }
-    writer.abort();
-    let _ = events.send(ShellEvent::TcpDown { conn }).await;
+    // Tell the engine task first, so that nothing more is queued to this connection.
+    let _ = ctx.events.send(ShellEvent::TcpDown { conn }).await;
+    stop.notify_one();
+    let _ = timeout(Duration::from_secs(2), writer).await;
 }

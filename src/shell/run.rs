@@ -11,7 +11,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, watch};
 
 use super::ShellEvent;
-use super::dns::PeerDns;
+use super::dns::{DnsResult, PeerDns};
 use super::net;
 use crate::b2bua::{Engine, Input, Output};
 use crate::config::{LoadedConfig, Transport};
@@ -131,6 +131,11 @@ pub async fn serve(loaded: LoadedConfig) -> Result<(), String> {
         metrics: metrics.clone(),
         queue: QUEUE,
     };
+    let stream_ctx = net::StreamCtx {
+        events: ev_tx.clone(),
+        max,
+        idle: cfg.sip.connection_idle.0,
+    };
     let mut udp: HashMap<usize, Arc<UdpSocket>> = HashMap::new();
     let mut local: HashMap<usize, SocketAddr> = HashMap::new();
     for (i, l) in cfg.sip.listen.iter().enumerate() {
@@ -144,16 +149,35 @@ pub async fn serve(loaded: LoadedConfig) -> Result<(), String> {
                 udp.insert(i, s.clone());
                 tokio::spawn(net::udp_loop(s, i, ev_tx.clone(), max, gate.clone()));
             }
-            Transport::Tcp => {
-                let s = TcpListener::bind(l.address)
-                    .await
-                    .map_err(|e| format!("listen {} tcp {}: {e}", l.name, l.address))?;
-                tokio::spawn(net::tcp_accept_loop(s, i, ev_tx.clone(), max, gate.clone()));
-            }
-            Transport::Tls => {
-                return Err(format!(
-                    "listen {}: TLS is not available in this build yet",
-                    l.name
+            Transport::Tcp | Transport::Tls => {
+                let acceptor = match (&l.tls, l.transport) {
+                    (Some(t), Transport::Tls) => Some(
+                        super::tls::acceptor(t)
+                            .map_err(|e| format!("listen {} tls: {e}", l.name))?,
+                    ),
+                    (None, Transport::Tls) => {
+                        return Err(format!(
+                            "listen {}: transport tls needs a tls block",
+                            l.name
+                        ));
+                    }
+                    _ => None,
+                };
+                let s = TcpListener::bind(l.address).await.map_err(|e| {
+                    format!(
+                        "listen {} {} {}: {e}",
+                        l.name,
+                        l.transport.via_token(),
+                        l.address
+                    )
+                })?;
+                tokio::spawn(net::tcp_accept_loop(
+                    s,
+                    i,
+                    l.transport,
+                    acceptor,
+                    stream_ctx.clone(),
+                    gate.clone(),
                 ));
             }
         }
@@ -206,19 +230,21 @@ pub async fn serve(loaded: LoadedConfig) -> Result<(), String> {
         Instant::now(),
         SystemTime::now(),
     );
-    for (peer, result) in results {
-        engine.set_peer_targets(&peer, result, Instant::now());
-    }
-    dns.restart(&cfg, false, &ev_tx);
     let mut io = Io {
         udp,
         local,
         tcp: HashMap::new(),
         tcp_by_remote: HashMap::new(),
         connecting: HashMap::new(),
-        ev_tx: ev_tx.clone(),
-        max,
+        ctx: stream_ctx,
+        tls: super::tls::Clients::build(&cfg)?,
+        peer_names: peer_names(&cfg, &resolved),
     };
+    for (peer, result) in results {
+        io.learn_targets(&peer, &result);
+        engine.set_peer_targets(&peer, result, Instant::now());
+    }
+    dns.restart(&cfg, false, &ev_tx);
     tracing::info!(instance = %cfg.instance, peers = cfg.peers.len(), "veil ready");
     // Listeners are bound: dependants of veil.service may start now.
     super::notify::notify("READY=1");
@@ -255,10 +281,15 @@ pub async fn serve(loaded: LoadedConfig) -> Result<(), String> {
                     ShellEvent::Dns { generation, peer, address, result } => {
                         if generation == dns.generation() {
                             dns.learn(&peer, address, &result);
+                            io.learn_targets(&peer, &result);
                             engine.set_peer_targets(&peer, result, now);
                         }
                     }
-                    other => io.on_conn_event(other),
+                    other => {
+                        if let Some((transport, remote)) = io.on_conn_event(other) {
+                            engine.transport_failed(transport, remote, now);
+                        }
+                    }
                 }
             }
             () = sleep => engine.handle_timeout(Instant::now()),
@@ -281,7 +312,15 @@ pub async fn serve(loaded: LoadedConfig) -> Result<(), String> {
                     tracing::info!("SIGHUP ignored while shutting down");
                 } else {
                     super::notify::notify("RELOADING=1");
-                    if let Some(next) = reload(&running, &mut engine, &mut dns, &ev_tx).await {
+                    if let Some((next, resolved, results)) = reload(&running, &mut engine, &mut dns, &ev_tx).await {
+                        match super::tls::Clients::build(&next.config) {
+                            Ok(clients) => io.tls = clients,
+                            Err(e) => tracing::error!(error = %e, "reload: TLS client settings not applied"),
+                        }
+                        io.peer_names = peer_names(&next.config, &resolved);
+                        for (peer, result) in &results {
+                            io.learn_targets(peer, result);
+                        }
                         running = next;
                     }
                     super::notify::notify("READY=1");
@@ -324,7 +363,11 @@ async fn reload(
     engine: &mut Engine,
     dns: &mut PeerDns,
     ev_tx: &mpsc::Sender<ShellEvent>,
-) -> Option<LoadedConfig> {
+) -> Option<(
+    LoadedConfig,
+    Vec<Option<SocketAddr>>,
+    Vec<(String, DnsResult)>,
+)> {
     let path = running.path.clone();
     tracing::info!(config = %path.display(), "SIGHUP: reloading");
     let loaded = match crate::config::load(&path) {
@@ -367,8 +410,9 @@ async fn reload(
         &resolved,
         Instant::now(),
     );
-    for (peer, result) in dns.restart(&cfg, true, ev_tx) {
-        engine.set_peer_targets(&peer, result, Instant::now());
+    let results = dns.restart(&cfg, true, ev_tx);
+    for (peer, result) in &results {
+        engine.set_peer_targets(peer, result.clone(), Instant::now());
     }
     tracing::info!(
         peers = cfg.peers.len(),
@@ -376,22 +420,46 @@ async fn reload(
         calls_in_progress = engine.call_count(),
         "config reloaded: new calls use it"
     );
-    Some(merged.loaded)
+    Some((merged.loaded, resolved, results))
 }
 
-/// Where transmissions go: UDP sockets by listener, TCP connections by id or remote.
+/// Peer names by resolved address, to name the peer when a connection to it fails.
+fn peer_names(
+    cfg: &crate::config::Config,
+    resolved: &[Option<SocketAddr>],
+) -> HashMap<SocketAddr, String> {
+    cfg.peers
+        .iter()
+        .zip(resolved)
+        .filter_map(|(p, a)| a.map(|a| (a, p.name.clone())))
+        .collect()
+}
+
+/// Where transmissions go: UDP sockets by listener, TCP/TLS connections by id or by
+/// (transport, remote): one connection per target, reused for every later message.
 struct Io {
     udp: HashMap<usize, Arc<UdpSocket>>,
     local: HashMap<usize, SocketAddr>,
-    tcp: HashMap<u64, (SocketAddr, mpsc::UnboundedSender<Bytes>)>,
-    tcp_by_remote: HashMap<SocketAddr, u64>,
+    tcp: HashMap<u64, (Transport, SocketAddr, mpsc::UnboundedSender<Bytes>)>,
+    tcp_by_remote: HashMap<(Transport, SocketAddr), u64>,
     /// Data waiting for an outbound connection to come up.
-    connecting: HashMap<SocketAddr, Vec<Bytes>>,
-    ev_tx: mpsc::Sender<ShellEvent>,
-    max: usize,
+    connecting: HashMap<(Transport, SocketAddr), Vec<Bytes>>,
+    ctx: net::StreamCtx,
+    tls: super::tls::Clients,
+    peer_names: HashMap<SocketAddr, String>,
 }
 
 impl Io {
+    /// Remember the addresses a peer's name resolved to, so that a connection to any of
+    /// them uses the peer's TLS settings and failures name the peer.
+    fn learn_targets(&mut self, peer: &str, result: &DnsResult) {
+        if let Ok(records) = result {
+            for addr in records.iter().flat_map(|r| r.targets.iter()) {
+                self.peer_names.insert(addr.addr, peer.to_string());
+            }
+        }
+    }
+
     fn transmit(&mut self, t: Transmit) {
         match t.flow.transport {
             Transport::Udp => {
@@ -406,17 +474,18 @@ impl Io {
                     tracing::debug!(remote = %t.flow.remote, error = %e, "udp send failed");
                 }
             }
-            Transport::Tcp | Transport::Tls => {
+            transport @ (Transport::Tcp | Transport::Tls) => {
+                let target = (transport, t.flow.remote);
                 let conn = t
                     .flow
                     .conn
                     .filter(|c| self.tcp.contains_key(c))
-                    .or_else(|| self.tcp_by_remote.get(&t.flow.remote).copied());
-                if let Some((_, w)) = conn.and_then(|c| self.tcp.get(&c)) {
+                    .or_else(|| self.tcp_by_remote.get(&target).copied());
+                if let Some((_, _, w)) = conn.and_then(|c| self.tcp.get(&c)) {
                     let _ = w.send(t.data);
                     return;
                 }
-                let queue = self.connecting.entry(t.flow.remote).or_default();
+                let queue = self.connecting.entry(target).or_default();
                 queue.push(t.data);
                 if queue.len() == 1 {
                     let local = self
@@ -424,43 +493,65 @@ impl Io {
                         .get(&t.flow.listener)
                         .copied()
                         .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+                    let client = match transport {
+                        Transport::Tls => self
+                            .tls
+                            .for_peer(self.peer_names.get(&t.flow.remote), t.flow.remote),
+                        _ => None,
+                    };
+                    let peer = self
+                        .peer_names
+                        .get(&t.flow.remote)
+                        .cloned()
+                        .unwrap_or_else(|| "-".into());
                     tokio::spawn(net::tcp_connect(
                         local,
                         t.flow.listener,
+                        transport,
                         t.flow.remote,
-                        self.ev_tx.clone(),
-                        self.max,
+                        peer,
+                        client,
+                        self.ctx.clone(),
                     ));
                 }
             }
         }
     }
 
-    fn on_conn_event(&mut self, ev: ShellEvent) {
+    /// Book-keeping of connections; returns the target of a failed outbound connection,
+    /// whose transactions the engine must fail.
+    fn on_conn_event(&mut self, ev: ShellEvent) -> Option<(Transport, SocketAddr)> {
         match ev {
             ShellEvent::TcpUp {
                 conn,
+                transport,
                 remote,
                 writer,
-                ..
             } => {
-                for data in self.connecting.remove(&remote).unwrap_or_default() {
+                for data in self
+                    .connecting
+                    .remove(&(transport, remote))
+                    .unwrap_or_default()
+                {
                     let _ = writer.send(data);
                 }
-                self.tcp.insert(conn, (remote, writer));
-                self.tcp_by_remote.insert(remote, conn);
+                self.tcp.insert(conn, (transport, remote, writer));
+                self.tcp_by_remote.insert((transport, remote), conn);
+                None
             }
             ShellEvent::TcpDown { conn } => {
-                if let Some((remote, _)) = self.tcp.remove(&conn)
-                    && self.tcp_by_remote.get(&remote) == Some(&conn)
+                if let Some((transport, remote, _)) = self.tcp.remove(&conn)
+                    && self.tcp_by_remote.get(&(transport, remote)) == Some(&conn)
                 {
-                    self.tcp_by_remote.remove(&remote);
+                    self.tcp_by_remote.remove(&(transport, remote));
                 }
+                None
             }
-            ShellEvent::TcpFailed { remote } => {
-                self.connecting.remove(&remote);
+            ShellEvent::TcpFailed { transport, remote } => {
+                self.connecting.remove(&(transport, remote));
+                Some((transport, remote))
             }
-            ShellEvent::Sip { .. } | ShellEvent::Media(_) | ShellEvent::Dns { .. } => {}
+            ShellEvent::Sip { .. } | ShellEvent::Media(_) | ShellEvent::Dns { .. } => None,
         }
     }
 }

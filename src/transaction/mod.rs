@@ -303,6 +303,28 @@ impl TransactionLayer {
         self.challenged.remove(&id.0)
     }
 
+    /// The shell could not reach `remote` over `transport` (connect or TLS handshake
+    /// failed): every client transaction still waiting for a final response there ends
+    /// as if Timer B/F had fired, so the TU fails over now rather than after 32 s.
+    pub fn transport_failed(&mut self, transport: Transport, remote: SocketAddr) {
+        let mut ids: Vec<u64> = self
+            .clients
+            .iter()
+            .filter(|(_, tx)| {
+                let f = tx.flow();
+                f.transport == transport && f.remote == remote && tx.awaiting_final()
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        ids.sort_unstable();
+        for id in ids {
+            self.out
+                .events
+                .push_back(TxEvent::Timeout { id: ClientTxId(id) });
+            self.settle_client(id, Status::Terminated);
+        }
+    }
+
     /// Earliest instant at which `handle_timeout` must be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.out.timers.peek().map(|e| e.at)

@@ -219,8 +219,9 @@ fn relative_paths_resolve_against_the_config_folder() {
     fs::create_dir_all(&sub).unwrap();
     fs::create_dir_all(dir.path().join("policies")).unwrap();
     fs::write(dir.path().join("policies/p.yaml"), POLICY).unwrap();
-    fs::write(sub.join("cert.pem"), "x").unwrap();
-    fs::write(sub.join("key.pem"), "x").unwrap();
+    super::tls_tests::write_pki(&sub);
+    fs::rename(sub.join("a.pem"), sub.join("cert.pem")).unwrap();
+    fs::rename(sub.join("a.key"), sub.join("key.pem")).unwrap();
     let cfg = CONFIG.replace(
         "policy: policy.yaml",
         "policy: ../policies/p.yaml\ncdr: {sqlite: ./cdr.sqlite}",
