@@ -64,6 +64,9 @@ pub struct Engine {
     pub(super) b_index: HashMap<String, u64>,
     pub(super) stx_calls: HashMap<ServerTxId, u64>,
     pub(super) ctx_calls: HashMap<ClientTxId, u64>,
+    /// Leg B INVITEs still pending when their call was forgotten unanswered, and whether
+    /// a CANCEL is still owed (none can be sent before a provisional response).
+    pub(super) orphan_invites: HashMap<ClientTxId, bool>,
     pub(super) stream_calls: HashMap<StreamId, u64>,
     /// Ended calls whose stream counters are still on their way back from the relay.
     pub(super) closing: HashMap<u64, Closing>,
@@ -139,6 +142,7 @@ impl Engine {
             b_index: HashMap::new(),
             stx_calls: HashMap::new(),
             ctx_calls: HashMap::new(),
+            orphan_invites: HashMap::new(),
             stream_calls: HashMap::new(),
             closing: HashMap::new(),
             ids: IdGen::default(),
