@@ -5,12 +5,13 @@
 #   benches/run.sh                 # everything: cps, concurrent calls, criterion
 #   benches/run.sh cps             # only the CPS search (direct, veil, veil without CDRs, Kamailio+topos/topoh)
 #   benches/run.sh concurrent      # only held calls (10k, 50k)
+#   benches/run.sh concurrent-sdp  # held calls with SDP (2000, 4500; relay sockets; netns, root)
 #   benches/run.sh criterion       # only `cargo bench` (parse/serialize, engine per call)
 #
 # Knobs (environment): CALLS (5000) calls per CPS trial, RUNS (3) searches per target
 # (the figure is their median), BUDGET (900) seconds per interleaved search of all
 # targets, TARGETS ("direct veil veil-nocdr kamailio-topos kamailio-topoh"), HOLD
-# ("10000 50000") held-call counts, OUT (work dir).
+# ("10000 50000") held-call counts, HOLD_SDP ("2000 4500") the same with SDP, OUT (work dir).
 #
 # Addresses: uac 127.0.0.2:15060 -> veil 127.0.0.1:15060 (or Kamailio 127.0.0.1:15070)
 # -> uas 127.0.0.3:15060. Nothing leaves 127.0.0.0/8.
@@ -62,6 +63,7 @@ start_veil() { # $1 = cdr|nocdr
     else
         sed '/^cdr:/,/^$/d' "$HERE/veil-bench.yaml" >"$OUT/veil/veil.yaml"
     fi
+    [ -n "${MEDIA_PORTS:-}" ] && sed -i "s#^  ports: .*#  ports: $MEDIA_PORTS#" "$OUT/veil/veil.yaml"
     "$VEIL" run --config "$OUT/veil/veil.yaml" 2>>"$OUT/veil/stderr.log" &
     SUT_PID=$!
     PIDS+=("$SUT_PID")
@@ -241,12 +243,12 @@ hold() { # $1 = number of calls
     hz=$(getconf CLK_TCK)
     sleep 1
     rss0=$(rss_kib "$SUT_PID")
-    (cd "$d" && exec sipp -sf "$HERE/sipp/hold-uas.xml" -i "$UAS_IP" -p "$PORT" -mp 14700 "${BUFF[@]}" \
+    (cd "$d" && exec sipp -sf "$HERE/sipp/${HOLD_UAS:-hold-uas.xml}" -i "$UAS_IP" -p "$PORT" -mp 14700 "${BUFF[@]}" \
         -nostdin >uas.out 2>&1) &
     local uas=$!
     PIDS+=("$uas")
     sleep 0.2
-    (cd "$d" && exec sipp -sf "$HERE/sipp/hold-uac.xml" -i "$UAC_IP" -p "$PORT" -mp 14600 \
+    (cd "$d" && exec sipp -sf "$HERE/sipp/${HOLD_UAC:-hold-uac.xml}" -i "$UAC_IP" -p "$PORT" -mp 14600 \
         "127.0.0.1:$PORT" -s 0123456 -r 2000 -m "$n" -l "$n" -d 3600000 "${BUFF[@]}" \
         -nostdin >uac.out 2>&1) &
     local uac=$!
@@ -267,20 +269,43 @@ hold() { # $1 = number of calls
     local per=$(((rss1 - rss0) * 1024 / (a > 0 ? a : 1)))
     local cpu
     cpu=$(awk -v t=$((c1 - c0)) -v hz="$hz" 'BEGIN {printf "%.1f", 100 * t / hz / 10}')
-    printf 'hold %-6s active=%s  rss %s -> %s KiB  = %s bytes/call  cpu at rest %s%% of a core\n' \
-        "$n" "$a" "$rss0" "$rss1" "$per" "$cpu" | tee -a "$OUT/results.txt"
+    local streams fds
+    streams=$(curl -s 127.0.0.1:15090/metrics | awk '/^veil_media_streams_active/ {print int($2)}')
+    fds=$(ls "/proc/$SUT_PID/fd" | wc -l)
+    printf 'hold%s %-6s active=%s streams=%s fds=%s  rss %s -> %s KiB  = %s bytes/call  cpu at rest %s%% of a core\n' \
+        "${HOLD_TAG:-}" "$n" "$a" "${streams:-0}" "$fds" "$rss0" "$rss1" "$per" "$cpu" | tee -a "$OUT/results.txt"
     kill "$uac" "$uas" 2>/dev/null
     wait "$uac" "$uas" 2>/dev/null
     stop_sut
 }
 
+# Held calls with SDP: four relay sockets per call, more ports than fit outside the host's
+# ephemeral range, so this runs in a private network namespace (loopback only, its own
+# port space and ephemeral range) as root, with the fd limit raised for veil.
+concurrent_sdp() {
+    if [ "${VEIL_BENCH_NETNS:-}" != 1 ]; then
+        [ "$(id -u)" = 0 ] || { log "concurrent-sdp needs root (unshare -n)"; return 1; }
+        VEIL_BENCH_NETNS=1 unshare -n "$0" concurrent-sdp
+        return
+    fi
+    ip link set lo up
+    echo "61000 65000" >/proc/sys/net/ipv4/ip_local_port_range
+    # Four sockets per call: the hard fd limit caps the count (20 000 here: ~4 900 calls).
+    ulimit -n "$(ulimit -Hn)" || return 1
+    log "fd limit $(ulimit -n)"
+    local n
+    for n in ${HOLD_SDP:-2000 4500}; do
+        MEDIA_PORTS=20000-59999 HOLD_UAC=hold-sdp-uac.xml HOLD_UAS=hold-sdp-uas.xml HOLD_TAG=-sdp hold "$n"
+    done
+}
+
 # ---------------------------------------------------------------- main
 mkdir -p "$OUT"
-: >"$OUT/results.txt"
+[ "${VEIL_BENCH_NETNS:-}" = 1 ] || : >"$OUT/results.txt"
 what="${1:-all}"
 need sipp "apt-get install -y sip-tester" || exit 1
 need curl "apt-get install -y curl" || exit 1
-if [ "$what" != criterion ]; then
+if [ "$what" != criterion ] && [ "${VEIL_BENCH_NETNS:-}" != 1 ]; then
     log "building veil (release) into $CARGO_TARGET_DIR"
     (cd "$ROOT" && cargo build --release --quiet --bin veil) || exit 1
 fi
@@ -293,6 +318,9 @@ if [ "$what" = all ] || [ "$what" = cps ]; then
 fi
 if [ "$what" = all ] || [ "$what" = concurrent ]; then
     for n in $HOLD; do hold "$n"; done
+fi
+if [ "$what" = all ] || [ "$what" = concurrent-sdp ]; then
+    concurrent_sdp
 fi
 if [ "$what" = all ] || [ "$what" = criterion ]; then
     (cd "$ROOT" && cargo bench --bench sip_parse --bench engine_call -- --noplot 2>&1 | grep -E '^[a-z_/]+ +time:|time:' ) | tee -a "$OUT/results.txt"

@@ -167,7 +167,6 @@ impl Engine {
         for s in &call.streams {
             self.out
                 .push_back(Output::Media(MediaCommand::Close { id: s.id }));
-            self.metrics.media_streams_active.dec();
             self.ports.release(s.a_port);
             self.ports.release(s.b_port);
             closing.remaining.push(s.id);
