@@ -129,7 +129,8 @@ trial() {
         -trace_stat -stf uas.csv -fd 1 -nostdin >/dev/null 2>&1) &
     local uas=$!
     sleep 0.2
-    local limit=$((CALLS / rate + 30)) c0
+    # Twice the nominal duration: on a loaded box SIPp itself falls behind its -r.
+    local limit=$((CALLS * 2 / rate + 30)) c0
     c0=$(sut_ticks)
     (cd "$d" && exec timeout "$limit" sipp -sn uac -i "$UAC_IP" -p "$PORT" -mp 14600 "$hop" \
         -s 0123456 -r "$rate" -m "$CALLS" -l $((rate * 4 + 100)) "${BUFF[@]}" -recv_timeout 5000 \
