@@ -21,6 +21,7 @@ mod nat;
 pub mod peers;
 pub mod session_timer;
 pub mod srtp;
+pub mod targets;
 mod teardown;
 
 #[cfg(test)]
