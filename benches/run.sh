@@ -3,13 +3,15 @@
 # See docs/performance.md for what it measures and the figures it produced.
 #
 #   benches/run.sh                 # everything: cps, concurrent calls, criterion
-#   benches/run.sh cps             # only the CPS search (direct, veil, veil without CDRs, Kamailio+topos)
+#   benches/run.sh cps             # only the CPS search (direct, veil, veil without CDRs, Kamailio+topos/topoh)
 #   benches/run.sh concurrent      # only held calls (10k, 50k)
+#   benches/run.sh concurrent-sdp  # held calls with SDP (2000, 4500; relay sockets; netns, root)
 #   benches/run.sh criterion       # only `cargo bench` (parse/serialize, engine per call)
 #
 # Knobs (environment): CALLS (5000) calls per CPS trial, RUNS (3) searches per target
-# (the figure is their median), BUDGET (240) seconds per search, TARGETS ("direct veil
-# veil-nocdr kamailio-topos"), HOLD ("10000 50000") held-call counts, OUT (work dir).
+# (the figure is their median), BUDGET (900) seconds per interleaved search of all
+# targets, TARGETS ("direct veil veil-nocdr kamailio-topos kamailio-topoh"), HOLD
+# ("10000 50000") held-call counts, HOLD_SDP ("2000 4500") the same with SDP, OUT (work dir).
 #
 # Addresses: uac 127.0.0.2:15060 -> veil 127.0.0.1:15060 (or Kamailio 127.0.0.1:15070)
 # -> uas 127.0.0.3:15060. Nothing leaves 127.0.0.0/8.
@@ -19,8 +21,8 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 CALLS="${CALLS:-5000}"
 RUNS="${RUNS:-3}"
-BUDGET="${BUDGET:-240}"
-TARGETS="${TARGETS:-direct veil veil-nocdr kamailio-topos}"
+BUDGET="${BUDGET:-900}"
+TARGETS="${TARGETS:-direct veil veil-nocdr kamailio-topos kamailio-topoh}"
 HOLD="${HOLD:-10000 50000}"
 OUT="${OUT:-/tmp/veil-bench}"
 BUFF=(-buff_size 4194304)
@@ -61,6 +63,7 @@ start_veil() { # $1 = cdr|nocdr
     else
         sed '/^cdr:/,/^$/d' "$HERE/veil-bench.yaml" >"$OUT/veil/veil.yaml"
     fi
+    [ -n "${MEDIA_PORTS:-}" ] && sed -i "s#^  ports: .*#  ports: $MEDIA_PORTS#" "$OUT/veil/veil.yaml"
     "$VEIL" run --config "$OUT/veil/veil.yaml" 2>>"$OUT/veil/stderr.log" &
     SUT_PID=$!
     PIDS+=("$SUT_PID")
@@ -72,22 +75,26 @@ start_veil() { # $1 = cdr|nocdr
     return 1
 }
 
-start_kamailio_topos() {
+start_kamailio() { # $1 = topos (stateful, storage on redis) | topoh (stateless masks)
     need kamailio "apt-get install -y kamailio kamailio-redis-modules redis-server" || return 1
-    need redis-server "apt-get install -y redis-server" || return 1
     mkdir -p "$OUT/kam"
-    redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
-        >"$OUT/kam/redis.log" 2>&1 &
-    REDIS_PID=$!
-    PIDS+=("$REDIS_PID")
+    if [ "$1" = topos ]; then
+        need redis-server "apt-get install -y redis-server" || return 1
+        redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
+            >"$OUT/kam/redis.log" 2>&1 &
+        REDIS_PID=$!
+        PIDS+=("$REDIS_PID")
+    fi
     sed -e "s#!UAS!127.0.0.1:5090!g#!UAS!$UAS_IP:$PORT!g#" \
         -e "s#^listen=.*#listen=udp:127.0.0.1:$KAM_PORT#" \
         -e "s#^alias=.*#alias=\"127.0.0.1:$KAM_PORT\"#" \
         -e "s#port=6379#port=$REDIS_PORT#" \
         "$HERE/kamailio-peer.cfg" >"$OUT/kam/kamailio.cfg"
     sleep 0.3
+    local define=WITH_TOPOS_REDIS
+    [ "$1" = topoh ] && define=WITH_TOPOH
     kamailio -x tlsf -X tlsf -f "$OUT/kam/kamailio.cfg" -m 1024 -M 64 -E -e -DD \
-        -A WITH_TOPOS_REDIS -w "$OUT/kam" -P "$OUT/kam/kamailio.pid" \
+        -A "$define" -w "$OUT/kam" -P "$OUT/kam/kamailio.pid" \
         >"$OUT/kam/kamailio.log" 2>&1 &
     SUT_PID=$!
     PIDS+=("$SUT_PID")
@@ -122,7 +129,8 @@ trial() {
         -trace_stat -stf uas.csv -fd 1 -nostdin >/dev/null 2>&1) &
     local uas=$!
     sleep 0.2
-    local limit=$((CALLS / rate + 30)) c0
+    # Twice the nominal duration: on a loaded box SIPp itself falls behind its -r.
+    local limit=$((CALLS * 2 / rate + 30)) c0
     c0=$(sut_ticks)
     (cd "$d" && exec timeout "$limit" sipp -sn uac -i "$UAC_IP" -p "$PORT" -mp 14600 "$hop" \
         -s 0123456 -r "$rate" -m "$CALLS" -l $((rate * 4 + 100)) "${BUFF[@]}" -recv_timeout 5000 \
@@ -156,48 +164,70 @@ trial() {
     fi
 }
 
-# Highest passing rate: double from START until a failure, then bisect to 5%, within BUDGET.
-search() {
-    local hop="$1" lo=0 hi=0 rate="${START:-250}" t0=$SECONDS r
-    while [ $((SECONDS - t0)) -lt "$BUDGET" ]; do
-        r=$(trial "$rate" "$hop")
-        log "  rate $rate: $r"
-        echo "${TARGET:-?} rate $rate: $r" >>"$OUT/trials.txt"
-        if [ "${r%% *}" = ok ]; then lo=$rate; else hi=$rate; fi
-        if [ "$hi" = 0 ]; then
-            rate=$((rate * 2))
-        else
-            [ $((hi - lo)) -le $((hi / 20 + 1)) ] && break
-            rate=$(((lo + hi) / 2))
-        fi
-        [ "$rate" -gt "${MAX_RATE:-20000}" ] && break
-    done
-    echo "$lo"
-}
-
-cps_target() { # $1 = target name
-    local hop results=()
+# One trial of target $1 at rate $2 against a freshly started system under test (so a
+# trial that overran cannot spoil the next one). Prints trial()'s verdict.
+target_trial() {
+    local hop
     TARGET="$1"
     case "$1" in
     direct) hop="$UAS_IP:$PORT" ;;
-    veil) start_veil cdr || return; hop="127.0.0.1:$PORT" ;;
-    veil-nocdr) start_veil nocdr || return; hop="127.0.0.1:$PORT" ;;
-    kamailio-topos)
-        start_kamailio_topos || { stop_sut; return; }
+    veil) start_veil cdr || { stop_sut; echo "fail veil did not start"; return; }; hop="127.0.0.1:$PORT" ;;
+    veil-nocdr) start_veil nocdr || { stop_sut; echo "fail veil did not start"; return; }; hop="127.0.0.1:$PORT" ;;
+    kamailio-topos | kamailio-topoh)
+        start_kamailio "${1#kamailio-}" || { stop_sut; echo "fail kamailio did not start"; return; }
         hop="127.0.0.1:$KAM_PORT"
         export TOLERATE_REORDER=1
         ;;
-    *) log "unknown target $1"; return ;;
+    *) echo "fail unknown target"; return ;;
     esac
-    for run in $(seq "$RUNS"); do
-        log "$1: search $run/$RUNS"
-        results+=("$(search "$hop")")
-    done
+    trial "$2" "$hop"
     stop_sut
     unset TOLERATE_REORDER
-    local med
-    med=$(printf '%s\n' "${results[@]}" | median)
-    printf '%-16s %6s CPS  (runs: %s)\n' "$1" "$med" "${results[*]}" | tee -a "$OUT/results.txt"
+}
+
+# One search per target, interleaved: at each step every target still searching runs
+# one trial, in rotation, so the machine's load hits all of them alike. Per target the
+# rate doubles from START until a trial fails, then bisects to within 5%; the whole run
+# stops after BUDGET seconds. Appends each target's highest passing rate to FOUND[target].
+declare -A FOUND
+search_all() {
+    local -A lo hi rate fin
+    local t r load t0=$SECONDS active
+    for t in $TARGETS; do lo[$t]=0; hi[$t]=0; rate[$t]="${START:-250}"; fin[$t]=0; done
+    while [ $((SECONDS - t0)) -lt "$BUDGET" ]; do
+        active=0
+        for t in $TARGETS; do
+            [ "${fin[$t]}" = 1 ] && continue
+            active=1
+            load=$(cut -d' ' -f1-3 /proc/loadavg)
+            r=$(target_trial "$t" "${rate[$t]}")
+            log "  $t rate ${rate[$t]}: $r (load $load)"
+            echo "$t rate ${rate[$t]}: $r (load $load)" >>"$OUT/trials.txt"
+            if [ "${r%% *}" = ok ]; then lo[$t]=${rate[$t]}; else hi[$t]=${rate[$t]}; fi
+            if [ "${hi[$t]}" = 0 ]; then
+                rate[$t]=$((${rate[$t]} * 2))
+            elif [ $((${hi[$t]} - ${lo[$t]})) -le $((${hi[$t]} / 20 + 1)) ]; then
+                fin[$t]=1
+            else
+                rate[$t]=$(((${lo[$t]} + ${hi[$t]}) / 2))
+            fi
+            [ "${rate[$t]}" -gt "${MAX_RATE:-20000}" ] && fin[$t]=1
+        done
+        [ "$active" = 0 ] && break
+    done
+    for t in $TARGETS; do FOUND[$t]="${FOUND[$t]:-} ${lo[$t]}"; done
+}
+
+cps() {
+    for run in $(seq "$RUNS"); do
+        log "CPS search $run/$RUNS (interleaved: $TARGETS)"
+        search_all
+    done
+    local t med
+    for t in $TARGETS; do
+        med=$(printf '%s\n' ${FOUND[$t]} | median)
+        printf '%-16s %6s CPS  (runs:%s)\n' "$t" "$med" "${FOUND[$t]}" | tee -a "$OUT/results.txt"
+    done
 }
 
 # ---------------------------------------------------------------- concurrent calls
@@ -214,12 +244,12 @@ hold() { # $1 = number of calls
     hz=$(getconf CLK_TCK)
     sleep 1
     rss0=$(rss_kib "$SUT_PID")
-    (cd "$d" && exec sipp -sf "$HERE/sipp/hold-uas.xml" -i "$UAS_IP" -p "$PORT" -mp 14700 "${BUFF[@]}" \
+    (cd "$d" && exec sipp -sf "$HERE/sipp/${HOLD_UAS:-hold-uas.xml}" -i "$UAS_IP" -p "$PORT" -mp 14700 "${BUFF[@]}" \
         -nostdin >uas.out 2>&1) &
     local uas=$!
     PIDS+=("$uas")
     sleep 0.2
-    (cd "$d" && exec sipp -sf "$HERE/sipp/hold-uac.xml" -i "$UAC_IP" -p "$PORT" -mp 14600 \
+    (cd "$d" && exec sipp -sf "$HERE/sipp/${HOLD_UAC:-hold-uac.xml}" -i "$UAC_IP" -p "$PORT" -mp 14600 \
         "127.0.0.1:$PORT" -s 0123456 -r 2000 -m "$n" -l "$n" -d 3600000 "${BUFF[@]}" \
         -nostdin >uac.out 2>&1) &
     local uac=$!
@@ -240,20 +270,43 @@ hold() { # $1 = number of calls
     local per=$(((rss1 - rss0) * 1024 / (a > 0 ? a : 1)))
     local cpu
     cpu=$(awk -v t=$((c1 - c0)) -v hz="$hz" 'BEGIN {printf "%.1f", 100 * t / hz / 10}')
-    printf 'hold %-6s active=%s  rss %s -> %s KiB  = %s bytes/call  cpu at rest %s%% of a core\n' \
-        "$n" "$a" "$rss0" "$rss1" "$per" "$cpu" | tee -a "$OUT/results.txt"
+    local streams fds
+    streams=$(curl -s 127.0.0.1:15090/metrics | awk '/^veil_media_streams_active/ {print int($2)}')
+    fds=$(ls "/proc/$SUT_PID/fd" | wc -l)
+    printf 'hold%s %-6s active=%s streams=%s fds=%s  rss %s -> %s KiB  = %s bytes/call  cpu at rest %s%% of a core\n' \
+        "${HOLD_TAG:-}" "$n" "$a" "${streams:-0}" "$fds" "$rss0" "$rss1" "$per" "$cpu" | tee -a "$OUT/results.txt"
     kill "$uac" "$uas" 2>/dev/null
     wait "$uac" "$uas" 2>/dev/null
     stop_sut
 }
 
+# Held calls with SDP: four relay sockets per call, more ports than fit outside the host's
+# ephemeral range, so this runs in a private network namespace (loopback only, its own
+# port space and ephemeral range) as root, with the fd limit raised for veil.
+concurrent_sdp() {
+    if [ "${VEIL_BENCH_NETNS:-}" != 1 ]; then
+        [ "$(id -u)" = 0 ] || { log "concurrent-sdp needs root (unshare -n)"; return 1; }
+        VEIL_BENCH_NETNS=1 unshare -n "$0" concurrent-sdp
+        return
+    fi
+    ip link set lo up
+    echo "61000 65000" >/proc/sys/net/ipv4/ip_local_port_range
+    # Four sockets per call: the hard fd limit caps the count (20 000 here: ~4 900 calls).
+    ulimit -n "$(ulimit -Hn)" || return 1
+    log "fd limit $(ulimit -n)"
+    local n
+    for n in ${HOLD_SDP:-2000 4500}; do
+        MEDIA_PORTS=20000-59999 HOLD_UAC=hold-sdp-uac.xml HOLD_UAS=hold-sdp-uas.xml HOLD_TAG=-sdp hold "$n"
+    done
+}
+
 # ---------------------------------------------------------------- main
 mkdir -p "$OUT"
-: >"$OUT/results.txt"
+[ "${VEIL_BENCH_NETNS:-}" = 1 ] || : >"$OUT/results.txt"
 what="${1:-all}"
 need sipp "apt-get install -y sip-tester" || exit 1
 need curl "apt-get install -y curl" || exit 1
-if [ "$what" != criterion ]; then
+if [ "$what" != criterion ] && [ "${VEIL_BENCH_NETNS:-}" != 1 ]; then
     log "building veil (release) into $CARGO_TARGET_DIR"
     (cd "$ROOT" && cargo build --release --quiet --bin veil) || exit 1
 fi
@@ -262,10 +315,13 @@ fi
     echo "# commit $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null), sipp $(sipp -v 2>/dev/null | grep -o 'v[0-9.]*' | head -1), CALLS=$CALLS RUNS=$RUNS"
 } | tee -a "$OUT/results.txt"
 if [ "$what" = all ] || [ "$what" = cps ]; then
-    for t in $TARGETS; do cps_target "$t"; done
+    cps
 fi
 if [ "$what" = all ] || [ "$what" = concurrent ]; then
     for n in $HOLD; do hold "$n"; done
+fi
+if [ "$what" = all ] || [ "$what" = concurrent-sdp ]; then
+    concurrent_sdp
 fi
 if [ "$what" = all ] || [ "$what" = criterion ]; then
     (cd "$ROOT" && cargo bench --bench sip_parse --bench engine_call -- --noplot 2>&1 | grep -E '^[a-z_/]+ +time:|time:' ) | tee -a "$OUT/results.txt"

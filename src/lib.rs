@@ -6,6 +6,7 @@
 
 pub mod b2bua;
 pub mod config;
+pub mod fastmap;
 pub mod media;
 pub mod observe;
 pub mod policy;

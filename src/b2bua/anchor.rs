@@ -95,7 +95,6 @@ impl Engine {
         }
         for s in &new_streams {
             self.stream_calls.insert(s.id, key);
-            self.metrics.media_streams_active.inc();
             self.out.push_back(Output::Media(MediaCommand::Open {
                 id: s.id,
                 a_port: s.a_port,

@@ -9,6 +9,7 @@ use std::time::{Instant, SystemTime};
 use bytes::Bytes;
 
 use crate::config::Config;
+use crate::fastmap::FastMap;
 use crate::media::ports::PortPool;
 use crate::media::{MediaEvent, StreamId};
 use crate::observe::Metrics;
@@ -58,16 +59,19 @@ pub struct Engine {
     /// SDP address for legs over IPv6 (`media.advertise6` or `media.address6`).
     pub(super) media_ip6: Option<IpAddr>,
     pub(super) tx: TransactionLayer,
-    pub(super) calls: HashMap<u64, Call>,
+    pub(super) calls: FastMap<u64, Call>,
     /// Leg A dialogs by (Call-ID, caller's From tag).
-    pub(super) a_index: HashMap<(String, String), u64>,
+    pub(super) a_index: FastMap<(String, String), u64>,
     /// Leg B dialogs by veil's Call-ID.
-    pub(super) b_index: HashMap<String, u64>,
-    pub(super) stx_calls: HashMap<ServerTxId, u64>,
-    pub(super) ctx_calls: HashMap<ClientTxId, u64>,
-    pub(super) stream_calls: HashMap<StreamId, u64>,
+    pub(super) b_index: FastMap<String, u64>,
+    pub(super) stx_calls: FastMap<ServerTxId, u64>,
+    pub(super) ctx_calls: FastMap<ClientTxId, u64>,
+    /// Leg B INVITEs still pending when their call was forgotten unanswered, and whether
+    /// a CANCEL is still owed (none can be sent before a provisional response).
+    pub(super) orphan_invites: FastMap<ClientTxId, bool>,
+    pub(super) stream_calls: FastMap<StreamId, u64>,
     /// Ended calls whose stream counters are still on their way back from the relay.
-    pub(super) closing: HashMap<u64, Closing>,
+    pub(super) closing: FastMap<u64, Closing>,
     pub(super) ports: PortPool,
     pub(super) ids: IdGen,
     pub(super) next_key: u64,
@@ -135,13 +139,14 @@ impl Engine {
             peers,
             resting: HashMap::new(),
             tx,
-            calls: HashMap::new(),
-            a_index: HashMap::new(),
-            b_index: HashMap::new(),
-            stx_calls: HashMap::new(),
-            ctx_calls: HashMap::new(),
-            stream_calls: HashMap::new(),
-            closing: HashMap::new(),
+            calls: FastMap::default(),
+            a_index: FastMap::default(),
+            b_index: FastMap::default(),
+            stx_calls: FastMap::default(),
+            ctx_calls: FastMap::default(),
+            orphan_invites: FastMap::default(),
+            stream_calls: FastMap::default(),
+            closing: FastMap::default(),
             ids: IdGen::default(),
             next_key: 1,
             next_stream: 1,

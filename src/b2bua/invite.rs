@@ -866,36 +866,10 @@ impl Engine {
             return;
         };
         let Some(ctx) = call.b_invite_ctx else { return };
-        let Some(invite) = self.tx.client_request(ctx).cloned() else {
+        let Some(invite) = self.tx.client_request(ctx) else {
             return;
         };
-        let mut h = Headers::new();
-        for name in [
-            HeaderName::Via,
-            HeaderName::Route,
-            HeaderName::From,
-            HeaderName::To,
-            HeaderName::CallId,
-        ] {
-            if name == HeaderName::Via {
-                if let Some(v) = invite.headers.values(&HeaderName::Via).first() {
-                    h.push(HeaderName::Via, *v);
-                }
-                continue;
-            }
-            for v in invite.headers.get_all(&name) {
-                h.push(name.clone(), v);
-            }
-        }
-        h.push(HeaderName::MaxForwards, "70");
-        let seq = invite.cseq().map(|c| c.seq).unwrap_or(call.b.invite_cseq);
-        h.push(HeaderName::CSeq, format!("{seq} CANCEL"));
-        let cancel = Request {
-            method: Method::Cancel,
-            uri: invite.uri.clone(),
-            headers: h,
-            body: Bytes::new(),
-        };
+        let cancel = cancel_request(invite, call.b.invite_cseq);
         let flow = call.b.flow;
         self.tx.send_request(cancel, flow, now);
     }
@@ -923,6 +897,7 @@ impl Engine {
     /// Client transaction timeout (timer B/F).
     pub(super) fn on_client_timeout(&mut self, ctx: ClientTxId, now: Instant) {
         let Some(key) = self.ctx_calls.remove(&ctx) else {
+            self.orphan_invites.remove(&ctx);
             return;
         };
         let Some(call) = self.calls.get(&key) else {
@@ -944,7 +919,7 @@ impl Engine {
     pub(super) fn on_response(&mut self, ctx: ClientTxId, resp: Response, now: Instant) {
         let Some(call) = self.ctx_calls.get(&ctx).and_then(|k| self.calls.get(k)) else {
             self.ctx_calls.remove(&ctx);
-            self.ack_orphan_2xx(ctx, &resp);
+            self.on_orphan_response(ctx, &resp, now);
             return;
         };
         let key = call.key;
@@ -962,11 +937,30 @@ impl Engine {
         self.on_forward_response(key, ctx, resp, now);
     }
 
-    /// A 2xx to an INVITE of veil's whose call has ended meanwhile (a refresh or re-INVITE
-    /// crossing the BYE) still gets its ACK (RFC 3261 §13.2.2.4), built from the INVITE;
-    /// the far end already has, or will get, veil's BYE.
-    fn ack_orphan_2xx(&mut self, ctx: ClientTxId, resp: &Response) {
-        if !(200..300).contains(&resp.code) {
+    /// A response to an INVITE of veil's whose call has ended meanwhile. A 2xx still gets
+    /// its ACK (RFC 3261 §13.2.2.4), built from the INVITE. If the call ended before leg B
+    /// answered (`orphan_invites`: caller's CANCEL, relay bind failure, ring timeout), leg
+    /// B knows nothing of it yet: its first provisional gets the CANCEL the call owed, its
+    /// 2xx a BYE after the ACK. Otherwise (a refresh or re-INVITE crossing the BYE) the far
+    /// end already has, or will get, veil's BYE.
+    fn on_orphan_response(&mut self, ctx: ClientTxId, resp: &Response, now: Instant) {
+        let Some(flow) = self.tx.client_flow(ctx) else {
+            self.orphan_invites.remove(&ctx);
+            return;
+        };
+        if resp.code < 200 {
+            if resp.code > 100
+                && self.orphan_invites.get(&ctx) == Some(&true)
+                && let Some(invite) = self.tx.client_request(ctx)
+            {
+                let cancel = cancel_request(invite, 0);
+                self.orphan_invites.insert(ctx, false);
+                self.tx.send_request(cancel, flow, now);
+            }
+            return;
+        }
+        let hang_up = self.orphan_invites.remove(&ctx).is_some();
+        if resp.code >= 300 {
             return;
         }
         let Some(invite) = self.tx.client_request(ctx) else {
@@ -975,43 +969,14 @@ impl Engine {
         if invite.method != Method::Invite {
             return;
         }
-        let mut h = Headers::new();
-        if let Some(v) = invite.headers.values(&HeaderName::Via).first() {
-            let branch_free = v.split(";branch=").next().unwrap_or(v);
-            h.push(
-                HeaderName::Via,
-                format!("{branch_free};branch={}", self.ids.branch()),
-            );
-        }
-        h.push(HeaderName::MaxForwards, "70");
-        for r in invite.headers.get_all(&HeaderName::Route) {
-            h.push(HeaderName::Route, r);
-        }
-        for name in [HeaderName::From, HeaderName::CallId] {
-            if let Some(v) = invite.headers.get(&name) {
-                h.push(name, v);
-            }
-        }
-        if let Some(to) = resp.headers.get(&HeaderName::To) {
-            h.push(HeaderName::To, to);
-        }
         let seq = invite.cseq().map(|c| c.seq).unwrap_or(0);
-        h.push(HeaderName::CSeq, format!("{seq} ACK"));
-        let uri = resp
-            .contact()
-            .and_then(|c| c.ok())
-            .map(|c| c.uri)
-            .unwrap_or_else(|| invite.uri.clone());
-        let ack = Request {
-            method: Method::Ack,
-            uri,
-            headers: h,
-            body: Bytes::new(),
-        };
-        let Some(flow) = self.tx.client_flow(ctx) else {
-            return;
-        };
+        let ack = orphan_dialog_request(invite, resp, Method::Ack, seq, self.ids.branch());
+        let bye = hang_up
+            .then(|| orphan_dialog_request(invite, resp, Method::Bye, seq + 1, self.ids.branch()));
         self.send_raw(flow, ack.to_bytes());
+        if let Some(bye) = bye {
+            self.tx.send_request(bye, flow, now);
+        }
     }
 
     /// Send an ACK for a 2xx on leg `side` (CSeq of its INVITE), remembered for re-sending.
@@ -1081,4 +1046,76 @@ fn user_uri(user: &str, listener: &super::peers::Listener) -> crate::sip::SipUri
         u.user = Some(user.to_string());
     }
     u
+}
+
+/// CANCEL for a pending INVITE of veil's (RFC 3261 §9.1): its top Via, Route, From, To,
+/// Call-ID and CSeq number (`fallback_seq` if the INVITE's CSeq cannot be read).
+fn cancel_request(invite: &Request, fallback_seq: u32) -> Request {
+    let mut h = Headers::new();
+    for name in [
+        HeaderName::Via,
+        HeaderName::Route,
+        HeaderName::From,
+        HeaderName::To,
+        HeaderName::CallId,
+    ] {
+        if name == HeaderName::Via {
+            if let Some(v) = invite.headers.values(&HeaderName::Via).first() {
+                h.push(HeaderName::Via, *v);
+            }
+            continue;
+        }
+        for v in invite.headers.get_all(&name) {
+            h.push(name.clone(), v);
+        }
+    }
+    h.push(HeaderName::MaxForwards, "70");
+    let seq = invite.cseq().map(|c| c.seq).unwrap_or(fallback_seq);
+    h.push(HeaderName::CSeq, format!("{seq} CANCEL"));
+    Request {
+        method: Method::Cancel,
+        uri: invite.uri.clone(),
+        headers: h,
+        body: Bytes::new(),
+    }
+}
+
+/// ACK or BYE in the dialog a 2xx to `invite` created, for a call veil no longer holds:
+/// headers from the INVITE, To (with the callee's tag) and target from the 2xx.
+fn orphan_dialog_request(
+    invite: &Request,
+    resp: &Response,
+    method: Method,
+    seq: u32,
+    branch: String,
+) -> Request {
+    let mut h = Headers::new();
+    if let Some(v) = invite.headers.values(&HeaderName::Via).first() {
+        let branch_free = v.split(";branch=").next().unwrap_or(v);
+        h.push(HeaderName::Via, format!("{branch_free};branch={branch}"));
+    }
+    h.push(HeaderName::MaxForwards, "70");
+    for r in invite.headers.get_all(&HeaderName::Route) {
+        h.push(HeaderName::Route, r);
+    }
+    for name in [HeaderName::From, HeaderName::CallId] {
+        if let Some(v) = invite.headers.get(&name) {
+            h.push(name, v);
+        }
+    }
+    if let Some(to) = resp.headers.get(&HeaderName::To) {
+        h.push(HeaderName::To, to);
+    }
+    h.push(HeaderName::CSeq, format!("{seq} {}", method.as_str()));
+    let uri = resp
+        .contact()
+        .and_then(|c| c.ok())
+        .map(|c| c.uri)
+        .unwrap_or_else(|| invite.uri.clone());
+    Request {
+        method,
+        uri,
+        headers: h,
+        body: Bytes::new(),
+    }
 }

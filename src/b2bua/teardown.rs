@@ -145,6 +145,12 @@ impl Engine {
         if self.b_index.get(&call.b.call_id) == Some(&key) {
             self.b_index.remove(&call.b.call_id);
         }
+        if call.state < CallState::Answered
+            && let Some(ctx) = call.b_invite_ctx
+            && self.ctx_calls.contains_key(&ctx)
+        {
+            self.orphan_invites.insert(ctx, call.cancel_pending);
+        }
         self.stx_calls.retain(|_, k| *k != key);
         self.ctx_calls.retain(|_, k| *k != key);
         let mut closing = Closing {
@@ -161,7 +167,6 @@ impl Engine {
         for s in &call.streams {
             self.out
                 .push_back(Output::Media(MediaCommand::Close { id: s.id }));
-            self.metrics.media_streams_active.dec();
             self.ports.release(s.a_port);
             self.ports.release(s.b_port);
             closing.remaining.push(s.id);

@@ -812,6 +812,9 @@ fn info_and_update_cross_both_ways_with_per_leg_cseq() {
 }
 mod edge;
 
+/// Calls ended before leg B's first provisional response.
+mod unanswered_end;
+
 #[path = "security_tests.rs"]
 mod security;
 

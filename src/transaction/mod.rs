@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::config::Transport;
+use crate::fastmap::FastMap;
 use crate::sip::{Method, Request, Response};
 
 use client::ClientTx;
@@ -114,10 +115,10 @@ pub struct TransactionLayer {
     cfg: TxConfig,
     /// Last id handed out; client and server ids share the sequence.
     last_id: u64,
-    clients: HashMap<u64, ClientTx>,
-    client_index: HashMap<ClientKey, u64>,
-    servers: HashMap<u64, ServerTx>,
-    server_index: HashMap<ServerKey, u64>,
+    clients: FastMap<u64, ClientTx>,
+    client_index: FastMap<ClientKey, u64>,
+    servers: FastMap<u64, ServerTx>,
+    server_index: FastMap<ServerKey, u64>,
     out: Outbox,
     /// Requests answered with 401/407, kept for the TU to re-send with credentials even
     /// when the transaction ended at once (reliable transports). Taken by `take_challenged`.
