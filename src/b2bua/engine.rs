@@ -44,6 +44,8 @@ pub(super) enum Timer {
     Drain,
     /// Send the next OPTIONS keep-alive to peer `peer` (index in the current peer table).
     Keepalive { peer: u32 },
+    /// Periodic sweep of bans, rate-limit state and oversized maps (key 0).
+    Housekeeping,
 }
 
 pub struct Engine {
@@ -156,6 +158,7 @@ impl Engine {
             keepalive_epoch: 0,
         };
         engine.start_keepalives(now);
+        engine.start_housekeeping(now);
         engine
     }
 
@@ -307,6 +310,26 @@ impl Engine {
         self.timers.push(Reverse((at, key, timer)));
     }
 
+    /// Drop the per-call timers of calls that are gone (they would only fire as no-ops,
+    /// the max-duration one hours later) and give back the heap's spare capacity.
+    pub(super) fn shrink_timers(&mut self) {
+        let (calls, closing) = (&self.calls, &self.closing);
+        self.timers.retain(|Reverse((_, key, timer))| {
+            let per_call = matches!(
+                timer,
+                Timer::Ring { .. }
+                    | Timer::MaxDuration
+                    | Timer::RtpCheck
+                    | Timer::SessionRefresh { .. }
+                    | Timer::SessionExpire { .. }
+            );
+            !per_call || calls.contains_key(key) || closing.contains_key(key)
+        });
+        if self.timers.capacity() > 1024 && self.timers.capacity() > 4 * self.timers.len() {
+            self.timers.shrink_to_fit();
+        }
+    }
+
     fn on_sip(&mut self, data: &[u8], flow: Flow, now: Instant) {
         let ip = flow.remote.ip();
         if let Err(d) = self.guard.check(ip, data, now) {
@@ -335,6 +358,10 @@ impl Engine {
                     self.send_stateless(&flow, resp);
                     return;
                 }
+                if self.peers.identify(ip).is_none() {
+                    self.refuse_unknown_source(&req, &flow, now);
+                    return;
+                }
                 self.tx.receive_request(req, flow, now);
             }
             Ok(Message::Response(resp)) => {
@@ -359,6 +386,21 @@ impl Engine {
                     self.send_stateless(&flow, resp);
                 }
             }
+        }
+    }
+
+    /// A request from a source that matches no peer: a strike, and a stateless 403 (or
+    /// nothing with `sip.unknown_source: drop`). Stateless on purpose: a transaction would
+    /// keep every hostile request (and re-send its 403) for 32 s; nothing from such a
+    /// source can reach a dialog or the policy anyway. Its ACKs are dropped unanswered.
+    fn refuse_unknown_source(&mut self, req: &crate::sip::Request, flow: &Flow, now: Instant) {
+        if req.method == crate::sip::Method::Ack {
+            return;
+        }
+        tracing::info!(remote = %flow.remote, method = %req.method, "request from unknown source refused");
+        self.strike(flow.remote.ip(), now);
+        if self.cfg.sip.unknown_source == crate::config::UnknownSource::Reject {
+            self.send_stateless(flow, super::admission::response(req, 403));
         }
     }
 
@@ -517,6 +559,7 @@ impl Engine {
                 self.on_keepalive_timer(peer as usize, now)
             }
             Timer::Keepalive { .. } => {}
+            Timer::Housekeeping => self.on_housekeeping(now),
         }
     }
 

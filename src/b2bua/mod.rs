@@ -13,6 +13,7 @@ pub mod call;
 mod dialog;
 mod engine;
 pub mod header_policy;
+mod housekeeping;
 pub mod ids;
 pub mod inactivity;
 mod invite;
@@ -31,6 +32,7 @@ mod tests_media;
 mod tests_session;
 
 pub use engine::Engine;
+pub(crate) use housekeeping::shrink_map;
 
 use crate::media::{MediaCommand, MediaEvent};
 use crate::observe::CdrEvent;
