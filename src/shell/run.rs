@@ -119,6 +119,7 @@ pub async fn serve(loaded: LoadedConfig) -> Result<(), String> {
         bans: bans_rx,
         metrics: metrics.clone(),
         queue: QUEUE,
+        shed_at: cfg.security.overload_queue as usize,
     };
     let mut udp: HashMap<usize, Arc<UdpSocket>> = HashMap::new();
     let mut local: HashMap<usize, SocketAddr> = HashMap::new();
