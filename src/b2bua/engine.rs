@@ -94,6 +94,10 @@ pub struct Engine {
     pub(super) guard: crate::security::Guard,
     /// Calls in memory by source peer name (`limits.max_calls`).
     pub(super) calls_by_peer: HashMap<String, u32>,
+    /// Out-of-dialog MESSAGE/PUBLISH/REGISTER/OPTIONS relayed, by leg B's transaction.
+    pub(super) standalone: HashMap<ClientTxId, super::standalone::Standalone>,
+    /// Leg B Call-ID/tag/CSeq of relayed REGISTERs, so refreshes look like one UA's.
+    pub(super) registrations: HashMap<(String, String, String), super::standalone::RegistrationLeg>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -128,6 +132,8 @@ impl Engine {
         let mut engine = Engine {
             guard,
             calls_by_peer: HashMap::new(),
+            standalone: HashMap::new(),
+            registrations: HashMap::new(),
             media_ip: cfg.media.advertise.unwrap_or(cfg.media.address),
             media_ip6: cfg.media.advertise6.or(cfg.media.address6),
             ports: PortPool::new(cfg.media.ports),
@@ -358,7 +364,11 @@ impl Engine {
                     self.send_stateless(&flow, resp);
                     return;
                 }
-                if self.peers.identify(ip).is_none() {
+                // Outside a dialog only: a call's legs keep the peer table they were set up
+                // with, so after a reload an in-dialog request may come from a source the
+                // current table no longer has (`on_in_dialog` checks it against the call's).
+                let in_dialog = req.to_hdr().ok().is_some_and(|t| t.tag().is_some());
+                if !in_dialog && self.peers.identify(ip).is_none() {
                     self.refuse_unknown_source(&req, &flow, now);
                     return;
                 }
@@ -389,7 +399,7 @@ impl Engine {
         }
     }
 
-    /// A request from a source that matches no peer: a strike, and a stateless 403 (or
+    /// A request outside a dialog from a source that matches no peer: a strike, and a stateless 403 (or
     /// nothing with `sip.unknown_source: drop`). Stateless on purpose: a transaction would
     /// keep every hostile request (and re-send its 403) for 32 s; nothing from such a
     /// source can reach a dialog or the policy anyway. Its ACKs are dropped unanswered.
@@ -481,9 +491,13 @@ impl Engine {
                             continue;
                         }
                         // A challenge veil does not answer must not cross to the other
-                        // leg as one (it would ask the caller for veil's credentials).
-                        resp.code = 403;
-                        resp.reason = "Forbidden".into();
+                        // leg as one (it would ask the caller for veil's credentials),
+                        // unless it is for the caller: a relayed request to a target veil
+                        // has no credentials for (`standalone.rs`).
+                        if !self.standalone_passes_challenge(id) {
+                            resp.code = 403;
+                            resp.reason = "Forbidden".into();
+                        }
                     }
                     if resp.code >= 200 {
                         self.auth_done(id);
@@ -491,11 +505,15 @@ impl Engine {
                             continue;
                         }
                     }
+                    if self.standalone.contains_key(&id) {
+                        self.on_standalone_response(id, resp, now);
+                        continue;
+                    }
                     self.on_response(id, resp, now)
                 }
                 TxEvent::Timeout { id } => {
                     self.auth_done(id);
-                    if self.on_probe_result(id, None) {
+                    if self.on_probe_result(id, None) || self.on_standalone_timeout(id, now) {
                         continue;
                     }
                     self.on_client_timeout(id, now)

@@ -45,6 +45,8 @@ impl Engine {
         shrink_map(&mut self.stream_calls);
         shrink_map(&mut self.closing);
         shrink_map(&mut self.probes);
+        shrink_map(&mut self.standalone);
+        self.prune_registrations(now);
         self.shrink_timers();
         if self.out.capacity() > KEEP && self.out.capacity() > 4 * self.out.len() {
             self.out.shrink_to_fit();

@@ -22,6 +22,7 @@ mod nat;
 pub mod peers;
 pub mod session_timer;
 pub mod srtp;
+mod standalone;
 mod teardown;
 
 #[cfg(test)]
