@@ -1,6 +1,6 @@
 //! Overload shedding (issue 7): with a tiny `security.overload_queue`, a burst of new
 //! INVITEs saturates veil's signalling queue. While it lasts, new INVITEs are answered 503
-//! + Retry-After by the socket task without reaching the engine, and the re-INVITE, ACK
+//! with Retry-After by the socket task without reaching the engine, and the re-INVITE, ACK
 //! and BYE of calls already up are still served: every call ends cleanly with a CDR.
 //!
 //! The burst comes from the PBX's own address (a configured peer: exempt from rate limits
@@ -104,7 +104,7 @@ fn saturated_queue_sheds_new_invites_and_serves_dialogs() {
         .arg(&CALLS.to_string())
         .to(veil)
         .spawn();
-    let up_by = Instant::now() + Duration::from_secs(5);
+    let up_by = Instant::now() + Duration::from_secs(15);
     loop {
         let active = lab.metrics().sum("veil_calls_active", &[]).unwrap_or(0.0);
         if active >= f64::from(CALLS) {

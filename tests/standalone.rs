@@ -55,7 +55,10 @@ fn message_is_relayed_without_leaks() {
         "caller headers crossed:\n{text}"
     );
     // No call was made of it.
-    assert_eq!(lab.metrics().sum("veil_calls_active", &[]).unwrap_or(0.0), 0.0);
+    assert_eq!(
+        lab.metrics().sum("veil_calls_active", &[]).unwrap_or(0.0),
+        0.0
+    );
 }
 
 #[test]
@@ -74,12 +77,17 @@ fn register_is_relayed_with_end_to_end_digest_without_leaks() {
     let veil = lab.veil_sip().to_string();
     for r in &got {
         assert!(
-            r.text.contains(&format!("Contact: <sip:{veil}>;expires=600")),
+            r.text
+                .contains(&format!("Contact: <sip:{veil}>;expires=600")),
             "Contact not veil's:\n{}",
             r.text
         );
     }
-    assert!(got[1].text.contains("Authorization: Digest"), "{}", got[1].text);
+    assert!(
+        got[1].text.contains("Authorization: Digest"),
+        "{}",
+        got[1].text
+    );
 }
 
 #[test]
@@ -90,7 +98,10 @@ fn message_without_a_rule_gets_405() {
         .sipp(Side::Carrier, "uac_message.xml")
         .to(lab.veil_sip())
         .run();
-    assert!(!from_carrier.succeeded(), "MESSAGE from the carrier was relayed");
+    assert!(
+        !from_carrier.succeeded(),
+        "MESSAGE from the carrier was relayed"
+    );
     let answers: Vec<_> = from_carrier
         .received()
         .filter(|m| m.text.starts_with("SIP/2.0 405"))
