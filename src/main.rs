@@ -71,7 +71,7 @@ fn main() -> ExitCode {
             ruri_host,
             method,
             headers,
-        } => veil::policy::dry_run::command(
+        } => veil::policy::dry_run::command_then(
             &config,
             &veil::policy::dry_run::Query {
                 from_peer,
@@ -81,6 +81,7 @@ fn main() -> ExitCode {
                 method: method.to_ascii_uppercase(),
                 headers,
             },
+            &veil::shell::describe_dns,
         ),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))

@@ -111,6 +111,10 @@ pub struct Call {
     pub route: Route,
     /// Index into `route.targets` of the target of leg B.
     pub target: usize,
+    /// The transport addresses of that peer in the order this call tries them (drawn
+    /// when the call moved to the peer), and the index of the one leg B went to.
+    pub hops: Vec<super::targets::PeerTarget>,
+    pub hop: usize,
     /// Attempt counter; timers of earlier attempts are stale.
     pub attempt: u32,
     pub streams: Vec<Stream>,

@@ -53,8 +53,9 @@ pub struct Engine {
     pub(super) policy: Arc<Policy>,
     /// The current peer table (replaced on reload; each call keeps its own).
     pub(super) peers: Arc<Peers>,
-    /// Targets not routed to before the given instant (503 + Retry-After), by peer name.
-    pub(super) resting: HashMap<String, Instant>,
+    /// Targets not routed to before the given instant (503 + Retry-After), by peer name
+    /// and transport address: one resting address of a peer leaves its others in use.
+    pub(super) resting: HashMap<(String, SocketAddr), Instant>,
     pub(super) media_ip: IpAddr,
     /// SDP address for legs over IPv6 (`media.advertise6` or `media.address6`).
     pub(super) media_ip6: Option<IpAddr>,
@@ -207,11 +208,69 @@ impl Engine {
         }
     }
 
-    /// A target can be routed to: its address resolved and not resting after a 503.
-    pub(super) fn available(&self, peer: &super::peers::Peer, now: Instant) -> bool {
-        peer.addr.is_some()
-            && !self.down.contains(&peer.name)
-            && self.resting.get(&peer.name).is_none_or(|t| now >= *t)
+    /// Address `addr` of peer `peer` answered 503 with a Retry-After that has not run out.
+    pub(super) fn is_resting(&self, peer: &str, addr: SocketAddr, now: Instant) -> bool {
+        self.resting
+            .get(&(peer.to_string(), addr))
+            .is_some_and(|t| now < *t)
+    }
+
+    /// The shell's DNS resolution (RFC 3263) of peer `peer` ended: `Ok` with the targets
+    /// found, or `Err` with why none were (logged and counted in
+    /// `veil_dns_failures_total`; the peer is then failed over like a dead target until a
+    /// later resolution succeeds). New calls use the new targets; a call in progress
+    /// keeps the order it drew for its current peer, and later peers of its route are
+    /// taken as they are when it reaches them.
+    pub fn set_peer_targets(
+        &mut self,
+        peer: &str,
+        result: Result<Vec<super::targets::TargetRecord>, String>,
+        now: Instant,
+    ) {
+        let _ = now;
+        let Some(i) = self.peers.by_name(peer) else {
+            return;
+        };
+        let records = match result {
+            Ok(records) => {
+                let list: Vec<String> = records
+                    .iter()
+                    .flat_map(|r| {
+                        r.targets.iter().map(move |t| {
+                            format!("{t} ({} prio {} weight {})", r.host, r.priority, r.weight)
+                        })
+                    })
+                    .collect();
+                tracing::info!(peer, targets = ?list, "peer targets resolved");
+                records
+            }
+            Err(error) => {
+                tracing::warn!(peer, %error, "peer address does not resolve: failed over until it does");
+                self.metrics.dns_failures.with_label_values(&[peer]).inc();
+                Vec::new()
+            }
+        };
+        let up = !records.is_empty() && !self.down.contains(peer);
+        self.metrics.set_peer_up(peer, up);
+        let peers = Arc::new(self.peers.with_records(i, records));
+        self.guard.set_exempt(exempt_sources(&self.cfg, &peers));
+        self.peers = peers;
+    }
+
+    /// The current first address of every peer that has one, by name (what a reload
+    /// keeps for names until they are resolved again).
+    pub fn peer_addresses(&self) -> HashMap<String, SocketAddr> {
+        self.peers
+            .peers
+            .iter()
+            .filter_map(|p| Some((p.name.clone(), p.addr?)))
+            .collect()
+    }
+
+    /// Seed the engine's random numbers (identifiers and the weighted choice among a
+    /// peer's DNS targets), for reproducible tests.
+    pub fn seed(&mut self, seed: u64) {
+        self.ids = IdGen::seeded(seed);
     }
 
     /// Calls in memory (answered or not), for tests and the gauge.
@@ -265,7 +324,8 @@ impl Engine {
                 self.metrics.remove_peer(&old.name);
             }
         }
-        self.resting.retain(|name, _| peers.by_name(name).is_some());
+        self.resting
+            .retain(|(name, _), _| peers.by_name(name).is_some());
         self.down.retain(|name| peers.by_name(name).is_some());
         self.nat_sources
             .retain(|name, _| peers.by_name(name).is_some());

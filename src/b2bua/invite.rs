@@ -242,6 +242,8 @@ impl Engine {
             b_invite_ctx: None,
             route,
             target: 0,
+            hops: Vec::new(),
+            hop: 0,
             attempt: 0,
             streams: Vec::new(),
             pending: Vec::new(),
@@ -293,6 +295,39 @@ impl Engine {
         self.next_attempt(key, None, now);
     }
 
+    /// The addresses of `peer` a call moving to it tries, in order: its current targets
+    /// (the engine's latest DNS result for that name, else the call's snapshot), weighted
+    /// per call, without those resting after a 503. Empty: the peer is skipped like a dead
+    /// target (logged).
+    fn draw_hops(
+        &mut self,
+        peer: &super::peers::Peer,
+        now: Instant,
+    ) -> Vec<super::targets::PeerTarget> {
+        if self.down.contains(&peer.name) {
+            return Vec::new();
+        }
+        let current = self.peers.clone();
+        let records = match current.by_name(&peer.name) {
+            Some(i) => &current.peers[i].records,
+            None => &peer.records,
+        };
+        if records.is_empty() {
+            tracing::warn!(peer = %peer.name, "peer has no resolved target: skipped");
+            return Vec::new();
+        }
+        let ids = &mut self.ids;
+        let mut pick = |n: u32| (ids.u64() % u64::from(n.max(1))) as u32;
+        let hops: Vec<_> = super::targets::order(records, &mut pick)
+            .into_iter()
+            .filter(|t| !self.is_resting(&peer.name, t.addr, now))
+            .collect();
+        if hops.is_empty() {
+            tracing::debug!(peer = %peer.name, "every target of the peer is resting");
+        }
+        hops
+    }
+
     /// Which limit a new call from peer `src` would exceed (`calls.max_calls`, the peer's
     /// `limits.max_calls` and `limits.cps`), with the Retry-After to send.
     fn over_limit(&mut self, src: usize, now: Instant) -> Option<(&'static str, &'static str)> {
@@ -315,34 +350,61 @@ impl Engine {
 
     /// Originate leg B towards the next available target of the route, or give the caller
     /// the final answer `last` (408 when nothing was tried or everything timed out).
+    /// After a timeout, 408 or 503 the next address of the same peer comes first.
     fn next_attempt(&mut self, key: u64, last: Option<Response>, now: Instant) {
+        let same_peer = last.as_ref().is_none_or(|r| matches!(r.code, 408 | 503));
+        self.next_attempt_from(key, last, same_peer, now);
+    }
+
+    /// [`Self::next_attempt`], told whether the current peer's other addresses may be
+    /// tried (not after a ring timeout: the peer is alive, its callee does not answer).
+    fn next_attempt_from(
+        &mut self,
+        key: u64,
+        last: Option<Response>,
+        same_peer: bool,
+        now: Instant,
+    ) {
         let Some(call) = self.calls.get(&key) else {
             return;
         };
         let peers = call.peers.clone();
-        let mut idx = if call.attempt == 0 {
-            0
-        } else {
-            call.target + 1
-        };
-        let target = loop {
-            let Some(name) = call.route.targets.get(idx) else {
-                break None;
+        let (attempt, route) = (call.attempt, call.route.targets.clone());
+        let mut hop = None;
+        if attempt > 0 && same_peer {
+            let name = &peers.peers[call.b.peer].name;
+            hop = (call.hop + 1..call.hops.len())
+                .find(|&j| !self.is_resting(name, call.hops[j].addr, now))
+                .map(|j| (call.target, call.b.peer, call.hops.clone(), j));
+        }
+        let mut idx = if attempt == 0 { 0 } else { call.target + 1 };
+        while hop.is_none() {
+            let Some(name) = route.get(idx) else {
+                break;
             };
-            match peers.by_name(name) {
-                Some(p) if self.available(&peers.peers[p], now) => break Some(p),
-                _ => idx += 1,
+            if let Some(p) = peers.by_name(name) {
+                let hops = self.draw_hops(&peers.peers[p], now);
+                if !hops.is_empty() {
+                    hop = Some((idx, p, hops, 0));
+                }
             }
-        };
-        let Some(peer) = target else {
+            idx += 1;
+        }
+        let Some((idx, peer, hops, hop)) = hop else {
             match last {
                 Some(resp) => self.fail_call(key, resp.code, Some(resp), now),
-                None => self.fail_call(key, if call.attempt == 0 { 503 } else { 408 }, None, now),
+                None => self.fail_call(key, if attempt == 0 { 503 } else { 408 }, None, now),
             }
             return;
         };
-        let Some(mut flow) = peers.peers[peer].flow() else {
+        let Some(target) = hops.get(hop).copied() else {
             return;
+        };
+        let mut flow = Flow {
+            listener: peers.peers[peer].listener,
+            transport: target.transport,
+            remote: target.addr,
+            conn: None,
         };
         if peers.peers[peer].cfg.nat
             && let Some(src) = self.nat_sources.get(&peers.peers[peer].name)
@@ -376,6 +438,8 @@ impl Engine {
             self.b_index.remove(&call.b.call_id);
         }
         call.target = idx;
+        call.hops = hops;
+        call.hop = hop;
         call.attempt += 1;
         let p = &peers.peers[peer];
         let a_from = call.a_invite.from_hdr().ok();
@@ -470,7 +534,7 @@ impl Engine {
             b_call_id: call_id.clone(),
             dest_peer: peers.peers[peer].name.clone(),
         }));
-        tracing::info!(call = %vref, a_call_id = %a_call_id, b_call_id = %call_id, target = %peers.peers[peer].name, attempt, "leg B originated");
+        tracing::info!(call = %vref, a_call_id = %a_call_id, b_call_id = %call_id, target = %peers.peers[peer].name, address = %target, attempt, "leg B originated");
         self.set_timer(
             now + self.cfg.sip.timers.invite_timeout.0,
             key,
@@ -527,9 +591,10 @@ impl Engine {
                 .headers
                 .get(&HeaderName::RetryAfter)
                 .and_then(retry_after)
+            && let Some(target) = call.hops.get(call.hop)
         {
-            tracing::info!(peer = %peer_name, secs = d.as_secs(), "target resting after 503");
-            self.resting.insert(peer_name, now + d);
+            tracing::info!(peer = %peer_name, address = %target, secs = d.as_secs(), "target resting after 503");
+            self.resting.insert((peer_name, target.addr), now + d);
         }
         if code == 408 || (500..600).contains(&code) {
             self.next_attempt(key, Some(resp), now);
@@ -825,7 +890,7 @@ impl Engine {
         {
             call.cancel_pending = true;
         }
-        self.next_attempt(key, None, now);
+        self.next_attempt_from(key, None, false, now);
     }
 
     /// Client transaction timeout (timer B/F).

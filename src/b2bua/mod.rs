@@ -23,6 +23,7 @@ pub mod peers;
 pub mod session_timer;
 pub mod srtp;
 mod standalone;
+pub mod targets;
 mod teardown;
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use crate::sip::{Host, SipUri};
 use crate::transaction::Flow;
 
 use super::header_policy::HeaderFilter;
+use super::targets::{PeerTarget, TargetRecord};
 
 #[derive(Debug, Clone)]
 pub struct Peer {
@@ -19,6 +20,9 @@ pub struct Peer {
     pub transport: Transport,
     /// Resolved by the shell at start; `None` = unreachable (skipped in routing).
     pub addr: Option<SocketAddr>,
+    /// Where the peer is reached, as the shell's DNS resolution last found it (one record
+    /// with `addr` for a peer written as an IP address); empty = no target (failed over).
+    pub records: Vec<TargetRecord>,
 }
 
 impl Peer {
@@ -130,12 +134,23 @@ impl Peers {
                             .position(|l| l.transport == p.transport)
                     })
                     .unwrap_or(0);
+                let addr = resolved.get(i).copied().flatten();
+                let records = addr
+                    .map(|addr| {
+                        let target = PeerTarget {
+                            addr,
+                            transport: p.transport,
+                        };
+                        vec![TargetRecord::fixed(p.address.host.to_string(), target)]
+                    })
+                    .unwrap_or_default();
                 Peer {
                     name: p.name.clone(),
                     cfg: p.clone(),
                     listener,
                     transport: p.transport,
-                    addr: resolved.get(i).copied().flatten(),
+                    addr,
+                    records,
                 }
             })
             .collect();
@@ -147,10 +162,26 @@ impl Peers {
         self.peers.iter().position(|p| {
             if p.cfg.sources.is_empty() {
                 p.addr.is_some_and(|a| a.ip() == ip)
+                    || p.records
+                        .iter()
+                        .any(|r| r.targets.iter().any(|t| t.addr.ip() == ip))
             } else {
                 p.cfg.sources.iter().any(|c| c.contains(ip))
             }
         })
+    }
+
+    /// The same table with peer `i`'s targets replaced (a DNS update): `addr` becomes the
+    /// first address found, or stays as it was when nothing was found.
+    pub fn with_records(&self, i: usize, records: Vec<TargetRecord>) -> Peers {
+        let mut next = self.clone();
+        if let Some(p) = next.peers.get_mut(i) {
+            if let Some(first) = records.iter().flat_map(|r| r.targets.first()).next() {
+                p.addr = Some(first.addr);
+            }
+            p.records = records;
+        }
+        next
     }
 
     pub fn by_name(&self, name: &str) -> Option<usize> {

@@ -794,3 +794,6 @@ mod security;
 
 /// Reload and graceful drain (issue 6).
 mod ops;
+
+/// Peers resolved by DNS (RFC 3263): several targets per peer, weights, resting targets.
+mod dns;

@@ -79,6 +79,8 @@ struct PartialConfig {
     log: Option<LogConfig>,
     #[serde(default)]
     security: Option<SecurityConfig>,
+    #[serde(default)]
+    dns: Option<DnsConfig>,
 }
 
 const LOG_LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error"];
@@ -105,6 +107,12 @@ pub fn load_text(path: &Path, text: &str) -> Result<LoadedConfig, Vec<ConfigErro
     v.media_and_calls(&config);
     v.peers(&mut config.peers, &config.sip.listen);
     v.security(&config.security);
+    if config.dns.attempts == 0 {
+        v.err("dns.attempts", "must be at least 1");
+    }
+    if config.dns.timeout.0.is_zero() {
+        v.err("dns.timeout", "must be above 0");
+    }
     config.cdr.sqlite = config.cdr.sqlite.as_deref().map(|p| resolve(&base, p));
     if !LOG_LEVELS.contains(&config.log.level.as_str()) {
         v.err(

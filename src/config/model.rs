@@ -30,6 +30,8 @@ pub struct Config {
     pub log: LogConfig,
     #[serde(default)]
     pub security: SecurityConfig,
+    #[serde(default)]
+    pub dns: DnsConfig,
 }
 
 fn default_instance() -> String {
@@ -537,6 +539,38 @@ impl Default for SecurityConfig {
             never_ban: Vec::new(),
             exempt: Exempt::Peers,
             overload_queue: d_overload_queue(),
+        }
+    }
+}
+
+/// How peer names are resolved (RFC 3263: NAPTR, SRV, A/AAAA), README "DNS".
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsConfig {
+    /// Name servers (`ip:port`); empty = the system's (`/etc/resolv.conf`).
+    #[serde(default)]
+    pub servers: Vec<std::net::SocketAddr>,
+    /// How long to wait for one answer.
+    #[serde(default = "d_dns_timeout")]
+    pub timeout: Duration,
+    /// Tries per query and server.
+    #[serde(default = "d_dns_attempts")]
+    pub attempts: u32,
+}
+
+fn d_dns_timeout() -> Duration {
+    Duration::from_secs(2)
+}
+fn d_dns_attempts() -> u32 {
+    2
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        DnsConfig {
+            servers: Vec::new(),
+            timeout: d_dns_timeout(),
+            attempts: d_dns_attempts(),
         }
     }
 }

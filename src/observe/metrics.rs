@@ -92,6 +92,8 @@ pub struct Metrics {
     pub banned_sources: prometheus::IntGauge,
     /// New calls refused by limits, by limit: max_calls, peer_max_calls, peer_cps.
     pub calls_limited: prometheus::IntCounterVec,
+    /// DNS resolutions (RFC 3263) of a peer's address that found no target, by peer.
+    pub dns_failures: prometheus::IntCounterVec,
     /// Loss, jitter and MOS of closed streams.
     pub media_quality: MediaQualityMetrics,
     pub registry: prometheus::Registry,
@@ -249,6 +251,15 @@ impl Metrics {
         registry.register(Box::new(bans.clone()))?;
         registry.register(Box::new(banned_sources.clone()))?;
         registry.register(Box::new(calls_limited.clone()))?;
+        let dns_failures = IntCounterVec::new(
+            Opts::new(
+                "veil_dns_failures_total",
+                "Resolutions of a peer's DNS name that found no target (the peer is failed \
+                 over until one succeeds).",
+            ),
+            &["peer"],
+        )?;
+        registry.register(Box::new(dns_failures.clone()))?;
         for r in crate::security::DropReason::ALL {
             sip_dropped.get_metric_with_label_values(&[r.as_str()])?;
         }
@@ -289,6 +300,7 @@ impl Metrics {
             bans,
             banned_sources,
             calls_limited,
+            dns_failures,
             media_quality,
             registry,
         })

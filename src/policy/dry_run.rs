@@ -128,6 +128,17 @@ fn rewrite_line(out: &mut String, key: &str, before: &str, after: &str) {
 /// `veil route --config F ...`: load and validate like `veil check`, then print the
 /// report. Exit code 0 (whatever the decision), 2 on a config or argument error.
 pub fn command(config: &Path, q: &Query) -> i32 {
+    command_then(config, q, &|_, _| String::new())
+}
+
+/// [`command`], with `more(config, targets)` appended to the report when the decision is
+/// a route (the shell adds the DNS resolution of the targets there: this module does no
+/// I/O beyond reading the files).
+pub fn command_then(
+    config: &Path,
+    q: &Query,
+    more: &dyn Fn(&crate::config::Config, &[String]) -> String,
+) -> i32 {
     let loaded = match crate::config::load(config) {
         Ok(l) => l,
         Err(errors) => {
@@ -160,7 +171,10 @@ pub fn command(config: &Path, q: &Query) -> i32 {
             return 2;
         }
     };
-    let (text, _) = report(&loaded.policy, &loaded.config.peers, q, &headers);
+    let (text, decision) = report(&loaded.policy, &loaded.config.peers, q, &headers);
     print!("{text}");
+    if let Decision::Route(r) = decision {
+        print!("{}", more(&loaded.config, &r.targets));
+    }
     0
 }

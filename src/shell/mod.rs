@@ -2,10 +2,12 @@
 //! engine (no locks on the signalling path); listener and connection tasks feed it through
 //! a bounded channel; what it outputs is sent, handed to the relay or to the CDR writer.
 
+mod dns;
 mod net;
 mod notify;
 mod run;
 
+pub use dns::describe_dns;
 pub use run::{run, serve};
 
 use bytes::Bytes;
@@ -33,5 +35,13 @@ pub(crate) enum ShellEvent {
     /// An outbound connection attempt failed: what was queued for `remote` is dropped.
     TcpFailed {
         remote: std::net::SocketAddr,
+    },
+    /// A DNS resolution of peer `peer` (configured `address`) ended; events of an older
+    /// `generation` (before a reload) are ignored.
+    Dns {
+        generation: u64,
+        peer: String,
+        address: String,
+        result: dns::DnsResult,
     },
 }

@@ -11,6 +11,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, watch};
 
 use super::ShellEvent;
+use super::dns::PeerDns;
 use super::net;
 use crate::b2bua::{Engine, Input, Output};
 use crate::config::{LoadedConfig, Transport};
@@ -64,33 +65,43 @@ pub fn run(config: &Path) -> i32 {
     }
 }
 
-/// Resolve peer addresses at start and on reload (DNS per RFC 3263 comes with the edge
-/// issue).
-async fn resolve_peers(loaded: &LoadedConfig) -> Vec<Option<SocketAddr>> {
-    let mut out = Vec::new();
-    for p in &loaded.config.peers {
-        let port = p
-            .address
-            .port
-            .unwrap_or(if p.address.secure || p.transport == Transport::Tls {
-                5061
-            } else {
-                5060
-            });
-        let addr = match &p.address.host {
-            Host::V4(a) => Some(SocketAddr::new((*a).into(), port)),
-            Host::V6(a) => Some(SocketAddr::new((*a).into(), port)),
-            Host::Name(n) => match tokio::net::lookup_host((n.as_str(), port)).await {
-                Ok(mut it) => it.next(),
-                Err(e) => {
-                    tracing::warn!(peer = %p.name, host = %n, error = %e, "peer address does not resolve");
-                    None
-                }
-            },
-        };
-        out.push(addr);
-    }
-    out
+/// Peer addresses for the engine's peer table on reload, without waiting for DNS: IP
+/// addresses as written; a name that was already configured for that peer keeps its
+/// previous first address (the refresh tasks resolve every name again at once and report
+/// to the engine).
+fn addresses_now(
+    running: &LoadedConfig,
+    loaded: &LoadedConfig,
+    engine_peers: &HashMap<String, SocketAddr>,
+) -> Vec<Option<SocketAddr>> {
+    let same_name = |p: &crate::config::PeerConfig| {
+        running
+            .config
+            .peers
+            .iter()
+            .any(|o| o.name == p.name && o.address.to_string() == p.address.to_string())
+    };
+    loaded
+        .config
+        .peers
+        .iter()
+        .map(|p| {
+            let port =
+                p.address
+                    .port
+                    .unwrap_or(if p.address.secure || p.transport == Transport::Tls {
+                        5061
+                    } else {
+                        5060
+                    });
+            match &p.address.host {
+                Host::V4(a) => Some(SocketAddr::new((*a).into(), port)),
+                Host::V6(a) => Some(SocketAddr::new((*a).into(), port)),
+                Host::Name(_) if same_name(p) => engine_peers.get(&p.name).copied(),
+                Host::Name(_) => None,
+            }
+        })
+        .collect()
 }
 
 /// The running service.
@@ -186,7 +197,8 @@ pub async fn serve(loaded: LoadedConfig) -> Result<(), String> {
         });
     }
 
-    let resolved = resolve_peers(&loaded).await;
+    let mut dns = PeerDns::new(&cfg.dns)?;
+    let (resolved, results) = dns.resolve_all(&cfg).await;
     let mut engine = Engine::new(
         cfg.clone(),
         Arc::new(loaded.policy.clone()),
@@ -195,6 +207,10 @@ pub async fn serve(loaded: LoadedConfig) -> Result<(), String> {
         Instant::now(),
         SystemTime::now(),
     );
+    for (peer, result) in results {
+        engine.set_peer_targets(&peer, result, Instant::now());
+    }
+    dns.restart(&cfg, false, &ev_tx);
     let mut io = Io {
         udp,
         local,
@@ -237,6 +253,12 @@ pub async fn serve(loaded: LoadedConfig) -> Result<(), String> {
                 match ev {
                     ShellEvent::Sip { data, flow } => engine.handle_input(Input::Sip { data: &data, flow }, now),
                     ShellEvent::Media(m) => engine.handle_input(Input::Media(m), now),
+                    ShellEvent::Dns { generation, peer, address, result } => {
+                        if generation == dns.generation() {
+                            dns.learn(&peer, address, &result);
+                            engine.set_peer_targets(&peer, result, now);
+                        }
+                    }
                     other => io.on_conn_event(other),
                 }
             }
@@ -260,7 +282,7 @@ pub async fn serve(loaded: LoadedConfig) -> Result<(), String> {
                     tracing::info!("SIGHUP ignored while shutting down");
                 } else {
                     super::notify::notify("RELOADING=1");
-                    if let Some(next) = reload(&running, &mut engine).await {
+                    if let Some(next) = reload(&running, &mut engine, &mut dns, &ev_tx).await {
                         running = next;
                     }
                     super::notify::notify("READY=1");
@@ -298,7 +320,12 @@ pub async fn serve(loaded: LoadedConfig) -> Result<(), String> {
 /// SIGHUP: re-read the config file the process was started with. On any error the running
 /// config stays and every error is logged; otherwise new calls use the new config (calls
 /// in progress keep theirs). Returns the config now in force, if it changed.
-async fn reload(running: &LoadedConfig, engine: &mut Engine) -> Option<LoadedConfig> {
+async fn reload(
+    running: &LoadedConfig,
+    engine: &mut Engine,
+    dns: &mut PeerDns,
+    ev_tx: &mpsc::Sender<ShellEvent>,
+) -> Option<LoadedConfig> {
     let path = running.path.clone();
     tracing::info!(config = %path.display(), "SIGHUP: reloading");
     let loaded = match crate::config::load(&path) {
@@ -333,7 +360,7 @@ async fn reload(running: &LoadedConfig, engine: &mut Engine) -> Option<LoadedCon
     for w in &merged.loaded.warnings {
         tracing::warn!(warning = %w, "config warning");
     }
-    let resolved = resolve_peers(&merged.loaded).await;
+    let resolved = addresses_now(running, &merged.loaded, &engine.peer_addresses());
     let cfg = Arc::new(merged.loaded.config.clone());
     engine.reconfigure(
         cfg.clone(),
@@ -341,6 +368,9 @@ async fn reload(running: &LoadedConfig, engine: &mut Engine) -> Option<LoadedCon
         &resolved,
         Instant::now(),
     );
+    for (peer, result) in dns.restart(&cfg, true, ev_tx) {
+        engine.set_peer_targets(&peer, result, Instant::now());
+    }
     tracing::info!(
         peers = cfg.peers.len(),
         rules = merged.loaded.policy.rules.len(),
@@ -431,7 +461,7 @@ impl Io {
             ShellEvent::TcpFailed { remote } => {
                 self.connecting.remove(&remote);
             }
-            ShellEvent::Sip { .. } | ShellEvent::Media(_) => {}
+            ShellEvent::Sip { .. } | ShellEvent::Media(_) | ShellEvent::Dns { .. } => {}
         }
     }
 }

@@ -374,3 +374,29 @@ fn bare_dash_items_are_checked_alone() {
         e[1].message
     );
 }
+
+#[test]
+fn dns_section_defaults_values_and_strictness() {
+    let (_dir, path) = setup(CONFIG, POLICY);
+    let l = load(&path).unwrap();
+    assert!(l.config.dns.servers.is_empty());
+    assert_eq!(l.config.dns.timeout.0, std::time::Duration::from_secs(2));
+    assert_eq!(l.config.dns.attempts, 2);
+
+    let with =
+        format!("{CONFIG}dns: {{servers: [\"127.0.0.1:5353\"], timeout: 500ms, attempts: 3}}\n");
+    let (_dir, path) = setup(&with, POLICY);
+    let l = load(&path).unwrap();
+    assert_eq!(l.config.dns.servers, ["127.0.0.1:5353".parse().unwrap()]);
+    assert_eq!(
+        l.config.dns.timeout.0,
+        std::time::Duration::from_millis(500)
+    );
+    assert_eq!(l.config.dns.attempts, 3);
+
+    let e = one(&format!("{CONFIG}dns:\n  server: [127.0.0.1]\n"), POLICY);
+    assert_eq!(e.key, "dns.server");
+    assert_eq!(e.line, Some(14));
+    let e = one(&format!("{CONFIG}dns: {{attempts: 0}}\n"), POLICY);
+    assert_eq!(e.key, "dns.attempts");
+}
