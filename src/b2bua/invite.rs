@@ -299,7 +299,7 @@ impl Engine {
     /// (the engine's latest DNS result for that name, else the call's snapshot), weighted
     /// per call, without those resting after a 503. Empty: the peer is skipped like a dead
     /// target (logged).
-    fn draw_hops(
+    pub(super) fn draw_hops(
         &mut self,
         peer: &super::peers::Peer,
         now: Instant,

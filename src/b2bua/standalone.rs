@@ -144,12 +144,18 @@ impl Engine {
     /// `last` (408 when nothing answered, 503 when no target was available).
     fn standalone_attempt(&mut self, mut s: Standalone, last: Option<Response>, now: Instant) {
         let peers = s.peers.clone();
-        let target = (s.target..s.route.targets.len()).find(|&i| {
-            peers
-                .by_name(&s.route.targets[i])
-                .is_some_and(|p| self.available(&peers.peers[p], now))
-        });
-        let Some(idx) = target else {
+        // The first target with an address to try now (resolved, not down or resting).
+        let mut found = None;
+        for i in s.target..s.route.targets.len() {
+            let Some(p) = peers.by_name(&s.route.targets[i]) else {
+                continue;
+            };
+            if let Some(hop) = self.draw_hops(&peers.peers[p], now).first().copied() {
+                found = Some((i, p, hop));
+                break;
+            }
+        }
+        let Some((idx, peer, hop)) = found else {
             let r = match last {
                 Some(b) => self.standalone_answer(&s, b),
                 None => response(&s.a_req, if s.target == 0 { 503 } else { 408 }),
@@ -157,11 +163,18 @@ impl Engine {
             self.reply(s.stx, r, now);
             return;
         };
-        let Some(peer) = peers.by_name(&s.route.targets[idx]) else {
-            return;
-        };
         let p = &peers.peers[peer];
-        let Some(flow) = p.flow() else { return };
+        let mut flow = crate::transaction::Flow {
+            listener: p.listener,
+            transport: hop.transport,
+            remote: hop.addr,
+            conn: None,
+        };
+        if p.cfg.nat
+            && let Some(src) = self.nat_sources.get(&p.name)
+        {
+            flow.remote = *src;
+        }
         let listener = peers.listeners[p.listener].clone();
         s.target = idx;
         s.peer = peer;
