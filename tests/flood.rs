@@ -17,6 +17,15 @@ use common::{Lab, Rule, Setup, Side, assert_all_succeeded};
 const CALLS: u32 = 50;
 const FLOOD: Duration = Duration::from_secs(10);
 const MAX_DATAGRAMS: u64 = 4_000_000;
+/// Memory after the flood must come back to within a third or this much (whichever is
+/// more) of its level before, within [`RSS_SETTLE`] of the flood's end: 32 s of
+/// transaction linger (64*T1), a housekeeping sweep (5 s), and slack for a loaded machine.
+/// What stays is not state: the engine queue's channel keeps the blocks it grew to (up to
+/// 65536 slots, ~6 MiB) for reuse, and the allocator keeps some partly used pages; runs
+/// measured +3 to +11 MiB over a 37 MiB baseline (the goal of +10%/4 MiB is met only when
+/// the queue did not fill).
+const RSS_MARGIN_KIB: u64 = 12 * 1024;
+const RSS_SETTLE: Duration = Duration::from_secs(50);
 /// Hostile source addresses (127.1.x.y): many, so that bans alone do not end the flood.
 const SOURCES: u32 = 400;
 
@@ -120,9 +129,6 @@ fn hostile_flood_does_not_cost_established_calls() {
     let veil = lab.veil_sip();
     let pid = lab.veil().pid();
 
-    let capacity = measure_capacity(veil);
-    assert!(capacity > 0, "veil answered nothing");
-
     let callee = lab
         .sipp(Side::Carrier, "uas_reinvite.xml")
         .calls(CALLS)
@@ -149,6 +155,9 @@ fn hostile_flood_does_not_cost_established_calls() {
     }
     std::thread::sleep(Duration::from_millis(300));
     let rss_before = rss_kib(pid);
+    // Measured after the baseline: its OPTIONS are load too (their transactions live 32 s).
+    let capacity = measure_capacity(veil);
+    assert!(capacity > 0, "veil answered nothing");
 
     let rate = capacity * 10;
     let t0 = Instant::now();
@@ -175,8 +184,20 @@ fn hostile_flood_does_not_cost_established_calls() {
     let callee = callee.wait(Duration::from_secs(10));
     assert_all_succeeded(&[&callers, &callee]);
 
-    std::thread::sleep(Duration::from_secs(1));
-    let rss_after = rss_kib(pid);
+    // Memory: transactions of the load linger 64*T1 = 32 s (RFC 3261 timers H and J) and
+    // veil's housekeeping sweeps every 5 s (bans, buckets, oversized maps); allow a bounded
+    // time after the flood for both, sampling once a second.
+    let margin = (rss_before / 3).max(RSS_MARGIN_KIB);
+    let mut rss_trace = Vec::new();
+    let rss_after = loop {
+        std::thread::sleep(Duration::from_secs(1));
+        let rss = rss_kib(pid);
+        rss_trace.push(rss / 1024);
+        if rss <= rss_before + margin || flood_end.elapsed() >= RSS_SETTLE {
+            break rss;
+        }
+    };
+    let settled_in = flood_end.elapsed();
     let m = lab.metrics();
     let banned = m.sum("veil_bans_total", &[]).unwrap_or(0.0);
     let dropped = m.sum("veil_sip_dropped_total", &[]).unwrap_or(0.0);
@@ -193,7 +214,8 @@ fn hostile_flood_does_not_cost_established_calls() {
         "flood: capacity {capacity}/s (OPTIONS, one trusted source), flood target {rate}/s, \
          sent {sent} datagrams from {SOURCES} sources in {flood_time:?} ({:.0}/s); \
          bans {banned}, dropped unread {dropped}; RSS {rss_before} KiB before, {rss_after} KiB \
-         after; probe call done {probe_time:?} after the flood (incl. 0.5 s talk); \
+         after ({settled_in:?} after the flood; MiB each second: {rss_trace:?}); \
+         probe call done {probe_time:?} after the flood (incl. 0.5 s talk); \
          CDR rows complete {complete}/{}",
         sent as f64 / flood_time.as_secs_f64(),
         rows.len()
@@ -202,8 +224,9 @@ fn hostile_flood_does_not_cost_established_calls() {
     assert_eq!(complete as u32, CALLS + 1, "every CDR complete");
     assert!(banned >= 1.0, "the flood sources were not banned");
     assert!(
-        rss_after <= rss_before + rss_before / 2 + 16 * 1024,
-        "memory did not come back: {rss_before} KiB -> {rss_after} KiB"
+        rss_after <= rss_before + margin,
+        "memory did not come back within {RSS_SETTLE:?}: {rss_before} KiB -> {rss_after} KiB \
+         (margin {margin} KiB; MiB each second: {rss_trace:?})"
     );
     assert!(
         probe_time < Duration::from_secs(3),

@@ -111,6 +111,7 @@ impl Engine {
         if let Some(probe) = self.probes.remove(&old) {
             self.probes.insert(new, probe);
         }
+        self.standalone_retried(old, new);
         if let Some(k) = key {
             self.ctx_calls.remove(&old);
             self.ctx_calls.insert(new, k);

@@ -45,6 +45,8 @@ pub(super) enum Timer {
     Drain,
     /// Send the next OPTIONS keep-alive to peer `peer` (index in the current peer table).
     Keepalive { peer: u32 },
+    /// Periodic sweep of bans, rate-limit state and oversized maps (key 0).
+    Housekeeping,
 }
 
 pub struct Engine {
@@ -97,6 +99,10 @@ pub struct Engine {
     pub(super) guard: crate::security::Guard,
     /// Calls in memory by source peer name (`limits.max_calls`).
     pub(super) calls_by_peer: HashMap<String, u32>,
+    /// Out-of-dialog MESSAGE/PUBLISH/REGISTER/OPTIONS relayed, by leg B's transaction.
+    pub(super) standalone: HashMap<ClientTxId, super::standalone::Standalone>,
+    /// Leg B Call-ID/tag/CSeq of relayed REGISTERs, so refreshes look like one UA's.
+    pub(super) registrations: HashMap<(String, String, String), super::standalone::RegistrationLeg>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -131,6 +137,8 @@ impl Engine {
         let mut engine = Engine {
             guard,
             calls_by_peer: HashMap::new(),
+            standalone: HashMap::new(),
+            registrations: HashMap::new(),
             media_ip: cfg.media.advertise.unwrap_or(cfg.media.address),
             media_ip6: cfg.media.advertise6.or(cfg.media.address6),
             ports: PortPool::new(cfg.media.ports),
@@ -162,6 +170,7 @@ impl Engine {
             keepalive_epoch: 0,
         };
         engine.start_keepalives(now);
+        engine.start_housekeeping(now);
         engine
     }
 
@@ -392,6 +401,26 @@ impl Engine {
         self.timers.push(Reverse((at, key, timer)));
     }
 
+    /// Drop the per-call timers of calls that are gone (they would only fire as no-ops,
+    /// the max-duration one hours later) and give back the heap's spare capacity.
+    pub(super) fn shrink_timers(&mut self) {
+        let (calls, closing) = (&self.calls, &self.closing);
+        self.timers.retain(|Reverse((_, key, timer))| {
+            let per_call = matches!(
+                timer,
+                Timer::Ring { .. }
+                    | Timer::MaxDuration
+                    | Timer::RtpCheck
+                    | Timer::SessionRefresh { .. }
+                    | Timer::SessionExpire { .. }
+            );
+            !per_call || calls.contains_key(key) || closing.contains_key(key)
+        });
+        if self.timers.capacity() > 1024 && self.timers.capacity() > 4 * self.timers.len() {
+            self.timers.shrink_to_fit();
+        }
+    }
+
     fn on_sip(&mut self, data: &[u8], flow: Flow, now: Instant) {
         let ip = flow.remote.ip();
         if let Err(d) = self.guard.check(ip, data, now) {
@@ -420,6 +449,14 @@ impl Engine {
                     self.send_stateless(&flow, resp);
                     return;
                 }
+                // Outside a dialog only: a call's legs keep the peer table they were set up
+                // with, so after a reload an in-dialog request may come from a source the
+                // current table no longer has (`on_in_dialog` checks it against the call's).
+                let in_dialog = req.to_hdr().ok().is_some_and(|t| t.tag().is_some());
+                if !in_dialog && self.peers.identify(ip).is_none() {
+                    self.refuse_unknown_source(&req, &flow, now);
+                    return;
+                }
                 self.tx.receive_request(req, flow, now);
             }
             Ok(Message::Response(resp)) => {
@@ -444,6 +481,21 @@ impl Engine {
                     self.send_stateless(&flow, resp);
                 }
             }
+        }
+    }
+
+    /// A request outside a dialog from a source that matches no peer: a strike, and a stateless 403 (or
+    /// nothing with `sip.unknown_source: drop`). Stateless on purpose: a transaction would
+    /// keep every hostile request (and re-send its 403) for 32 s; nothing from such a
+    /// source can reach a dialog or the policy anyway. Its ACKs are dropped unanswered.
+    fn refuse_unknown_source(&mut self, req: &crate::sip::Request, flow: &Flow, now: Instant) {
+        if req.method == crate::sip::Method::Ack {
+            return;
+        }
+        tracing::info!(remote = %flow.remote, method = %req.method, "request from unknown source refused");
+        self.strike(flow.remote.ip(), now);
+        if self.cfg.sip.unknown_source == crate::config::UnknownSource::Reject {
+            self.send_stateless(flow, super::admission::response(req, 403));
         }
     }
 
@@ -524,9 +576,13 @@ impl Engine {
                             continue;
                         }
                         // A challenge veil does not answer must not cross to the other
-                        // leg as one (it would ask the caller for veil's credentials).
-                        resp.code = 403;
-                        resp.reason = "Forbidden".into();
+                        // leg as one (it would ask the caller for veil's credentials),
+                        // unless it is for the caller: a relayed request to a target veil
+                        // has no credentials for (`standalone.rs`).
+                        if !self.standalone_passes_challenge(id) {
+                            resp.code = 403;
+                            resp.reason = "Forbidden".into();
+                        }
                     }
                     if resp.code >= 200 {
                         self.auth_done(id);
@@ -534,11 +590,15 @@ impl Engine {
                             continue;
                         }
                     }
+                    if self.standalone.contains_key(&id) {
+                        self.on_standalone_response(id, resp, now);
+                        continue;
+                    }
                     self.on_response(id, resp, now)
                 }
                 TxEvent::Timeout { id } => {
                     self.auth_done(id);
-                    if self.on_probe_result(id, None) {
+                    if self.on_probe_result(id, None) || self.on_standalone_timeout(id, now) {
                         continue;
                     }
                     self.on_client_timeout(id, now)
@@ -602,6 +662,7 @@ impl Engine {
                 self.on_keepalive_timer(peer as usize, now)
             }
             Timer::Keepalive { .. } => {}
+            Timer::Housekeeping => self.on_housekeeping(now),
         }
     }
 

@@ -42,6 +42,13 @@ impl Engine {
             }
             return;
         }
+        let req = match (source, super::standalone::relayable(&req.method)) {
+            (Some(src), true) => match self.standalone_request(stx, req, src, now) {
+                Some(req) => req,
+                None => return,
+            },
+            _ => req,
+        };
         match req.method {
             Method::Invite => self.new_call(stx, req, flow, source, now),
             Method::Options => {
@@ -292,7 +299,7 @@ impl Engine {
     /// (the engine's latest DNS result for that name, else the call's snapshot), weighted
     /// per call, without those resting after a 503. Empty: the peer is skipped like a dead
     /// target (logged).
-    fn draw_hops(
+    pub(super) fn draw_hops(
         &mut self,
         peer: &super::peers::Peer,
         now: Instant,
@@ -1030,7 +1037,7 @@ pub(super) fn set_local_to(r: &mut Response, local_hdr: &str) {
 }
 
 /// A To tag for a response veil gives outside any dialog.
-fn tag_response(r: &mut Response, ids: &mut super::ids::IdGen) {
+pub(super) fn tag_response(r: &mut Response, ids: &mut super::ids::IdGen) {
     if let Some(to) = r.headers.get(&HeaderName::To)
         && !to.contains("tag=")
     {
@@ -1040,7 +1047,7 @@ fn tag_response(r: &mut Response, ids: &mut super::ids::IdGen) {
 }
 
 /// `sip:user@veil` for leg B's From: the caller's user, veil's host.
-fn user_uri(user: &str, listener: &super::peers::Listener) -> crate::sip::SipUri {
+pub(super) fn user_uri(user: &str, listener: &super::peers::Listener) -> crate::sip::SipUri {
     let mut u = crate::sip::SipUri::new(listener.host.clone(), Some(listener.port));
     if !user.is_empty() {
         u.user = Some(user.to_string());

@@ -13,6 +13,7 @@ pub mod call;
 mod dialog;
 mod engine;
 pub mod header_policy;
+mod housekeeping;
 pub mod ids;
 pub mod inactivity;
 mod invite;
@@ -21,6 +22,7 @@ mod nat;
 pub mod peers;
 pub mod session_timer;
 pub mod srtp;
+mod standalone;
 pub mod targets;
 mod teardown;
 
@@ -32,6 +34,7 @@ mod tests_media;
 mod tests_session;
 
 pub use engine::Engine;
+pub(crate) use housekeeping::shrink_map;
 
 use crate::media::{MediaCommand, MediaEvent};
 use crate::observe::CdrEvent;

@@ -429,6 +429,12 @@ impl Validator<'_> {
         if s.ban_window.0.is_zero() {
             self.err("security.ban_window", "must be above 0");
         }
+        if s.overload_queue > 65536 {
+            self.err(
+                "security.overload_queue",
+                "the signalling queue has 65536 slots; at most 65536",
+            );
+        }
     }
 
     fn media_and_calls(&mut self, c: &Config) {

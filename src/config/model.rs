@@ -501,6 +501,12 @@ pub struct SecurityConfig {
     /// limited by `limits.cps`/`limits.max_calls` instead), `trusted` or `none`.
     #[serde(default)]
     pub exempt: Exempt,
+    /// Signalling events waiting in the engine's queue (65536 slots) from which new
+    /// INVITEs are answered 503 + Retry-After by the socket tasks without being queued,
+    /// so that in-dialog requests of established calls keep being served. 0 = never shed
+    /// early (only a full queue drops datagrams). Default three quarters of the queue.
+    #[serde(default = "d_overload_queue")]
+    pub overload_queue: u32,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -552,6 +558,9 @@ fn d_ban_window() -> Duration {
 fn d_ban_time() -> Duration {
     Duration::from_secs(600)
 }
+fn d_overload_queue() -> u32 {
+    49152
+}
 
 impl Default for SecurityConfig {
     fn default() -> Self {
@@ -566,6 +575,7 @@ impl Default for SecurityConfig {
             ban_time: d_ban_time(),
             never_ban: Vec::new(),
             exempt: Exempt::Peers,
+            overload_queue: d_overload_queue(),
         }
     }
 }

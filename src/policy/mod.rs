@@ -2,8 +2,10 @@
 //! Evaluation is pure: facts about the request in, a decision out.
 //!
 //! Rules are tried top to bottom; the first whose `when` matches decides. A condition that
-//! is not written is not checked (no `when` at all matches everything, no `method` matches
-//! any method). Regexes match as written (`Regex::is_match`: anchor with `^…$` yourself).
+//! is not written is not checked (no `when` at all matches every INVITE), except the
+//! method: a rule without `method` matches INVITE only, so that policies written before
+//! other methods could be routed keep their meaning; `method: [MESSAGE, REGISTER]` (or
+//! `method: '*'`) opens a rule to out-of-dialog MESSAGE, PUBLISH, REGISTER or OPTIONS. Regexes match as written (`Regex::is_match`: anchor with `^…$` yourself).
 //! The file format is in `spec`; `compile` turns it into the types below, reporting each
 //! problem with its key path (`rules[2].when.to_user`) so the loader can add file and line.
 
@@ -39,7 +41,7 @@ pub struct Conditions {
     pub to_user: Option<Regex>,
     pub from_user: Option<Regex>,
     pub ruri_host: Option<Regex>,
-    /// Methods (upper case); empty = any method.
+    /// Methods (upper case); empty = INVITE only; `*` = any method.
     pub methods: Vec<String>,
     /// The header must be present and one of its lines must match.
     pub headers: Vec<(HeaderName, Regex)>,
@@ -223,6 +225,9 @@ impl Rule {
 
 /// The first condition that did not hold; borrowed, so evaluation allocates nothing for
 /// rules that do not match.
+/// What a rule without `method` matches.
+const DEFAULT_METHODS: &[String] = &[];
+
 #[derive(Debug, Clone, Copy)]
 enum Miss<'r> {
     FromPeer(&'r [String]),
@@ -249,6 +254,10 @@ impl Conditions {
                 f.from_peer.unwrap_or("no known peer"),
                 peers.join(", ")
             ),
+            Miss::Method([]) => format!(
+                "method: {} (a rule without `method` matches INVITE only)",
+                f.method
+            ),
             Miss::Method(methods) => format!("method: {} not in {}", f.method, methods.join(", ")),
             Miss::Regex(key, re) => {
                 let value = match key {
@@ -269,11 +278,14 @@ impl Conditions {
         {
             return Some(Miss::FromPeer(peers));
         }
-        if !self.methods.is_empty()
-            && !self
-                .methods
-                .iter()
-                .any(|m| m.eq_ignore_ascii_case(f.method))
+        if self.methods.is_empty() {
+            if !f.method.eq_ignore_ascii_case("INVITE") {
+                return Some(Miss::Method(DEFAULT_METHODS));
+            }
+        } else if !self
+            .methods
+            .iter()
+            .any(|m| m == "*" || m.eq_ignore_ascii_case(f.method))
         {
             return Some(Miss::Method(&self.methods));
         }

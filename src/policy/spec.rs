@@ -40,7 +40,7 @@ pub struct WhenSpec {
     pub from_user: Option<String>,
     #[serde(default)]
     pub ruri_host: Option<String>,
-    /// Absent: any method.
+    /// Absent: INVITE only (policies keep their meaning as methods are added); `*`: any.
     #[serde(default)]
     pub method: Option<OneOrMany>,
     /// Header name -> regex; the header must be present and one of its lines must match.

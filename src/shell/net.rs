@@ -23,11 +23,6 @@ use crate::transaction::Flow;
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
-/// The engine's queue is "saturated" when fewer than this share of its slots are free:
-/// from then on new INVITEs are answered 503 in the socket task and never queued, so that
-/// what is queued is in-dialog traffic (BYE, ACK, re-INVITE) of calls already up.
-const SHED_FREE_SLOTS_DIVISOR: usize = 4;
-
 /// What the socket tasks need to drop traffic before it reaches the engine: the banned
 /// sources (mirrored from the engine), the metrics, and the queue's size.
 #[derive(Clone)]
@@ -35,6 +30,10 @@ pub(super) struct Gate {
     pub bans: watch::Receiver<Arc<HashMap<IpAddr, Instant>>>,
     pub metrics: Metrics,
     pub queue: usize,
+    /// Events queued from which the queue counts as saturated (`security.overload_queue`;
+    /// 0 = never): new INVITEs are then answered 503 here and never queued, so that what
+    /// is queued is in-dialog traffic (BYE, ACK, re-INVITE) of calls already up.
+    pub shed_at: usize,
 }
 
 impl Gate {
@@ -52,9 +51,9 @@ impl Gate {
             .inc();
     }
 
-    /// Under pressure: the queue has fewer free slots than a quarter of its size.
+    /// Under pressure: at least `shed_at` events wait in the engine's queue.
     fn saturated(&self, events: &mpsc::Sender<ShellEvent>) -> bool {
-        events.capacity() < self.queue / SHED_FREE_SLOTS_DIVISOR
+        self.shed_at > 0 && self.queue.saturating_sub(events.capacity()) >= self.shed_at
     }
 }
 

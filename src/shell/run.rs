@@ -130,6 +130,7 @@ pub async fn serve(loaded: LoadedConfig) -> Result<(), String> {
         bans: bans_rx,
         metrics: metrics.clone(),
         queue: QUEUE,
+        shed_at: cfg.security.overload_queue as usize,
     };
     let stream_ctx = net::StreamCtx {
         events: ev_tx.clone(),

@@ -16,6 +16,20 @@ pub(crate) struct Outbox {
     pub timers: TimerQueue,
 }
 
+impl Outbox {
+    /// Give back spare capacity a burst left in the queues.
+    pub fn shrink(&mut self) {
+        if self.transmits.capacity() > 1024 && self.transmits.capacity() > 4 * self.transmits.len()
+        {
+            self.transmits.shrink_to_fit();
+        }
+        if self.events.capacity() > 1024 && self.events.capacity() > 4 * self.events.len() {
+            self.events.shrink_to_fit();
+        }
+        self.timers.shrink();
+    }
+}
+
 /// The environment of one state-machine step.
 pub(crate) struct Ctx<'a> {
     pub cfg: &'a TxConfig,

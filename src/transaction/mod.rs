@@ -380,6 +380,21 @@ impl TransactionLayer {
         self.len() == 0
     }
 
+    /// Give back memory a burst left behind: maps and queues far larger than what they
+    /// hold now are shrunk (called now and then by the engine's housekeeping).
+    pub fn shrink(&mut self) {
+        self.prune_timers();
+        crate::b2bua::shrink_map(&mut self.clients);
+        crate::b2bua::shrink_map(&mut self.client_index);
+        crate::b2bua::shrink_map(&mut self.servers);
+        crate::b2bua::shrink_map(&mut self.server_index);
+        crate::b2bua::shrink_map(&mut self.challenged);
+        let mut timers = std::mem::take(&mut self.out.timers);
+        timers.retain(|e| self.timer_is_live(e));
+        self.out.timers = timers;
+        self.out.shrink();
+    }
+
     fn settle_client(&mut self, id: u64, status: Status) {
         if status == Status::Terminated
             && let Some(tx) = self.clients.remove(&id)

@@ -62,6 +62,18 @@ impl TimerQueue {
     pub fn len(&self) -> usize {
         self.heap.len()
     }
+
+    /// Keep only the entries `live` accepts (stale ones would linger until due).
+    pub fn retain(&mut self, mut live: impl FnMut(&Entry) -> bool) {
+        self.heap.retain(|Reverse(e)| live(e));
+    }
+
+    /// Give back spare capacity when the heap is far larger than what it holds.
+    pub fn shrink(&mut self) {
+        if self.heap.capacity() > 1024 && self.heap.capacity() > 4 * self.heap.len() {
+            self.heap.shrink_to_fit();
+        }
+    }
 }
 
 /// The current deadline of each timer of one transaction: the truth heap entries are
