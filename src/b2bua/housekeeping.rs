@@ -4,7 +4,7 @@
 //! a hostile burst left its high-water mark behind for the life of the process.
 
 use std::collections::HashMap;
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash};
 use std::time::{Duration, Instant};
 
 use super::engine::{Engine, Timer};
@@ -17,7 +17,7 @@ const KEEP: usize = 1024;
 
 /// Shrink `m` when its capacity is over four times what it holds (and over [`KEEP`]):
 /// down to twice its size, so that steady traffic does not reallocate on every sweep.
-pub(crate) fn shrink_map<K: Eq + Hash, V>(m: &mut HashMap<K, V>) {
+pub(crate) fn shrink_map<K: Eq + Hash, V, S: BuildHasher>(m: &mut HashMap<K, V, S>) {
     if m.capacity() > KEEP && m.capacity() > 4 * m.len() {
         m.shrink_to((2 * m.len()).max(KEEP / 2));
     }
