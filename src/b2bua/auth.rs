@@ -114,7 +114,7 @@ impl Engine {
         self.standalone_retried(old, new);
         if let Some(k) = key {
             self.ctx_calls.remove(&old);
-            self.ctx_calls.insert(new, k);
+            self.track_ctx(k, new);
             if let Some(call) = self.calls.get_mut(&k) {
                 if call.b_invite_ctx == Some(old) {
                     call.b_invite_ctx = Some(new);

@@ -139,6 +139,15 @@ pub struct Call {
     pub a_session: Option<super::session_timer::SessionTimer>,
     /// Leg B's INVITE was re-sent once after a 422, asking for this Min-SE.
     pub b_min_se: Option<std::time::Duration>,
+    /// Leg B's current INVITE has had a provisional response, so it may be cancelled
+    /// (RFC 3261 §9.1). Per attempt: an earlier attempt's 180 does not count.
+    pub b_ringing: bool,
+    /// To tags of extra 2xx forks of leg B's INVITE already ACKed and hung up.
+    pub b_extra_forks: Vec<String>,
+    /// Server and client transactions of this call possibly still in `stx_calls` /
+    /// `ctx_calls`, so ending it removes just these (not a scan of every call's).
+    pub stxs: Vec<ServerTxId>,
+    pub ctxs: Vec<ClientTxId>,
 }
 
 impl Call {

@@ -194,8 +194,8 @@ impl Engine {
         {
             self.ctx_calls.remove(&old);
         }
-        self.ctx_calls.insert(ctx, key);
-        self.stx_calls.insert(stx, key);
+        super::teardown::track(&mut self.ctx_calls, &mut call.ctxs, key, ctx);
+        super::teardown::track(&mut self.stx_calls, &mut call.stxs, key, stx);
         call.pending.push(Pending {
             ctx,
             stx,

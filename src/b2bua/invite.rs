@@ -259,6 +259,10 @@ impl Engine {
             refreshes: Vec::new(),
             a_session,
             b_min_se: None,
+            b_ringing: false,
+            b_extra_forks: Vec::new(),
+            stxs: vec![stx],
+            ctxs: Vec::new(),
         };
         self.a_index.insert((call.a.call_id.clone(), from_tag), key);
         self.stx_calls.insert(stx, key);
@@ -391,6 +395,7 @@ impl Engine {
             idx += 1;
         }
         let Some((idx, peer, hops, hop)) = hop else {
+            self.abandon_b_invite(key, now);
             match last {
                 Some(resp) => self.fail_call(key, resp.code, Some(resp), now),
                 None => self.fail_call(key, if attempt == 0 { 503 } else { 408 }, None, now),
@@ -428,12 +433,10 @@ impl Engine {
             .clone()
             .or_else(|| peers.peers[peer].cfg.session_timer.clone())
             .unwrap_or_else(|| self.cfg.calls.session_timer.clone());
+        self.abandon_b_invite(key, now);
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        if let Some(old) = call.b_invite_ctx.take() {
-            self.ctx_calls.remove(&old);
-        }
         if call.attempt > 0 {
             self.b_index.remove(&call.b.call_id);
         }
@@ -523,7 +526,7 @@ impl Engine {
             body,
         };
         let ctx = self.tx.send_request(req, flow, now);
-        self.ctx_calls.insert(ctx, key);
+        self.track_ctx(key, ctx);
         self.b_index.insert(call_id.clone(), key);
         if let Some(call) = self.calls.get_mut(&key) {
             call.b_invite_ctx = Some(ctx);
@@ -551,7 +554,8 @@ impl Engine {
         if code == 100 {
             return;
         }
-        if (101..300).contains(&code) {
+        // After the answer, a 2xx with another To tag is a second fork: not this dialog.
+        if (101..300).contains(&code) && call.state < CallState::Answered {
             learn_remote(&mut call.b, &resp);
         }
         let answer_sdp = (101..300).contains(&code)
@@ -567,6 +571,7 @@ impl Engine {
             return;
         };
         if code < 200 {
+            call.b_ringing = true;
             if call.cancel_pending {
                 call.cancel_pending = false;
                 self.cancel_b(key, now);
@@ -642,6 +647,11 @@ impl Engine {
             return;
         };
         let cseq = call.b.invite_cseq;
+        let tag = resp.to_hdr().ok().and_then(|t| t.tag().map(str::to_string));
+        if call.state >= CallState::Answered && tag.is_some() && tag != call.b.remote_tag {
+            self.on_b_extra_fork(key, &resp, tag.unwrap_or_default(), now);
+            return;
+        }
         if call.state >= CallState::Answered || call.cancelled {
             // A retransmitted 2xx is ACKed again; a 2xx after CANCEL is ACKed and hung up.
             if let Some((seq, ack)) = call.b.last_ack.clone()
@@ -716,6 +726,34 @@ impl Engine {
         self.schedule_session(key, Side::B, now);
     }
 
+    /// A 2xx from a second fork of the callee after leg B is answered (another To tag):
+    /// ACKed in its own dialog and hung up (RFC 3261 §13.2.2.4); the caller sees nothing.
+    /// A retransmission of it is ACKed again, not hung up again.
+    fn on_b_extra_fork(&mut self, key: u64, resp: &Response, tag: String, now: Instant) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let Some(ctx) = call.b_invite_ctx else { return };
+        let Some(invite) = self.tx.client_request(ctx) else {
+            return;
+        };
+        let flow = call.b.flow;
+        let seq = invite.cseq().map(|c| c.seq).unwrap_or(call.b.invite_cseq);
+        let ack = orphan_dialog_request(invite, resp, Method::Ack, seq, self.ids.branch());
+        let hang_up = !call.b_extra_forks.contains(&tag);
+        let bye = hang_up
+            .then(|| orphan_dialog_request(invite, resp, Method::Bye, seq + 1, self.ids.branch()));
+        tracing::info!(call = %call.vref, b_call_id = %call.b.call_id, fork_tag = %tag, "extra 2xx fork of leg B; hanging it up");
+        // Bounded: a callee sending endless forks gets them hung up again on retransmission.
+        if hang_up && call.b_extra_forks.len() < 16 {
+            call.b_extra_forks.push(tag);
+        }
+        self.send_raw(flow, ack.to_bytes());
+        if let Some(bye) = bye {
+            self.tx.send_request(bye, flow, now);
+        }
+    }
+
     /// Leg B answered 422 (Session Interval Too Small): send the INVITE again, once, in the
     /// same dialog-to-be with the interval the callee demands (RFC 4028 §7.4).
     fn retry_b_422(&mut self, key: u64, min_se: std::time::Duration, now: Instant) {
@@ -745,8 +783,9 @@ impl Engine {
         tracing::info!(call = %call.vref, min_se = min_se.as_secs(), "leg B asked for a longer session interval; retrying");
         let new_ctx = self.tx.send_request(req, flow, now);
         self.ctx_calls.remove(&ctx);
-        self.ctx_calls.insert(new_ctx, key);
+        self.track_ctx(key, new_ctx);
         if let Some(call) = self.calls.get_mut(&key) {
+            call.b_ringing = false;
             call.b_invite_ctx = Some(new_ctx);
             call.b.last_invite_ctx = Some(new_ctx);
         }
@@ -859,7 +898,7 @@ impl Engine {
         }
         call.cancelled = true;
         tracing::info!(call = %call.vref, a_call_id = %call.a.call_id, b_call_id = %call.b.call_id, "cancelled by caller");
-        if call.state == CallState::Early {
+        if call.b_ringing {
             self.cancel_b(key, now);
         } else {
             // RFC 3261 §9.1: no CANCEL before a provisional response; send it on the first one.
@@ -881,6 +920,29 @@ impl Engine {
         self.tx.send_request(cancel, flow, now);
     }
 
+    /// The call moves on from leg B's current INVITE (next attempt, or no attempt left):
+    /// if that INVITE still awaits its final response, it joins `orphan_invites`, so it is
+    /// cancelled now if it has rung, else on its first provisional, and a 2xx it sends
+    /// anyway gets ACK and BYE.
+    fn abandon_b_invite(&mut self, key: u64, now: Instant) {
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
+        let Some(old) = call.b_invite_ctx else { return };
+        let ringing = call.b_ringing;
+        if self.ctx_calls.remove(&old).is_some() {
+            if ringing {
+                self.cancel_b(key, now);
+            }
+            self.orphan_invites.insert(old, !ringing);
+        }
+        if let Some(call) = self.calls.get_mut(&key) {
+            call.b_invite_ctx = None;
+            call.b_ringing = false;
+            call.cancel_pending = false;
+        }
+    }
+
     pub(super) fn on_ring_timeout(&mut self, key: u64, attempt: u32, now: Instant) {
         let Some(call) = self.calls.get(&key) else {
             return;
@@ -889,15 +951,7 @@ impl Engine {
             return;
         }
         tracing::info!(call = %call.vref, a_call_id = %call.a.call_id, b_call_id = %call.b.call_id, "ring timeout");
-        let early = call.state == CallState::Early;
-        if early {
-            self.cancel_b(key, now);
-        }
-        if let Some(call) = self.calls.get_mut(&key)
-            && !early
-        {
-            call.cancel_pending = true;
-        }
+        // The attempt still ringing is cancelled by `abandon_b_invite` as the next starts.
         self.next_attempt_from(key, None, false, now);
     }
 

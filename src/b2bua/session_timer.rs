@@ -286,7 +286,7 @@ impl Engine {
             self.ctx_calls.remove(&old);
         }
         call.refreshes.push((ctx, side));
-        self.ctx_calls.insert(ctx, key);
+        super::teardown::track(&mut self.ctx_calls, &mut call.ctxs, key, ctx);
         tracing::debug!(call = %call.vref, leg = ?side, method = %method, "session refresh sent");
     }
 
@@ -454,7 +454,7 @@ impl Engine {
                 stx,
                 ack_other: None,
             });
-            self.stx_calls.insert(stx, key);
+            super::teardown::track(&mut self.stx_calls, &mut call.stxs, key, stx);
         }
         tracing::debug!(call = %call.vref, leg = ?side, "session refresh answered locally");
         self.reply(stx, ok, now);

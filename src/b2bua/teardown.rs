@@ -4,11 +4,13 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::fastmap::FastMap;
 use crate::media::rtp::DirectionStats;
 use crate::media::{MediaCommand, Side, StreamId};
 use crate::observe::CdrEvent;
 use crate::observe::cdr::CallQuality;
 use crate::sip::Response;
+use crate::transaction::ClientTxId;
 
 use super::Output;
 use super::admission::response;
@@ -93,7 +95,7 @@ impl Engine {
             } else {
                 500
             });
-            if call.state == CallState::Early {
+            if call.b_ringing {
                 self.cancel_b(key, now);
             } else if let Some(call) = self.calls.get_mut(&key) {
                 call.cancel_pending = true;
@@ -110,6 +112,16 @@ impl Engine {
             }
         }
         self.forget(key, reason, 200, now);
+    }
+
+    /// Map a client transaction to call `key` (see [`track`]).
+    pub(super) fn track_ctx(&mut self, key: u64, ctx: ClientTxId) {
+        match self.calls.get_mut(&key) {
+            Some(call) => track(&mut self.ctx_calls, &mut call.ctxs, key, ctx),
+            None => {
+                self.ctx_calls.insert(ctx, key);
+            }
+        }
     }
 
     /// Remove every trace of the call; close its streams; complete its CDR.
@@ -151,8 +163,16 @@ impl Engine {
         {
             self.orphan_invites.insert(ctx, call.cancel_pending);
         }
-        self.stx_calls.retain(|_, k| *k != key);
-        self.ctx_calls.retain(|_, k| *k != key);
+        for stx in &call.stxs {
+            if self.stx_calls.get(stx) == Some(&key) {
+                self.stx_calls.remove(stx);
+            }
+        }
+        for ctx in &call.ctxs {
+            if self.ctx_calls.get(ctx) == Some(&key) {
+                self.ctx_calls.remove(ctx);
+            }
+        }
         let mut closing = Closing {
             vref: call.vref.clone(),
             remaining: Vec::new(),
@@ -229,6 +249,23 @@ impl Engine {
             },
         }));
     }
+}
+
+/// Map transaction `id` to call `key` in `map` (`stx_calls`/`ctx_calls`) and note it in
+/// the call's own list `ids`, which [`Engine::forget`] walks instead of the whole map.
+/// Ids no longer mapped to the call are dropped whenever the list is full, so a long
+/// call's list stays about as short as its live transactions (amortised O(1)).
+pub(super) fn track<T: Eq + std::hash::Hash + Copy>(
+    map: &mut FastMap<T, u64>,
+    ids: &mut Vec<T>,
+    key: u64,
+    id: T,
+) {
+    if ids.len() >= 8 && ids.len() == ids.capacity() {
+        ids.retain(|i| map.get(i) == Some(&key));
+    }
+    map.insert(id, key);
+    ids.push(id);
 }
 
 /// MOS (1.0..=4.5) as hundredths.

@@ -815,6 +815,9 @@ mod edge;
 /// Calls ended before leg B's first provisional response.
 mod unanswered_end;
 
+/// Abandoned attempts, extra 2xx forks, hang-up cost against calls held.
+mod moving_on;
+
 #[path = "security_tests.rs"]
 mod security;
 
