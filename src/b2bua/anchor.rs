@@ -122,11 +122,15 @@ impl Engine {
         // Clock rates only when the SDP gives some type a rate the relay would not assume
         // (opus and other dynamic types), so plain narrowband calls cost no command.
         for (s, rates) in call.streams.iter().zip(rates) {
-            if rates.iter().any(|&(pt, r)| r != crate::media::rtp::clock_rate(pt)) {
-                self.out.push_back(Output::Media(MediaCommand::SetClockRates {
-                    id: s.id,
-                    rates,
-                }));
+            if rates
+                .iter()
+                .any(|&(pt, r)| r != crate::media::rtp::clock_rate(pt))
+            {
+                self.out
+                    .push_back(Output::Media(MediaCommand::SetClockRates {
+                        id: s.id,
+                        rates,
+                    }));
             }
         }
         // Source restrictions only when some peer of the call has them (leg B's peer can

@@ -330,8 +330,18 @@ fn dynamic_clock_rates_reach_the_relay_narrowband_ones_do_not() {
     let mut h = Harness::new(&config("", "", ""));
     h.answered(
         "c1",
-        &sdp("127.0.0.2", 6000, "111 8 101", "a=rtpmap:111 opus/48000/2\r\n"),
-        &sdp("127.0.0.3", 7000, "111 101", "a=rtpmap:111 opus/48000/2\r\n"),
+        &sdp(
+            "127.0.0.2",
+            6000,
+            "111 8 101",
+            "a=rtpmap:111 opus/48000/2\r\n",
+        ),
+        &sdp(
+            "127.0.0.3",
+            7000,
+            "111 101",
+            "a=rtpmap:111 opus/48000/2\r\n",
+        ),
     );
     let rates: Vec<_> = h
         .media
