@@ -76,6 +76,7 @@ impl Engine {
             .negotiate(&mut sdp, from, modes, role)
             .map_err(|_| AnchorError::NoCrypto)?;
         let endpoints = sdp.endpoints();
+        let rates = sdp.clock_rates();
         let hold = sdp.on_hold();
         let have = call.streams.len();
         let mut new_streams = Vec::new();
@@ -117,6 +118,20 @@ impl Engine {
                     ep.rtcp
                 },
             }));
+        }
+        // Clock rates only when the SDP gives some type a rate the relay would not assume
+        // (opus and other dynamic types), so plain narrowband calls cost no command.
+        for (s, rates) in call.streams.iter().zip(rates) {
+            if rates
+                .iter()
+                .any(|&(pt, r)| r != crate::media::rtp::clock_rate(pt))
+            {
+                self.out
+                    .push_back(Output::Media(MediaCommand::SetClockRates {
+                        id: s.id,
+                        rates,
+                    }));
+            }
         }
         // Source restrictions only when some peer of the call has them (leg B's peer can
         // change between attempts, so both sides are restated with every SDP).

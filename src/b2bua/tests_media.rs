@@ -325,6 +325,49 @@ fn no_allow_list_changes_nothing() {
     assert_eq!(h.opened().len(), 1);
 }
 
+#[test]
+fn dynamic_clock_rates_reach_the_relay_narrowband_ones_do_not() {
+    let mut h = Harness::new(&config("", "", ""));
+    h.answered(
+        "c1",
+        &sdp(
+            "127.0.0.2",
+            6000,
+            "111 8 101",
+            "a=rtpmap:111 opus/48000/2\r\n",
+        ),
+        &sdp(
+            "127.0.0.3",
+            7000,
+            "111 101",
+            "a=rtpmap:111 opus/48000/2\r\n",
+        ),
+    );
+    let rates: Vec<_> = h
+        .media
+        .iter()
+        .filter_map(|c| match c {
+            MediaCommand::SetClockRates { rates, .. } => Some(rates.clone()),
+            _ => None,
+        })
+        .collect();
+    // Offer and answer both carry opus (the offer may be anchored more than once).
+    assert!(rates.len() >= 2, "{rates:?}");
+    assert!(rates.iter().all(|r| r.contains(&(111, 48000))), "{rates:?}");
+    assert!(rates[0].contains(&(8, 8000)), "{rates:?}");
+    let mut h = Harness::new(&config("", "", ""));
+    h.answered(
+        "c2",
+        &sdp("127.0.0.2", 6000, "9 0 8 101", ""),
+        &sdp("127.0.0.3", 7000, "8 101", ""),
+    );
+    assert!(
+        !h.media
+            .iter()
+            .any(|c| matches!(c, MediaCommand::SetClockRates { .. }))
+    );
+}
+
 const TIMEOUTS: &str = "  rtp_timeout: 30s\n  hold_timeout: 300s\n";
 
 fn idle_all(h: &mut Harness) {

@@ -71,6 +71,10 @@ pub enum MediaCommand {
         side: Side,
         allowed: Vec<ipnet::IpNet>,
     },
+    /// RTP clock rates of payload types (from the SDPs' `a=rtpmap`), for jitter in the
+    /// codec's units; merged into what the stream knows, latest wins. Types not listed
+    /// use the RFC 3551 static rate (8000 Hz for unknown dynamic ones).
+    SetClockRates { id: StreamId, rates: Vec<(u8, u32)> },
     /// Unbind and forget the stream. The sockets are closed before the relay executes the
     /// next command, so the ports can be reused at once.
     Close { id: StreamId },

@@ -77,6 +77,9 @@ enum StreamCommand {
         side: Side,
         allowed: Vec<ipnet::IpNet>,
     },
+    SetClockRates {
+        rates: Vec<(u8, u32)>,
+    },
     /// Answered once the stream's sockets are closed.
     Close(oneshot::Sender<()>),
 }
@@ -219,6 +222,11 @@ async fn run(
                     let _ = tx.send(StreamCommand::SetSources { side, allowed });
                 }
             }
+            MediaCommand::SetClockRates { id, rates } => {
+                if let Some(tx) = streams.get(&id) {
+                    let _ = tx.send(StreamCommand::SetClockRates { rates });
+                }
+            }
             // Unknown ids (never opened, bind failed, closed twice) need no answer.
             MediaCommand::Close { id } => {
                 if let Some(tx) = streams.remove(&id) {
@@ -357,6 +365,9 @@ impl StreamTask {
                 }
                 Wake::Command(Some(StreamCommand::SetSources { side, allowed })) => {
                     state.set_sources(side, allowed);
+                }
+                Wake::Command(Some(StreamCommand::SetClockRates { rates })) => {
+                    state.set_clock_rates(&rates);
                 }
                 Wake::Command(Some(StreamCommand::Close(done))) => {
                     closed = Some(done);

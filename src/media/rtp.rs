@@ -131,9 +131,29 @@ pub struct DirectionMeter {
     lost_before: u64,
     /// Arrival times are measured from here.
     epoch: Option<Instant>,
+    /// Clock rates signalled in SDP (dynamic types such as opus at 48000 Hz); others
+    /// use `clock_rate`.
+    rates: Vec<(u8, u32)>,
 }
 
 impl DirectionMeter {
+    /// Merge payload type clock rates from SDP (latest wins; a zero rate is ignored).
+    pub fn set_clock_rates(&mut self, rates: &[(u8, u32)]) {
+        for &(pt, rate) in rates.iter().filter(|(_, r)| *r > 0) {
+            match self.rates.iter_mut().find(|(p, _)| *p == pt) {
+                Some(entry) => entry.1 = rate,
+                None => self.rates.push((pt, rate)),
+            }
+        }
+    }
+
+    fn rate_of(&self, pt: u8) -> u32 {
+        self.rates
+            .iter()
+            .find(|(p, _)| *p == pt)
+            .map_or_else(|| clock_rate(pt), |(_, r)| *r)
+    }
+
     /// Count one received datagram; RTP ones also update loss and jitter.
     pub fn record(&mut self, data: &[u8], now: Instant) {
         self.totals.packets += 1;
@@ -141,6 +161,7 @@ impl DirectionMeter {
         let Some(h) = RtpHeader::parse(data) else {
             return;
         };
+        let rate = self.rate_of(h.payload_type);
         let epoch = *self.epoch.get_or_insert(now);
         let arrival = now.saturating_duration_since(epoch);
         let seq = u32::from(h.seq);
@@ -180,7 +201,6 @@ impl DirectionMeter {
             src.received = 1;
         }
         // Jitter (A.8): transit = arrival (in RTP units) - timestamp.
-        let rate = clock_rate(h.payload_type);
         let arrival_units = (arrival.as_micros() as i128 * i128::from(rate) / 1_000_000) as i64;
         let transit = arrival_units.wrapping_sub(i64::from(h.timestamp));
         if let Some((prev, prev_rate)) = src.transit
@@ -302,6 +322,52 @@ mod tests {
         }
         let j = m.stats().jitter_us;
         assert!((9_000..=10_500).contains(&j), "jitter {j} us");
+    }
+
+    fn opus_packet(seq: u16, ts: u32) -> Vec<u8> {
+        let mut p = packet(seq, ts, 7);
+        p[1] = 111;
+        p
+    }
+
+    /// 20 ms opus frames (960 units at 48 kHz), every other one `late_ms` late.
+    fn feed_opus(m: &mut DirectionMeter, late_ms: u64) {
+        let t0 = Instant::now();
+        for i in 0..400u32 {
+            let late = if i % 2 == 1 { late_ms } else { 0 };
+            m.record(
+                &opus_packet(i as u16, i * 960),
+                t0 + Duration::from_millis(20 * u64::from(i) + late),
+            );
+        }
+    }
+
+    #[test]
+    fn dynamic_payload_type_jitter_uses_the_signalled_clock_rate() {
+        let mut m = DirectionMeter::default();
+        m.set_clock_rates(&[(111, 48000)]);
+        feed_opus(&mut m, 0);
+        assert_eq!(m.stats().jitter_us, 0);
+        let mut m = DirectionMeter::default();
+        m.set_clock_rates(&[(0, 8000), (111, 48000)]);
+        feed_opus(&mut m, 10);
+        let j = m.stats().jitter_us;
+        assert!((9_000..=10_500).contains(&j), "jitter {j} us");
+        // Read at 8 kHz, the same steady stream looks like 80 ms of jitter per packet.
+        let mut wrong = DirectionMeter::default();
+        feed_opus(&mut wrong, 0);
+        assert!(wrong.stats().jitter_us > 50_000, "{:?}", wrong.stats());
+    }
+
+    #[test]
+    fn signalled_rates_leave_other_types_at_their_static_rate() {
+        let mut m = DirectionMeter::default();
+        m.set_clock_rates(&[(111, 48000), (96, 0)]);
+        assert_eq!(m.rate_of(8), 8000);
+        assert_eq!(m.rate_of(96), 8000);
+        assert_eq!(m.rate_of(111), 48000);
+        m.set_clock_rates(&[(111, 16000)]);
+        assert_eq!(m.rate_of(111), 16000);
     }
 
     #[test]

@@ -118,6 +118,13 @@ impl StreamState {
         self.allowed[side_index(side)] = allowed;
     }
 
+    /// Clock rates of payload types from the SDPs, used by both directions' jitter.
+    pub fn set_clock_rates(&mut self, rates: &[(u8, u32)]) {
+        for meter in &mut self.meters {
+            meter.set_clock_rates(rates);
+        }
+    }
+
     /// Whether a packet from `source` may enter on `side`'s sockets.
     pub fn admits(&self, side: Side, source: SocketAddr) -> bool {
         let allowed = &self.allowed[side_index(side)];

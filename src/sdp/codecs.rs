@@ -167,6 +167,29 @@ fn filter_section(section: &mut MediaSection, allow: &[String], reorder: bool) -
     true
 }
 
+/// Per media section, the RTP clock rate of each payload type of its `m=` line (from
+/// `a=rtpmap`, else the RFC 3551 table); types with no known rate are left out, and
+/// sections that are not RTP get an empty list.
+pub(super) fn clock_rates(sdp: &Sdp) -> Vec<Vec<(u8, u32)>> {
+    sdp.media
+        .iter()
+        .map(|section| {
+            let Some(m) = section.lines.first().filter(|_| is_rtp(section)) else {
+                return Vec::new();
+            };
+            m.value
+                .split_ascii_whitespace()
+                .skip(3)
+                .filter_map(|fmt| {
+                    let pt = fmt.parse::<u8>().ok().filter(|pt| *pt < 128)?;
+                    let rate = encoding(section, fmt)?.1.filter(|r| *r > 0)?;
+                    Some((pt, rate))
+                })
+                .collect()
+        })
+        .collect()
+}
+
 /// Encoding name and clock rate of format `fmt`: its `a=rtpmap`, else the static table.
 fn encoding(section: &MediaSection, fmt: &str) -> Option<(String, Option<u32>)> {
     let rtpmap = section
@@ -204,6 +227,18 @@ mod tests {
         let outcome = sdp.filter_codecs(&allow(list), reorder);
         let out = String::from_utf8(sdp.to_bytes().to_vec()).unwrap();
         (outcome, out.lines().map(str::to_owned).collect())
+    }
+
+    #[test]
+    fn clock_rates_come_from_rtpmap_or_the_static_table() {
+        let text = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+            m=audio 5000 RTP/AVP 96 9 0 101\r\na=rtpmap:96 opus/48000/2\r\n\
+            a=rtpmap:101 telephone-event/8000\r\nm=application 5002 UDP/BFCP *\r\n";
+        let sdp = Sdp::parse(text.as_bytes()).unwrap();
+        assert_eq!(
+            clock_rates(&sdp),
+            vec![vec![(96, 48000), (9, 8000), (0, 8000), (101, 8000)], vec![]]
+        );
     }
 
     #[test]

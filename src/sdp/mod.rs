@@ -97,6 +97,12 @@ impl Sdp {
         anchor::anchor(self, addr, ports, origin)
     }
 
+    /// Per media section, the RTP clock rate of each payload type it lists (rtpmap, else
+    /// RFC 3551); what the relay needs to measure jitter in the codec's own units.
+    pub fn clock_rates(&self) -> Vec<Vec<(u8, u32)>> {
+        codecs::clock_rates(self)
+    }
+
     /// Whether this SDP puts the session on hold (some stream not sendrecv, or c=0.0.0.0).
     pub fn on_hold(&self) -> bool {
         endpoint::on_hold(self)
