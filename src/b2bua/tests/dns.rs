@@ -143,25 +143,25 @@ fn weights_are_honoured_per_call_with_a_seeded_rng() {
     assert!((255..=345).contains(&heavy), "heavy {heavy}, light {light}");
 }
 
+/// The shell reports that `peer`'s name did not resolve; the failure is counted once.
+fn fail_resolution(h: &mut Harness, peer: &str) {
+    let now = h.now;
+    h.engine.set_peer_targets(
+        peer,
+        Err("SRV _sip._udp.carrier.test: timed out".into()),
+        now,
+    );
+    let failures = h.engine.metrics.dns_failures.with_label_values(&[peer]);
+    assert_eq!(failures.get(), 1);
+}
+
 #[test]
 fn resolution_failure_fails_over_to_the_next_peer_and_is_counted() {
     let mut h = Harness::new();
     let now = h.now;
     // The carrier's name has no targets (the harness peers start with addresses).
     h.engine.set_peer_targets("carrier", Ok(Vec::new()), now);
-    h.engine.set_peer_targets(
-        "carrier",
-        Err("SRV _sip._udp.carrier.test: timed out".into()),
-        now,
-    );
-    assert_eq!(
-        h.engine
-            .metrics
-            .dns_failures
-            .with_label_values(&["carrier"])
-            .get(),
-        1
-    );
+    fail_resolution(&mut h, "carrier");
     h.inject(PBX, &invite_from_pbx("a-call-1", "0123456"));
     assert_eq!(requests_to(&mut h, CARRIER), 0);
     let b = h.take_request(BACKUP, "INVITE");
@@ -180,19 +180,7 @@ fn a_failed_re_resolution_keeps_the_last_known_targets() {
     let now = h.now;
     h.engine
         .set_peer_targets("carrier", Ok(vec![record(CARRIER_2, 0, 0)]), now);
-    h.engine.set_peer_targets(
-        "carrier",
-        Err("SRV _sip._udp.carrier.test: timed out".into()),
-        now,
-    );
-    assert_eq!(
-        h.engine
-            .metrics
-            .dns_failures
-            .with_label_values(&["carrier"])
-            .get(),
-        1
-    );
+    fail_resolution(&mut h, "carrier");
     h.inject(PBX, &invite_from_pbx("a-call-1", "0123456"));
     h.take_request(CARRIER_2, "INVITE");
     assert_eq!(requests_to(&mut h, BACKUP), 0);
