@@ -58,8 +58,9 @@ impl Side {
     }
 }
 
-/// Ports of one test, derived from its slot (0..100) so that tests never collide, all
-/// below Linux's ephemeral range (32768+) so that no client socket can take them.
+/// Ports of one test, derived from its slot (0..127) so that tests never collide, all
+/// below Linux's ephemeral range (32768+) so that no client socket can take them: slot
+/// 126's media range ends at 32699, and its SIPp media ports stay below slot 0's SIP port.
 #[derive(Debug, Clone, Copy)]
 pub struct Ports {
     slot: u16,
@@ -67,7 +68,7 @@ pub struct Ports {
 
 impl Ports {
     pub fn new(slot: u16) -> Ports {
-        assert!(slot < 100, "test slot {slot} out of range 0..100");
+        assert!(slot < 127, "test slot {slot} out of range 0..127");
         Ports { slot }
     }
 
