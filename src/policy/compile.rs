@@ -3,11 +3,33 @@
 
 use std::collections::HashSet;
 
-use regex::Regex;
+use regex::{Regex, RegexBuilder};
 
 use super::spec::{OneOrMany, PolicyFile, RuleSpec, ThenSpec, UserRewriteSpec, WhenSpec};
 use super::{Action, Conditions, Part, Policy, Rule, Template, UserRewrite};
 use crate::sip::HeaderName;
+
+/// Caps on a policy regex's compiled program and on its lazy DFA's cache. The regex
+/// crate's defaults (10 MiB, 2 MiB) are per regex and a policy may hold hundreds; a
+/// careless `\w{100}` (Unicode classes are large) already compiles to almost 5 MiB.
+const REGEX_SIZE_LIMIT: usize = 4 << 20;
+const REGEX_DFA_SIZE_LIMIT: usize = 1 << 20;
+
+/// Compile a policy regex within the caps; the error says what is wrong.
+fn build_regex(pattern: &str) -> Result<Regex, String> {
+    RegexBuilder::new(pattern)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .dfa_size_limit(REGEX_DFA_SIZE_LIMIT)
+        .build()
+        .map_err(|e| match e {
+            regex::Error::CompiledTooBig(limit) => format!(
+                "regex too large: compiled, it exceeds the limit of {} MiB \
+                 (simplify it, e.g. fewer or smaller repetitions)",
+                limit >> 20
+            ),
+            e => format!("invalid regex: {}", one_line(&e.to_string())),
+        })
+}
 
 /// One problem in a policy file, at a key path such as `rules[2].when.to_user`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,10 +107,10 @@ impl Compiler {
     fn regex(&mut self, key: String, pattern: &Option<String>) -> Option<Option<Regex>> {
         match pattern {
             None => Some(None),
-            Some(p) => match Regex::new(p) {
+            Some(p) => match build_regex(p) {
                 Ok(re) => Some(Some(re)),
                 Err(e) => {
-                    self.err(key, format!("invalid regex: {}", one_line(&e.to_string())));
+                    self.err(key, e);
                     None
                 }
             },
@@ -258,13 +280,10 @@ impl Compiler {
         }
         let replace = match &spec.replace {
             None => None,
-            Some(r) => match Regex::new(&r.pattern) {
+            Some(r) => match build_regex(&r.pattern) {
                 Ok(re) => Some((re, r.with.clone())),
                 Err(e) => {
-                    self.err(
-                        format!("{key}.replace.match"),
-                        format!("invalid regex: {}", one_line(&e.to_string())),
-                    );
+                    self.err(format!("{key}.replace.match"), e);
                     return None;
                 }
             },

@@ -316,3 +316,34 @@ fn policy_shape_errors_are_strict() {
     assert_eq!(e[0].1, "rules[0].then");
     assert!(e[0].2.contains("missing required key"));
 }
+
+#[test]
+fn huge_regexes_are_config_errors_not_memory() {
+    // `\w{150}` compiles to about 7 MiB: more than veil's cap (4 MiB), less than the regex
+    // crate's default (10 MiB): accepted by `Regex::new`, refused in a policy, naming file,
+    // line and key.
+    const HUGE: &str = r"\w{150}";
+    assert!(
+        regex::Regex::new(HUGE).is_ok(),
+        "within the crate's default cap"
+    );
+    let text = format!(
+        "rules:\n  - name: a\n    when:\n      to_user: '^1$'\n      from_user: '{HUGE}'\n    \
+         then:\n      route: [c]\n      rewrite: {{to_user: {{replace: {{match: '{HUGE}', with: x}}}}}}\n"
+    );
+    let e = match compile_policy_text(Path::new("p.yaml"), &text) {
+        Ok(_) => panic!("a huge regex was accepted"),
+        Err(e) => e,
+    };
+    let shown: Vec<String> = e.iter().map(ToString::to_string).collect();
+    assert_eq!(shown.len(), 2, "{shown:#?}");
+    assert!(
+        shown[0].starts_with("p.yaml:5: rules[0].when.from_user: regex too large"),
+        "{shown:#?}"
+    );
+    assert!(
+        shown[1]
+            .starts_with("p.yaml:8: rules[0].then.rewrite.to_user.replace.match: regex too large"),
+        "{shown:#?}"
+    );
+}
