@@ -58,7 +58,37 @@ enum Command {
     },
 }
 
+unsafe extern "C" {
+    /// mimalloc's `mi_collect` (linked by libmimalloc-sys): frees what the calling
+    /// thread's heap holds unused and returns free pages to the system.
+    fn mi_collect(force: bool);
+}
+
+/// The collector `veil::shell` runs on each worker thread after a burst.
+fn collect() {
+    // SAFETY: mi_collect takes no pointers and may be called on any thread at any time.
+    unsafe { mi_collect(true) }
+}
+
+/// No transparent huge pages for this process: the allocator returns freed memory in
+/// 4 KiB pages, but a 2 MiB huge page goes back only when all of it is free, so after a
+/// flood most of the memory it touched would stay resident.
+fn disable_thp() {
+    // prctl is variadic and the kernel reads unsigned longs (the unused ones must be 0).
+    let (on, unused): (libc::c_ulong, libc::c_ulong) = (1, 0);
+    // SAFETY: PR_SET_THP_DISABLE takes plain integers and affects only this process.
+    let r = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, on, unused, unused, unused) };
+    if r != 0 {
+        eprintln!(
+            "veil: cannot disable transparent huge pages: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
 fn main() -> ExitCode {
+    disable_thp();
+    veil::shell::set_collector(collect);
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Run { config } => veil::shell::run(&config),

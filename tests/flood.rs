@@ -17,15 +17,17 @@ use common::{Lab, Rule, Setup, Side, assert_all_succeeded};
 const CALLS: u32 = 50;
 const FLOOD: Duration = Duration::from_secs(10);
 const MAX_DATAGRAMS: u64 = 4_000_000;
-/// Memory after the flood must come back to within a third or this much (whichever is
-/// more) of its level before, within [`RSS_SETTLE`] of the flood's end: 32 s of
-/// transaction linger (64*T1), a housekeeping sweep (5 s), and slack for a loaded machine.
-/// What stays is not state: the engine queue's channel keeps the blocks it grew to (up to
-/// 65536 slots, ~6 MiB) for reuse, and the allocator keeps some partly used pages; runs
-/// measured +3 to +11 MiB over a 37 MiB baseline (the goal of +10%/4 MiB is met only when
-/// the queue did not fill).
-const RSS_MARGIN_KIB: u64 = 12 * 1024;
-const RSS_SETTLE: Duration = Duration::from_secs(50);
+/// Memory after the flood must come back to within 10% or this much (whichever is more)
+/// of its level before, and stay there for [`RSS_STABLE`], within [`RSS_SETTLE`] of the
+/// flood's end: 32 s of transaction linger (64*T1), a housekeeping sweep (5 s), and slack
+/// for a loaded machine. Without help it did not: the allocator kept the pages the flood
+/// had touched (transparent huge pages pin them at 2 MiB granularity, and pages freed by
+/// another thread wait for their owner), +9 MiB over a 27-37 MiB baseline. veil disables
+/// THP for itself and, after a burst, asks the allocator to return what is free
+/// (src/shell/trim.rs).
+const RSS_MARGIN_KIB: u64 = 5 * 1024;
+const RSS_SETTLE: Duration = Duration::from_secs(60);
+const RSS_STABLE: Duration = Duration::from_secs(5);
 /// Hostile source addresses (127.1.x.y): many, so that bans alone do not end the flood.
 const SOURCES: u32 = 400;
 
@@ -105,13 +107,19 @@ fn flood(veil: SocketAddr, rate: u64) -> u64 {
     sent
 }
 
+/// Resident memory (`VmRSS`) of a process, in KiB.
 fn rss_kib(pid: u32) -> u64 {
+    proc_status_kib(pid, "VmRSS:")
+}
+
+/// A KiB field of /proc/PID/status (`VmRSS:`, or `VmHWM:` for the peak resident size).
+fn proc_status_kib(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
+        .expect("status field")
 }
 
 #[test]
@@ -176,27 +184,38 @@ fn hostile_flood_does_not_cost_established_calls() {
         .to(veil)
         .run();
     let probe_time = flood_end.elapsed();
-    let probe_callee = probe_callee.wait(Duration::from_secs(10));
+    // SIPp wait limits count from spawn: the callees were started before the flood.
+    let probe_callee = probe_callee.wait(Duration::from_secs(40));
     assert_all_succeeded(&[&probe, &probe_callee]);
 
     assert!(lab.veil_mut().is_running(), "veil died in the flood");
-    let callers = callers.wait(Duration::from_secs(30));
-    let callee = callee.wait(Duration::from_secs(10));
+    let callers = callers.wait(Duration::from_secs(60));
+    let callee = callee.wait(Duration::from_secs(60));
     assert_all_succeeded(&[&callers, &callee]);
 
     // Memory: transactions of the load linger 64*T1 = 32 s (RFC 3261 timers H and J) and
     // veil's housekeeping sweeps every 5 s (bans, buckets, oversized maps); allow a bounded
     // time after the flood for both, sampling once a second.
-    let margin = (rss_before / 3).max(RSS_MARGIN_KIB);
+    let margin = (rss_before / 10).max(RSS_MARGIN_KIB);
     let mut rss_trace = Vec::new();
-    let rss_after = loop {
+    let mut within_since: Option<Instant> = None;
+    let (rss_after, stable) = loop {
         std::thread::sleep(Duration::from_secs(1));
         let rss = rss_kib(pid);
         rss_trace.push(rss / 1024);
-        if rss <= rss_before + margin || flood_end.elapsed() >= RSS_SETTLE {
-            break rss;
+        if rss <= rss_before + margin {
+            let since = *within_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= RSS_STABLE {
+                break (rss, true);
+            }
+        } else {
+            within_since = None;
+        }
+        if flood_end.elapsed() >= RSS_SETTLE {
+            break (rss, false);
         }
     };
+    let rss_peak = proc_status_kib(pid, "VmHWM:");
     let settled_in = flood_end.elapsed();
     let m = lab.metrics();
     let banned = m.sum("veil_bans_total", &[]).unwrap_or(0.0);
@@ -214,7 +233,8 @@ fn hostile_flood_does_not_cost_established_calls() {
         "flood: capacity {capacity}/s (OPTIONS, one trusted source), flood target {rate}/s, \
          sent {sent} datagrams from {SOURCES} sources in {flood_time:?} ({:.0}/s); \
          bans {banned}, dropped unread {dropped}; RSS {rss_before} KiB before, {rss_after} KiB \
-         after ({settled_in:?} after the flood; MiB each second: {rss_trace:?}); \
+         after ({settled_in:?} after the flood; peak {rss_peak} KiB; MiB each second: \
+         {rss_trace:?}); \
          probe call done {probe_time:?} after the flood (incl. 0.5 s talk); \
          CDR rows complete {complete}/{}",
         sent as f64 / flood_time.as_secs_f64(),
@@ -224,8 +244,8 @@ fn hostile_flood_does_not_cost_established_calls() {
     assert_eq!(complete as u32, CALLS + 1, "every CDR complete");
     assert!(banned >= 1.0, "the flood sources were not banned");
     assert!(
-        rss_after <= rss_before + margin,
-        "memory did not come back within {RSS_SETTLE:?}: {rss_before} KiB -> {rss_after} KiB \
+        stable,
+        "memory did not come back for {RSS_STABLE:?} within {RSS_SETTLE:?}: {rss_before} KiB -> {rss_after} KiB \
          (margin {margin} KiB; MiB each second: {rss_trace:?})"
     );
     assert!(

@@ -7,9 +7,11 @@ mod net;
 mod notify;
 mod run;
 mod tls;
+mod trim;
 
 pub use dns::describe_dns;
 pub use run::{run, serve};
+pub use trim::set_collector;
 
 use bytes::Bytes;
 

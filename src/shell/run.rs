@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, watch};
 use super::ShellEvent;
 use super::dns::{DnsResult, PeerDns};
 use super::net;
+use super::trim::Trim;
 use crate::b2bua::{Engine, Input, Output};
 use crate::config::{LoadedConfig, Transport};
 use crate::media::relay::Relay;
@@ -23,6 +24,9 @@ use crate::transaction::Transmit;
 /// Signalling events queued between the socket tasks and the engine before datagrams are
 /// dropped (overload protection: the engine never sees a backlog older than this).
 const QUEUE: usize = 65536;
+/// After a burst, the allocator collects again this long after the burst's transactions
+/// have expired (64*T1): one housekeeping sweep (5 s) to shrink the maps, and slack.
+const TRIM_SLACK: Duration = Duration::from_secs(8);
 /// CDR events queued for the writer thread before they are dropped and counted.
 const CDR_QUEUE: usize = 65536;
 /// After the drain ends calls, how long to wait for BYE transactions and CDR counters
@@ -45,6 +49,7 @@ pub fn run(config: &Path) -> i32 {
     }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .on_thread_park(super::trim::on_park)
         .build()
     {
         Ok(rt) => rt,
@@ -258,6 +263,11 @@ pub async fn serve(loaded: LoadedConfig) -> Result<(), String> {
     let mut sigint = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
     let mut sighup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
     let mut bans_seen = engine.ban_generation();
+    // Memory back after a burst: messages handled since the last tick, and the tick.
+    let mut trim = Trim::new(cfg.sip.timers.t1.0 * 64 + TRIM_SLACK);
+    let mut handled = 0usize;
+    let mut trim_tick = tokio::time::interval(super::trim::TICK);
+    trim_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let deadline = engine.poll_timeout();
         let sleep = async {
@@ -277,7 +287,10 @@ pub async fn serve(loaded: LoadedConfig) -> Result<(), String> {
                 let Some(ev) = ev else { break };
                 let now = Instant::now();
                 match ev {
-                    ShellEvent::Sip { data, flow } => engine.handle_input(Input::Sip { data: &data, flow }, now),
+                    ShellEvent::Sip { data, flow } => {
+                        handled += 1;
+                        engine.handle_input(Input::Sip { data: &data, flow }, now);
+                    }
                     ShellEvent::Media(m) => engine.handle_input(Input::Media(m), now),
                     ShellEvent::Dns { generation, peer, address, result } => {
                         if generation == dns.generation() {
@@ -294,6 +307,14 @@ pub async fn serve(loaded: LoadedConfig) -> Result<(), String> {
                 }
             }
             () = sleep => engine.handle_timeout(Instant::now()),
+            _ = trim_tick.tick() => {
+                let queued = QUEUE - ev_tx.capacity();
+                if trim.tick(handled.max(queued), Instant::now()) {
+                    tracing::debug!(handled, queued, "after a burst: returning free memory");
+                    super::trim::request();
+                }
+                handled = 0;
+            }
             sig = async { tokio::select! { _ = sigterm.recv() => "SIGTERM", _ = sigint.recv() => "SIGINT" } } => {
                 let now = Instant::now();
                 if stop_by.is_none() {
