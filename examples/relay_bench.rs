@@ -2,18 +2,22 @@
 //! latency p50/p99 on loopback, and SRTP protect+unprotect/s; with `--rtpengine`, the same
 //! load against Debian's rtpengine-daemon (userspace, `--table=-1`) side by side.
 //!
-//! `cargo run --release --example relay_bench [packets] [--rtpengine [rounds]]`
+//! `cargo run --release --example relay_bench [packets]`
+//! `cargo run --release --example relay_bench -- --rtpengine [--streams 500]
+//!     [--rates 20000,40000,...] [--secs 3] [--rounds 2] [--rtpengine-threads 1]`
 //!
 //! The relay runs in-process on a one-worker tokio runtime (one core); the load generator
 //! uses blocking std sockets on other threads. Bounded: `packets` (default 200000) per
 //! throughput run, 20000 paced packets per latency run.
 //!
-//! `--rtpengine` starts `rtpengine` as a child process on loopback (one poller thread, no
-//! kernel forwarding), sets up one call per run over its ng control protocol (bencode over
-//! UDP), and runs veil and rtpengine interleaved (`rounds`, default 3) so both see the same
-//! machine load. Besides wall-clock packets/s it reports packets per CPU-second of the
-//! relay (veil: the tokio worker thread; rtpengine: the whole process) and the load
-//! average at each run.
+//! `--rtpengine` starts `rtpengine` as a child process on loopback (userspace only,
+//! `--table=-1`), sets up `--streams` calls on it over its ng control protocol (bencode
+//! over UDP) and as many streams on veil's relay, then for each round and rate sends the
+//! same paced load (round-robin over the streams, so no single socket sees a burst)
+//! straight to the receivers, through veil and through rtpengine, one after the other.
+//! Per run: loss, packets per CPU-second of the relay (veil: its worker thread;
+//! rtpengine: its whole process), latency added to the direct run at the same rate, and
+//! the load average.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use veil::media::relay::Relay;
 use veil::media::srtp::{SrtpKey, SrtpSession, Suite};
-use veil::media::{MediaCommand, Side, StreamId};
+use veil::media::{MediaCommand, MediaEvent, Side, StreamId};
 use veil::observe::Metrics;
 
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -201,9 +205,8 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let count: u32 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(200_000);
     epoch();
-    if let Some(at) = args.iter().position(|a| a == "--rtpengine") {
-        let rounds = args.get(at + 1).and_then(|a| a.parse().ok()).unwrap_or(3);
-        side_by_side(count, rounds);
+    if args.iter().any(|a| a == "--rtpengine") {
+        side_by_side(&Compare::parse(&args));
         return;
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -301,6 +304,206 @@ fn benc(s: &str) -> String {
     format!("{}:{s}", s.len())
 }
 
+/// Options of the side-by-side comparison.
+struct Compare {
+    streams: usize,
+    rates: Vec<u64>,
+    secs: f64,
+    rounds: u32,
+    engine_threads: u32,
+}
+
+impl Compare {
+    fn parse(args: &[String]) -> Compare {
+        let value = |name: &str| {
+            args.iter()
+                .position(|a| a == name)
+                .and_then(|i| args.get(i + 1))
+        };
+        let rates: Vec<u64> = value("--rates").map_or_else(
+            || vec![20_000, 40_000, 60_000, 80_000, 100_000, 120_000, 160_000],
+            |list| {
+                list.split(',')
+                    .filter_map(|r| r.trim().parse().ok())
+                    .collect()
+            },
+        );
+        Compare {
+            streams: value("--streams")
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(500)
+                .clamp(1, 2000),
+            rates,
+            secs: value("--secs")
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(3.0_f64)
+                .clamp(0.5, 30.0),
+            rounds: value("--rounds")
+                .and_then(|v| v.parse::<u32>().ok())
+                .unwrap_or(2)
+                .clamp(1, 10),
+            engine_threads: value("--rtpengine-threads")
+                .and_then(|v| v.parse::<u32>().ok())
+                .unwrap_or(1)
+                .clamp(1, 16),
+        }
+    }
+}
+
+/// Receiver sockets per load: spreads the aggregate rate so one socket's default
+/// receive buffer (~200 loopback packets) is not the bottleneck.
+const RECEIVERS: usize = 4;
+
+/// `streams` streams of one relay (or none, for the direct baseline): the generator sends
+/// stream `i`'s packets to `targets[i]`, and the relay forwards them to `rxs[i % RECEIVERS]`.
+struct Load {
+    targets: Vec<SocketAddr>,
+    tx: UdpSocket,
+    rxs: Vec<UdpSocket>,
+}
+
+impl Load {
+    fn sockets() -> (UdpSocket, Vec<UdpSocket>) {
+        let tx = UdpSocket::bind((LOCALHOST, 0)).expect("bind");
+        let rxs = (0..RECEIVERS)
+            .map(|_| UdpSocket::bind((LOCALHOST, 0)).expect("bind"))
+            .collect();
+        (tx, rxs)
+    }
+
+    fn rx_addr(rxs: &[UdpSocket], i: usize) -> SocketAddr {
+        rxs[i % rxs.len()].local_addr().expect("addr")
+    }
+
+    /// No relay: the generator sends straight to the receivers.
+    fn direct(streams: usize) -> Load {
+        let (tx, rxs) = Load::sockets();
+        let targets = (0..streams).map(|i| Load::rx_addr(&rxs, i)).collect();
+        Load { targets, tx, rxs }
+    }
+
+    /// veil's relay: one stream per target, A -> B.
+    fn veil(rt: &tokio::runtime::Runtime, relay: &Relay, streams: usize) -> Load {
+        let (tx, rxs) = Load::sockets();
+        let mut targets = Vec::with_capacity(streams);
+        // The relay binds at `flush`: pairs chosen before must not be chosen again.
+        let mut taken = std::collections::HashSet::new();
+        let mut pair = || loop {
+            let p = free_pair();
+            if taken.insert(p) {
+                return p;
+            }
+        };
+        for i in 0..streams {
+            let (a_port, b_port) = (pair(), pair());
+            let id = StreamId(i as u64 + 1);
+            relay.command(MediaCommand::Open { id, a_port, b_port });
+            relay.command(MediaCommand::SetRemote {
+                id,
+                side: Side::B,
+                rtp: Some(Load::rx_addr(&rxs, i)),
+                rtcp: None,
+            });
+            targets.push(SocketAddr::new(LOCALHOST, a_port));
+        }
+        rt.block_on(relay.flush());
+        Load { targets, tx, rxs }
+    }
+
+    /// rtpengine: one call per stream (ng offer from the generator, answer from a
+    /// receiver), call ids `bench-RUN-I`. Fresh calls for every run: once a stream's
+    /// socket overflowed five times (an overloaded run), rtpengine 10.5 logs "UDP receive
+    /// queue exceeded 5 times: discarding packet" and drops that stream's packets from
+    /// then on, which would poison every later run.
+    fn rtpengine(engine: &mut Rtpengine, streams: usize, run: u32) -> Load {
+        let (tx, rxs) = Load::sockets();
+        let from = tx.local_addr().expect("addr");
+        let targets = (0..streams)
+            .map(|i| {
+                let port = engine.setup(&format!("bench-{run}-{i}"), from, Load::rx_addr(&rxs, i));
+                SocketAddr::new(LOCALHOST, port)
+            })
+            .collect();
+        Load { targets, tx, rxs }
+    }
+}
+
+/// One paced run: what was sent and received, the one-way latencies (sorted).
+struct Outcome {
+    sent: u64,
+    received: u64,
+    latencies: Vec<u64>,
+}
+
+impl Outcome {
+    fn loss(&self) -> f64 {
+        if self.sent == 0 {
+            return 100.0;
+        }
+        100.0 * self.sent.saturating_sub(self.received) as f64 / self.sent as f64
+    }
+}
+
+/// Send `rate` packets/s for `secs`, round-robin over the load's streams, paced in
+/// half-millisecond batches (each stream sees at most one packet per batch at the
+/// default 500 streams and up to 1 Mpps). Stops at `secs` + 0.5 s even if the generator
+/// fell behind; receivers stop after 300 ms without a packet once the generator is done.
+fn paced(load: &Load, rate: u64, secs: f64) -> Outcome {
+    let total = (rate as f64 * secs) as u64;
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let receivers: Vec<_> = load
+        .rxs
+        .iter()
+        .map(|rx| {
+            let rx = rx.try_clone().expect("clone");
+            rx.set_read_timeout(Some(Duration::from_millis(300)))
+                .expect("timeout");
+            let done = done.clone();
+            thread::spawn(move || {
+                let mut buf = [0u8; 2048];
+                let mut lat = Vec::with_capacity(total as usize / RECEIVERS + 1024);
+                loop {
+                    match rx.recv(&mut buf) {
+                        Ok(n) if n >= 20 => {
+                            let t = now_ns();
+                            let mut ts = [0u8; 8];
+                            ts.copy_from_slice(&buf[12..20]);
+                            lat.push(t.saturating_sub(u64::from_be_bytes(ts)));
+                        }
+                        Ok(_) => {}
+                        Err(_) if done.load(Ordering::Relaxed) => break,
+                        Err(_) => {}
+                    }
+                }
+                lat
+            })
+        })
+        .collect();
+    let start = Instant::now();
+    let stop = start + Duration::from_secs_f64(secs + 0.5);
+    let mut sent = 0u64;
+    while sent < total && Instant::now() < stop {
+        let due = ((start.elapsed().as_secs_f64() * rate as f64) as u64).min(total);
+        while sent < due {
+            let target = load.targets[sent as usize % load.targets.len()];
+            let _ = load.tx.send_to(&rtp(sent as u16), target);
+            sent += 1;
+        }
+        thread::sleep(Duration::from_micros(500));
+    }
+    done.store(true, Ordering::Relaxed);
+    let mut latencies = Vec::with_capacity(sent as usize);
+    for r in receivers {
+        latencies.extend(r.join().expect("receiver"));
+    }
+    latencies.sort_unstable();
+    Outcome {
+        sent,
+        received: latencies.len() as u64,
+        latencies,
+    }
+}
+
 /// rtpengine as a child process, controlled over ng (bencode over UDP).
 struct Rtpengine {
     child: std::process::Child,
@@ -309,23 +512,27 @@ struct Rtpengine {
 }
 
 impl Rtpengine {
-    fn start() -> Rtpengine {
+    /// Userspace only (`--table=-1`), loopback, `threads` poller threads; stderr goes to
+    /// `log`.
+    fn start(threads: u32, log: &std::path::Path) -> Rtpengine {
         let ng_port = free_pair();
+        let stderr = std::fs::File::create(log).expect("rtpengine log file");
         let child = std::process::Command::new("rtpengine")
             .args([
                 "--config-file=none",
                 "--table=-1",
                 "--interface=127.0.0.1",
                 &format!("--listen-ng=127.0.0.1:{ng_port}"),
-                "--port-min=40000",
-                "--port-max=40999",
-                "--num-threads=1",
+                "--port-min=50000",
+                "--port-max=59999",
+                &format!("--num-threads={threads}"),
+                "--timeout=600",
                 "--foreground",
                 "--log-stderr",
-                "--log-level=3",
+                "--log-level=4",
             ])
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("start rtpengine (apt-get install rtpengine-daemon)");
         let ng = UdpSocket::bind((LOCALHOST, 0)).expect("bind");
@@ -367,8 +574,8 @@ impl Rtpengine {
         String::new()
     }
 
-    /// Offer (from the generator's socket) and answer (from the receiver's): returns the
-    /// port rtpengine receives side A's media on.
+    /// Offer (side A at `a`) and answer (side B at `b`): returns the port rtpengine
+    /// receives side A's media on.
     fn setup(&mut self, call_id: &str, a: SocketAddr, b: SocketAddr) -> u16 {
         let sdp = |addr: SocketAddr| {
             format!(
@@ -401,7 +608,9 @@ impl Rtpengine {
             .and_then(|p| p.parse().ok())
             .unwrap_or_else(|| panic!("no port in rtpengine's answer: {reply}"))
     }
+}
 
+impl Rtpengine {
     fn delete(&mut self, call_id: &str) {
         let _ = self.call(&format!(
             "d7:command6:delete7:call-id{}8:from-tag{}e",
@@ -409,104 +618,120 @@ impl Rtpengine {
             benc("a")
         ));
     }
-
-    fn path(&mut self, call_id: &str) -> Path {
-        let tx = UdpSocket::bind((LOCALHOST, 0)).expect("bind");
-        let rx = UdpSocket::bind((LOCALHOST, 0)).expect("bind");
-        let port = self.setup(
-            call_id,
-            tx.local_addr().expect("addr"),
-            rx.local_addr().expect("addr"),
-        );
-        Path {
-            to: SocketAddr::new(LOCALHOST, port),
-            tx,
-            rx,
-            srtp: None,
-        }
-    }
 }
 
 impl Drop for Rtpengine {
     fn drop(&mut self) {
+        // Only the child this process started.
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
-/// veil's relay and rtpengine, interleaved, plain RTP: throughput (wall and per
-/// CPU-second of the relay) and paced latency.
-fn side_by_side(count: u32, rounds: u32) {
+/// veil's relay and rtpengine side by side, plain RTP, paced: `streams` streams on each
+/// (veil's set up once, rtpengine's per run, see [`Load::rtpengine`]), then for every round and rate a direct (no relay) run, a veil run and an
+/// rtpengine run with the same generator, so all three see the same machine load.
+fn side_by_side(opts: &Compare) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("relay-worker")
         .enable_all()
         .build()
         .expect("runtime");
-    let mut engine = Rtpengine::start();
+    let log =
+        std::env::temp_dir().join(format!("relay_bench_rtpengine_{}.log", std::process::id()));
+    let mut engine = Rtpengine::start(opts.engine_threads, &log);
     let pid = engine.child.id();
-    let (_, mut direct) = run(direct_path(), 20_000, Duration::from_micros(50));
-    direct.sort_unstable();
-    let (b50, b99) = (percentile(&direct, 0.5), percentile(&direct, 0.99));
-    println!(
-        "loopback baseline (no relay): p50 {b50:.1} us, p99 {b99:.1} us (load {})",
-        loadavg()
-    );
-    println!(
-        "| round | relay | load avg | packets/s (wall) | packets per CPU-second | latency p50 | p99 | added p50 | added p99 |"
-    );
-    println!("|---|---|---|---|---|---|---|---|---|");
-    for round in 1..=rounds {
-        for which in ["veil", "rtpengine"] {
-            let load = loadavg();
-            let id = u64::from(round) * 100;
-            let cpu = |w: &str| {
-                if w == "veil" {
-                    worker_cpu()
-                } else {
-                    process_cpu(pid)
-                }
-            };
-            let (pps, got, cpu_used) = if which == "veil" {
-                let (relay, path) = relay_path(&rt, id, false);
-                let before = cpu(which);
-                let (pps, got, _) = run_counted(path, count, Duration::ZERO);
-                let used = cpu(which) - before;
-                drop(relay);
-                (pps, got, used)
-            } else {
-                let call_id = format!("bench-{round}-tp");
-                let path = engine.path(&call_id);
-                let before = cpu(which);
-                let (pps, got, _) = run_counted(path, count, Duration::ZERO);
-                let used = cpu(which) - before;
-                engine.delete(&call_id);
-                (pps, got, used)
-            };
-            let mut lat = if which == "veil" {
-                let (relay, path) = relay_path(&rt, id + 1, false);
-                let (_, lat) = run(path, 20_000, Duration::from_micros(50));
-                drop(relay);
-                lat
-            } else {
-                let call_id = format!("bench-{round}-lat");
-                let path = engine.path(&call_id);
-                let (_, lat) = run(path, 20_000, Duration::from_micros(50));
-                engine.delete(&call_id);
-                lat
-            };
-            lat.sort_unstable();
-            let (p50, p99) = (percentile(&lat, 0.5), percentile(&lat, 0.99));
-            let per_cpu = if cpu_used > 0.0 {
-                got as f64 / cpu_used
-            } else {
-                f64::NAN
-            };
-            println!(
-                "| {round} | {which} | {load} | {pps:.0} | {per_cpu:.0} ({got} in {cpu_used:.2} s CPU) | {p50:.1} us | {p99:.1} us | {:.1} us | {:.1} us |",
-                p50 - b50,
-                p99 - b99
-            );
+    let (events, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
+    let relay = rt.block_on(async {
+        Relay::start(LOCALHOST, events, Metrics::new("bench").expect("metrics"))
+    });
+    let through_veil = Load::veil(&rt, &relay, opts.streams);
+    while let Ok(event) = events_rx.try_recv() {
+        if let MediaEvent::BindFailed { id } = event {
+            panic!("veil stream {} could not bind its ports", id.0);
         }
     }
+    let direct = Load::direct(opts.streams);
+    let mut run = 0;
+    println!(
+        "{} streams on each relay; rtpengine pid {pid}, --num-threads={}, log {}; veil: one relay thread; {:.1} s per run",
+        opts.streams,
+        opts.engine_threads,
+        log.display(),
+        opts.secs
+    );
+    println!(
+        "| round | rate (pps) | relay | load avg | sent | received | loss % | packets per CPU-second | latency p50 / p99 (us) | added p50 / p99 (us) |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    // Highest rate lossless in every round, per relay.
+    let mut lossy: [Vec<u64>; 2] = [Vec::new(), Vec::new()];
+    for round in 1..=opts.rounds {
+        for &rate in &opts.rates {
+            let base = paced(&direct, rate, opts.secs);
+            let (b50, b99) = (
+                percentile(&base.latencies, 0.5),
+                percentile(&base.latencies, 0.99),
+            );
+            println!(
+                "| {round} | {rate} | direct | {} | {} | {} | {:.3} | - | {b50:.0} / {b99:.0} | - |",
+                loadavg(),
+                base.sent,
+                base.received,
+                base.loss()
+            );
+            for (k, name) in ["veil", "rtpengine"].into_iter().enumerate() {
+                let load = loadavg();
+                let cpu = || {
+                    if k == 0 {
+                        worker_cpu()
+                    } else {
+                        process_cpu(pid)
+                    }
+                };
+                run += 1;
+                let fresh = (k == 1).then(|| Load::rtpengine(&mut engine, opts.streams, run));
+                let before = cpu();
+                let out = paced(fresh.as_ref().unwrap_or(&through_veil), rate, opts.secs);
+                let used = cpu() - before;
+                if fresh.is_some() {
+                    for i in 0..opts.streams {
+                        engine.delete(&format!("bench-{run}-{i}"));
+                    }
+                }
+                if out.received < out.sent {
+                    lossy[k].push(rate);
+                }
+                let per_cpu = if used > 0.0 {
+                    format!("{:.0} ({:.2} s CPU)", out.received as f64 / used, used)
+                } else {
+                    "- (< 10 ms CPU)".to_string()
+                };
+                let (p50, p99) = (
+                    percentile(&out.latencies, 0.5),
+                    percentile(&out.latencies, 0.99),
+                );
+                println!(
+                    "| {round} | {rate} | {name} | {load} | {} | {} | {:.3} | {per_cpu} | {p50:.0} / {p99:.0} | {:.0} / {:.0} |",
+                    out.sent,
+                    out.received,
+                    out.loss(),
+                    p50 - b50,
+                    p99 - b99
+                );
+            }
+        }
+    }
+    for (k, name) in ["veil", "rtpengine"].into_iter().enumerate() {
+        let best = opts
+            .rates
+            .iter()
+            .filter(|r| !lossy[k].contains(r))
+            .max()
+            .map_or("none".to_string(), |r| format!("{r} pps"));
+        println!("{name}: highest rate without loss in every round: {best}");
+    }
+    drop(relay);
+    drop(engine);
 }

@@ -199,36 +199,35 @@ impl Engine {
         Ok(out)
     }
 
-    /// Whether leg B's answer in `body` would be refused for its crypto (a `required` leg,
-    /// or veil's RTP/SAVP offer, answered without a line veil offered). Checked before
-    /// anything is relayed, on a copy of the call's SRTP state, so that the call can be
-    /// ended cleanly (488 to the caller, leg B cancelled or hung up) instead of being
-    /// answered with a stripped body.
-    pub(super) fn answer_lacks_crypto(&self, key: u64, body: &[u8]) -> bool {
+    /// Whether SDP in `body`, sent by leg `from`, would be refused for its crypto (a
+    /// `required` leg, or veil's RTP/SAVP offer, answered without a line veil offered; a
+    /// `required` leg offering plain RTP). Checked before anything is relayed, on a copy
+    /// of the call's SRTP state, so that the call can be ended cleanly (488, legs hung
+    /// up) instead of being answered with a stripped body.
+    pub(super) fn sdp_lacks_crypto(
+        &self,
+        key: u64,
+        from: Side,
+        body: &[u8],
+        role: SdpRole,
+    ) -> bool {
         let Some(call) = self.calls.get(&key) else {
             return false;
         };
-        if call.late_offer {
-            return false;
-        }
         let Ok(mut sdp) = Sdp::parse(body) else {
             return false;
         };
+        let to = from.other();
         let cfg = |side: Side| call.peers.peers.get(call.leg(side).peer).map(|p| &p.cfg);
-        for (side, reorder) in [(Side::B, false), (Side::A, true)] {
+        for (side, reorder) in [(from, false), (to, true)] {
             if let Some(allow) = cfg(side).and_then(|c| c.codecs.as_ref()) {
                 let _ = sdp.filter_codecs(allow, reorder);
             }
         }
         let mode = |side: Side| cfg(side).map(|c| c.srtp).unwrap_or_default();
         let mut srtp = call.srtp.clone();
-        srtp.negotiate(
-            &mut sdp,
-            Side::B,
-            (mode(Side::B), mode(Side::A)),
-            SdpRole::Answer,
-        )
-        .is_err()
+        srtp.negotiate(&mut sdp, from, (mode(from), mode(to)), role)
+            .is_err()
     }
 
     fn release_streams(&mut self, streams: &[Stream]) {

@@ -256,6 +256,22 @@ impl Engine {
         if resp.code >= 200 && !is_invite {
             self.ctx_calls.remove(&ctx);
         }
+        if (200..300).contains(&resp.code)
+            && matches!(pending.req.method, Method::Invite | Method::Update)
+            && is_sdp(resp.content_type())
+            && !resp.body.is_empty()
+        {
+            // An offer-less re-INVITE gets the offer in the 2xx.
+            let role = if pending.req.body.is_empty() {
+                SdpRole::Offer
+            } else {
+                SdpRole::Answer
+            };
+            if self.sdp_lacks_crypto(key, to, &resp.body, role) {
+                self.refuse_crossed_answer(key, &pending, &resp, now);
+                return;
+            }
+        }
         let mut r = self.cross_response(key, to, &pending.req, &resp, now);
         if let Some(call) = self.calls.get(&key)
             && r.code > 100
@@ -292,6 +308,34 @@ impl Engine {
             self.stx_calls.remove(&pending.stx);
         }
         self.reply(pending.stx, r, now);
+    }
+
+    /// The 2xx to a forwarded re-INVITE/UPDATE brings no crypto its leg's `srtp:` mode
+    /// requires: relaying it with a stripped body would leave the legs with different
+    /// ideas of the media. The answerer's INVITE is ACKed, the offerer gets 488 and both
+    /// legs are hung up.
+    fn refuse_crossed_answer(
+        &mut self,
+        key: u64,
+        pending: &Pending,
+        resp: &Response,
+        now: Instant,
+    ) {
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
+        let (from, to) = (pending.from, pending.from.other());
+        tracing::info!(call = %call.vref, a_call_id = %call.a.call_id, b_call_id = %call.b.call_id,
+            method = pending.req.method.as_str(), "answer without acceptable crypto; ending the call");
+        let mut r = response(&pending.req, 488);
+        set_local_to(&mut r, &call.leg(from).local_hdr);
+        if pending.req.method == Method::Invite {
+            let their_cseq = resp.cseq().map(|c| c.seq).unwrap_or(0);
+            self.ack_leg(key, to, their_cseq, Bytes::new());
+        }
+        self.stx_calls.remove(&pending.stx);
+        self.reply(pending.stx, r, now);
+        self.end_call(key, EndReason::Error, None, now);
     }
 
     /// A forwarded request got no answer: tell its sender 408.
@@ -338,8 +382,19 @@ impl Engine {
         self.stx_calls.remove(&w.stx);
         if let Some(other_cseq) = w.ack_other {
             let body = if !req.body.is_empty() {
-                self.anchor_sdp(key, side, &req.body, now, SdpRole::Answer)
-                    .unwrap_or_default()
+                match self.anchor_sdp(key, side, &req.body, now, SdpRole::Answer) {
+                    Ok(body) => body,
+                    // The answer in the ACK has no crypto a `required` leg needs: there is
+                    // no way left to refuse it but to end the call.
+                    Err(super::anchor::AnchorError::NoCrypto) => {
+                        tracing::info!(call = %self.calls.get(&key).map(|c| c.vref.clone()).unwrap_or_default(),
+                            "answer in ACK without acceptable crypto; ending the call");
+                        self.ack_leg(key, side.other(), other_cseq, Bytes::new());
+                        self.end_call(key, EndReason::Error, None, now);
+                        return;
+                    }
+                    Err(_) => Bytes::new(),
+                }
             } else {
                 Bytes::new()
             };

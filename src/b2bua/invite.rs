@@ -563,7 +563,13 @@ impl Engine {
             && call.state < CallState::Answered
             && is_sdp(resp.content_type())
             && !resp.body.is_empty();
-        if answer_sdp && self.answer_lacks_crypto(key, &resp.body) {
+        // With a late offer, leg B's response carries the offer.
+        let role = if call.late_offer {
+            SdpRole::Offer
+        } else {
+            SdpRole::Answer
+        };
+        if answer_sdp && self.sdp_lacks_crypto(key, Side::B, &resp.body, role) {
             self.refuse_b_answer(key, code, now);
             return;
         }
@@ -620,8 +626,8 @@ impl Engine {
         }
     }
 
-    /// Leg B answered (18x or 2xx) without crypto its `srtp:` mode requires: the call
-    /// cannot be anchored. Leg B is cancelled (provisional) or ACKed and hung up (2xx), the
+    /// Leg B answered (18x or 2xx) without crypto its `srtp:` mode requires (or, with a
+    /// late offer, offered without it): the call cannot be anchored. Leg B is cancelled (provisional) or ACKed and hung up (2xx), the
     /// caller gets 488; the CDR records a failed call with final code 488.
     fn refuse_b_answer(&mut self, key: u64, code: u16, now: Instant) {
         let Some(call) = self.calls.get_mut(&key) else {

@@ -672,3 +672,5 @@ fn optional_callee_answering_plain_is_answered() {
     assert!(body(&Message::Response(ok)).contains("RTP/AVP"));
     assert_eq!(h.engine.call_count(), 1);
 }
+
+mod srtp_required;
