@@ -42,12 +42,24 @@ use ParseError::*;
 
 /// `token` characters: alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~".
 pub(crate) fn is_token_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
-        )
+    TOKEN_CHARS[usize::from(b)]
 }
+
+/// [`is_token_char`] as a table: header names and parameters are scanned byte by byte.
+const TOKEN_CHARS: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+            );
+        i += 1;
+    }
+    t
+};
 
 fn is_token(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(is_token_char)
@@ -140,12 +152,20 @@ fn quoted_end(b: &[u8], start: usize) -> Option<usize> {
 /// One line starting at `pos`: its content without the line end (LF or CRLF; one CR is
 /// stripped) and the offset of the next line. `None` when no LF follows.
 fn next_line(data: &[u8], pos: usize) -> Option<(&[u8], usize)> {
-    let rel = data.get(pos..)?.iter().position(|&b| b == b'\n')?;
+    let rel = memchr::memchr(b'\n', data.get(pos..)?)?;
     let mut line = &data[pos..pos + rel];
     if let [rest @ .., b'\r'] = line {
         line = rest;
     }
     Some((line, pos + rel + 1))
+}
+
+/// `part` (a slice of `data`) as text: a slice of `text`, the valid UTF-8 prefix of
+/// `data`, when it lies inside it. The message is validated once, not line by line.
+fn as_text<'a>(text: &'a str, data: &[u8], part: &'a [u8]) -> Option<&'a str> {
+    let off = (part.as_ptr() as usize).wrapping_sub(data.as_ptr() as usize);
+    text.get(off..off.wrapping_add(part.len()))
+        .or_else(|| std::str::from_utf8(part).ok())
 }
 
 fn bytes_to_string(b: &[u8]) -> String {
@@ -234,6 +254,11 @@ pub fn parse_message(data: &[u8]) -> Result<Message, ParseError> {
     let (line, next) = next_line(data, pos).ok_or(NoHeaderEnd)?;
     let start = parse_start_line(line)?;
     pos = next;
+    // Header text must be UTF-8 (see `bytes_to_string` for what is done when it is not).
+    let text = match std::str::from_utf8(data) {
+        Ok(t) => t,
+        Err(e) => std::str::from_utf8(&data[..e.valid_up_to()]).unwrap_or_default(),
+    };
 
     let mut headers: Vec<Header> = Vec::with_capacity(16);
     loop {
@@ -254,16 +279,20 @@ pub fn parse_message(data: &[u8]) -> Result<Message, ParseError> {
             }
             continue;
         }
-        let colon = line.iter().position(|&b| b == b':').ok_or(BadHeaderLine)?;
+        let colon = memchr::memchr(b':', line).ok_or(BadHeaderLine)?;
         let name = trim_ws_bytes(&line[..colon]);
         if name.is_empty() || !name.iter().all(|&b| is_token_char(b)) {
             return Err(BadHeaderLine);
         }
         // Token characters are ASCII, so this cannot fail.
-        let name = std::str::from_utf8(name).map_err(|_| BadHeaderLine)?;
+        let name = as_text(text, data, name).ok_or(BadHeaderLine)?;
+        let value = trim_ws_bytes(&line[colon + 1..]);
         headers.push(Header {
             name: HeaderName::parse(name),
-            value: bytes_to_string(trim_ws_bytes(&line[colon + 1..])),
+            value: match as_text(text, data, value) {
+                Some(v) => v.to_owned(),
+                None => bytes_to_string(value),
+            },
         });
     }
 
@@ -346,7 +375,7 @@ pub fn parse_uri(s: &str) -> Result<Uri, ParseError> {
 fn parse_sip_uri(rest: &str, secure: bool) -> Result<SipUri, ParseError> {
     // '@' is not allowed unescaped in params, headers or the password, so the first one
     // ends the userinfo (the user part itself may hold ';' and '?', RFC 4475 §3.1.1.9).
-    let (user, password, hostpart) = match rest.find('@') {
+    let (user, password, hostpart) = match memchr::memchr(b'@', rest.as_bytes()) {
         Some(at) => {
             let userinfo = &rest[..at];
             let (user, password) = match userinfo.find(':') {
@@ -360,7 +389,7 @@ fn parse_sip_uri(rest: &str, secure: bool) -> Result<SipUri, ParseError> {
         }
         None => (None, None, rest),
     };
-    let hp_end = hostpart.find([';', '?']).unwrap_or(hostpart.len());
+    let hp_end = memchr::memchr2(b';', b'?', hostpart.as_bytes()).unwrap_or(hostpart.len());
     let (host, port) = parse_hostport(&hostpart[..hp_end]).ok_or(BadUri)?;
     let tail = &hostpart[hp_end..];
     let (params_str, headers) = match tail.find('?') {
@@ -421,9 +450,40 @@ fn parse_hostport(s: &str) -> Option<(Host, Option<u16>)> {
     Some((host, port))
 }
 
+/// A dotted quad exactly as `Ipv4Addr::from_str` reads it (four decimal octets, no
+/// leading zeros), without its generic parser: every URI and Via holds a host.
+fn parse_ipv4(h: &str) -> Option<std::net::Ipv4Addr> {
+    let b = h.as_bytes();
+    if b.len() > 15 {
+        return None;
+    }
+    let mut octets = [0u8; 4];
+    let mut i = 0;
+    for (k, o) in octets.iter_mut().enumerate() {
+        if k > 0 {
+            if b.get(i) != Some(&b'.') {
+                return None;
+            }
+            i += 1;
+        }
+        let start = i;
+        let mut n: u32 = 0;
+        while i < b.len() && b[i].is_ascii_digit() && i - start < 3 {
+            n = n * 10 + u32::from(b[i] - b'0');
+            i += 1;
+        }
+        let len = i - start;
+        if len == 0 || (len > 1 && b[start] == b'0') {
+            return None;
+        }
+        *o = u8::try_from(n).ok()?;
+    }
+    (i == b.len()).then(|| std::net::Ipv4Addr::from(octets))
+}
+
 /// A host without brackets: IPv4 dotted quad or a host name.
 fn parse_host(h: &str) -> Option<Host> {
-    if let Ok(v4) = h.parse() {
+    if let Some(v4) = parse_ipv4(h) {
         return Some(Host::V4(v4));
     }
     // Names: alphanum, '-', '.' (and '_', seen in the wild).
@@ -534,7 +594,7 @@ pub fn parse_name_addr(s: &str) -> Result<NameAddr, ParseError> {
     };
     let (uri, rest) = match lt {
         Some(lt) => {
-            let gt = lt + s[lt..].find('>').ok_or_else(|| err.clone())?;
+            let gt = lt + memchr::memchr(b'>', &b[lt..]).ok_or_else(|| err.clone())?;
             (parse_uri(&s[lt + 1..gt])?, &s[gt + 1..])
         }
         None => {
