@@ -326,18 +326,21 @@ impl Headers {
 
 /// Split a header value on top-level commas (not inside "quotes" or <brackets>).
 pub fn split_list(v: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let mut rest = v;
-    loop {
-        let (item, tail) = split_first(rest);
-        if !item.is_empty() {
-            out.push(item);
+    list_items(v).collect()
+}
+
+/// The elements `split_list` returns, without collecting them: trimmed, empty ones skipped.
+pub fn list_items(v: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(v);
+    std::iter::from_fn(move || {
+        loop {
+            let (item, tail) = split_first(rest?);
+            rest = tail;
+            if !item.is_empty() {
+                return Some(item);
+            }
         }
-        match tail {
-            Some(t) => rest = t,
-            None => return out,
-        }
-    }
+    })
 }
 
 /// The first element of a list-valued line (trimmed) and what follows its comma, if any.

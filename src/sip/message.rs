@@ -7,6 +7,7 @@ use super::method::Method;
 use super::parse::{self, ParseError};
 use super::typed::{CSeq, NameAddr, RAck, Via};
 use super::uri::Uri;
+use super::view::{NameAddrRef, ViaRef};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
@@ -64,6 +65,25 @@ pub trait SipHeaders {
             .ok_or(ParseError::MissingHeader("To"))?;
         parse::parse_name_addr(v)
     }
+    /// From without copying it (dialog look-ups need only its tag).
+    fn from_ref(&self) -> Result<NameAddrRef<'_>, ParseError> {
+        let v = self
+            .headers()
+            .get(&HeaderName::From)
+            .ok_or(ParseError::MissingHeader("From"))?;
+        parse::parse_name_addr_ref(v)
+    }
+    fn to_ref(&self) -> Result<NameAddrRef<'_>, ParseError> {
+        let v = self
+            .headers()
+            .get(&HeaderName::To)
+            .ok_or(ParseError::MissingHeader("To"))?;
+        parse::parse_name_addr_ref(v)
+    }
+    /// The To tag (`to_hdr()?.tag()`): whether a request is inside a dialog.
+    fn to_tag(&self) -> Option<&str> {
+        self.to_ref().ok()?.tag()
+    }
     /// Every Via element, top first.
     fn vias(&self) -> Result<Vec<Via>, ParseError> {
         let vals = self.headers().values(&HeaderName::Via);
@@ -73,8 +93,11 @@ pub trait SipHeaders {
         vals.into_iter().map(parse::parse_via).collect()
     }
     fn top_via(&self) -> Result<Via, ParseError> {
+        self.top_via_ref().map(|v| v.to_owned_via())
+    }
+    fn top_via_ref(&self) -> Result<ViaRef<'_>, ParseError> {
         let v = self.headers().first_value(&HeaderName::Via);
-        parse::parse_via(v.ok_or(ParseError::MissingHeader("Via"))?)
+        parse::parse_via_ref(v.ok_or(ParseError::MissingHeader("Via"))?)
     }
     /// First Contact element, if any (`*` is reported as an error here).
     fn contact(&self) -> Option<Result<NameAddr, ParseError>> {

@@ -6,11 +6,12 @@
 
 use bytes::Bytes;
 
-use super::header::{Header, HeaderName, Headers};
+use super::header::{Header, HeaderName, Headers, list_items};
 use super::message::{Message, Request, Response, SipHeaders};
 use super::method::Method;
 use super::typed::{CSeq, NameAddr, RAck, Via};
-use super::uri::{Host, Params, SipUri, TelUri, Uri};
+use super::uri::Uri;
+use super::view::{HostRef, NameAddrRef, SipUriRef, UriRef, ViaRef};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
@@ -355,6 +356,11 @@ fn is_scheme(s: &str) -> bool {
 /// Parse an absolute URI. `sip:`/`sips:` and `tel:` are parsed; any other scheme is kept
 /// verbatim as `Uri::Other` so the caller can answer 416 instead of 400.
 pub fn parse_uri(s: &str) -> Result<Uri, ParseError> {
+    parse_uri_ref(s).map(|u| u.to_owned_uri())
+}
+
+/// [`parse_uri`] without copying anything out of `s`.
+pub fn parse_uri_ref(s: &str) -> Result<UriRef<'_>, ParseError> {
     let colon = s.find(':').ok_or(BadUri)?;
     let scheme = &s[..colon];
     let rest = &s[colon + 1..];
@@ -362,45 +368,45 @@ pub fn parse_uri(s: &str) -> Result<Uri, ParseError> {
         return Err(BadUri);
     }
     if scheme.eq_ignore_ascii_case("sip") {
-        parse_sip_uri(rest, false).map(Uri::Sip)
+        parse_sip_uri(rest, false).map(UriRef::Sip)
     } else if scheme.eq_ignore_ascii_case("sips") {
-        parse_sip_uri(rest, true).map(Uri::Sip)
+        parse_sip_uri(rest, true).map(UriRef::Sip)
     } else if scheme.eq_ignore_ascii_case("tel") {
-        parse_tel_uri(rest).map(Uri::Tel)
+        parse_tel_uri(rest)
     } else {
-        Ok(Uri::Other(s.to_owned()))
+        Ok(UriRef::Other(s))
     }
 }
 
-fn parse_sip_uri(rest: &str, secure: bool) -> Result<SipUri, ParseError> {
+fn parse_sip_uri(rest: &str, secure: bool) -> Result<SipUriRef<'_>, ParseError> {
     // '@' is not allowed unescaped in params, headers or the password, so the first one
     // ends the userinfo (the user part itself may hold ';' and '?', RFC 4475 §3.1.1.9).
     let (user, password, hostpart) = match memchr::memchr(b'@', rest.as_bytes()) {
         Some(at) => {
             let userinfo = &rest[..at];
-            let (user, password) = match userinfo.find(':') {
-                Some(c) => (&userinfo[..c], Some(userinfo[c + 1..].to_owned())),
+            let (user, password) = match userinfo.split_once(':') {
+                Some((u, p)) => (u, Some(p)),
                 None => (userinfo, None),
             };
             if user.is_empty() {
                 return Err(BadUri);
             }
-            (Some(user.to_owned()), password, &rest[at + 1..])
+            (Some(user), password, &rest[at + 1..])
         }
         None => (None, None, rest),
     };
     let hp_end = memchr::memchr2(b';', b'?', hostpart.as_bytes()).unwrap_or(hostpart.len());
     let (host, port) = parse_hostport(&hostpart[..hp_end]).ok_or(BadUri)?;
     let tail = &hostpart[hp_end..];
-    let (params_str, headers) = match tail.find('?') {
-        Some(q) => (&tail[..q], Some(tail[q + 1..].to_owned())),
+    let (params_str, headers) = match tail.split_once('?') {
+        Some((p, h)) => (p, Some(h)),
         None => (tail, None),
     };
     let params = match params_str.strip_prefix(';') {
-        Some(p) => parse_uri_params(p)?,
-        None => Vec::new(),
+        Some(p) => Some(check_uri_params(p)?),
+        None => None,
     };
-    Ok(SipUri {
+    Ok(SipUriRef {
         secure,
         user,
         password,
@@ -411,28 +417,20 @@ fn parse_sip_uri(rest: &str, secure: bool) -> Result<SipUri, ParseError> {
     })
 }
 
-/// `;`-separated URI parameters (no LWS inside URIs), `name` or `name=value`.
-fn parse_uri_params(s: &str) -> Result<Params, ParseError> {
-    s.split(';')
-        .map(|p| {
-            let (n, v) = match p.find('=') {
-                Some(e) => (&p[..e], Some(p[e + 1..].to_owned())),
-                None => (p, None),
-            };
-            if n.is_empty() {
-                Err(BadUri)
-            } else {
-                Ok((n.to_owned(), v))
-            }
-        })
-        .collect()
+/// `;`-separated URI parameters (no LWS inside URIs), `name` or `name=value`: every name
+/// must be non-empty.
+fn check_uri_params(s: &str) -> Result<&str, ParseError> {
+    let ok = s
+        .split(';')
+        .all(|p| !p.split_once('=').map_or(p, |(n, _)| n).is_empty());
+    if ok { Ok(s) } else { Err(BadUri) }
 }
 
 /// `host[:port]` where host is a name, an IPv4 address or a bracketed IPv6 reference.
-fn parse_hostport(s: &str) -> Option<(Host, Option<u16>)> {
+fn parse_hostport(s: &str) -> Option<(HostRef<'_>, Option<u16>)> {
     let (host, port) = if let Some(inner) = s.strip_prefix('[') {
         let close = inner.find(']')?;
-        let host = Host::V6(inner[..close].parse().ok()?);
+        let host = HostRef::V6(inner[..close].parse().ok()?);
         let after = &inner[close + 1..];
         let port = match after.strip_prefix(':') {
             Some(p) => Some(parse_port(p)?),
@@ -441,8 +439,8 @@ fn parse_hostport(s: &str) -> Option<(Host, Option<u16>)> {
         };
         (host, port)
     } else {
-        let (h, port) = match s.find(':') {
-            Some(c) => (&s[..c], Some(parse_port(&s[c + 1..])?)),
+        let (h, port) = match s.split_once(':') {
+            Some((h, p)) => (h, Some(parse_port(p)?)),
             None => (s, None),
         };
         (parse_host(h)?, port)
@@ -482,15 +480,15 @@ fn parse_ipv4(h: &str) -> Option<std::net::Ipv4Addr> {
 }
 
 /// A host without brackets: IPv4 dotted quad or a host name.
-fn parse_host(h: &str) -> Option<Host> {
+fn parse_host(h: &str) -> Option<HostRef<'_>> {
     if let Some(v4) = parse_ipv4(h) {
-        return Some(Host::V4(v4));
+        return Some(HostRef::V4(v4));
     }
     // Names: alphanum, '-', '.' (and '_', seen in the wild).
     let ok = !h.is_empty()
         && h.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
-    ok.then(|| Host::Name(h.to_owned()))
+    ok.then_some(HostRef::Name(h))
 }
 
 fn parse_port(p: &str) -> Option<u16> {
@@ -501,10 +499,10 @@ fn parse_port(p: &str) -> Option<u16> {
 }
 
 /// RFC 3966: `tel:` number (global `+…` or local, visual separators kept) and params.
-fn parse_tel_uri(rest: &str) -> Result<TelUri, ParseError> {
-    let (number, params) = match rest.find(';') {
-        Some(i) => (&rest[..i], parse_uri_params(&rest[i + 1..])?),
-        None => (rest, Vec::new()),
+fn parse_tel_uri(rest: &str) -> Result<UriRef<'_>, ParseError> {
+    let (number, params) = match rest.split_once(';') {
+        Some((n, p)) => (n, Some(check_uri_params(p)?)),
+        None => (rest, None),
     };
     let digits = number.strip_prefix('+').unwrap_or(number);
     let ok = digits
@@ -516,10 +514,7 @@ fn parse_tel_uri(rest: &str) -> Result<TelUri, ParseError> {
     if !ok {
         return Err(BadUri);
     }
-    Ok(TelUri {
-        number: number.to_owned(),
-        params,
-    })
+    Ok(UriRef::Tel(number, params))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -527,47 +522,93 @@ fn parse_tel_uri(rest: &str) -> Result<TelUri, ParseError> {
 // ---------------------------------------------------------------------------------------
 
 /// Generic header parameters `*( SEMI generic-param )` with LWS allowed around `;` and
-/// `=`; values are tokens, hosts or quoted strings (kept with their quotes). Anything
-/// else left over is an error.
-fn parse_generic_params(s: &str, err: ParseError) -> Result<Params, ParseError> {
-    let b = s.as_bytes();
-    let mut params = Vec::new();
-    let mut i = skip_ws(b, 0);
-    while i < b.len() {
-        if b[i] != b';' {
-            return Err(err);
-        }
-        i = skip_ws(b, i + 1);
-        let name_end = take_while(b, i, is_token_char);
-        if name_end == i {
-            return Err(err);
-        }
-        let name = s[i..name_end].to_owned();
-        i = skip_ws(b, name_end);
-        let value = if b.get(i) == Some(&b'=') {
-            i = skip_ws(b, i + 1);
-            let end = if b.get(i) == Some(&b'"') {
-                quoted_end(b, i).ok_or_else(|| err.clone())?
-            } else {
-                take_while(b, i, is_param_value_char)
-            };
-            if end == i {
-                return Err(err);
-            }
-            let v = s[i..end].to_owned();
-            i = skip_ws(b, end);
-            Some(v)
-        } else {
-            None
-        };
-        params.push((name, value));
+/// `=`; values are tokens, hosts or quoted strings (kept with their quotes). Yields them
+/// in order; an `Err` item (then the end) means something else was left over.
+pub(super) fn generic_params(s: &str) -> GenericParams<'_> {
+    GenericParams {
+        s,
+        i: skip_ws(s.as_bytes(), 0),
+        failed: false,
     }
-    Ok(params)
+}
+
+pub(super) struct GenericParams<'a> {
+    s: &'a str,
+    i: usize,
+    failed: bool,
+}
+
+type Param<'a> = (&'a str, Option<&'a str>);
+
+/// The parameter starting at `b[i] == ';'` and the position after it (LWS skipped).
+fn generic_param_at(s: &str, mut i: usize) -> Option<(Param<'_>, usize)> {
+    let b = s.as_bytes();
+    if b.get(i) != Some(&b';') {
+        return None;
+    }
+    i = skip_ws(b, i + 1);
+    let name_end = take_while(b, i, is_token_char);
+    if name_end == i {
+        return None;
+    }
+    let name = &s[i..name_end];
+    i = skip_ws(b, name_end);
+    let value = if b.get(i) == Some(&b'=') {
+        i = skip_ws(b, i + 1);
+        let end = if b.get(i) == Some(&b'"') {
+            quoted_end(b, i)?
+        } else {
+            take_while(b, i, is_param_value_char)
+        };
+        if end == i {
+            return None;
+        }
+        let v = &s[i..end];
+        i = skip_ws(b, end);
+        Some(v)
+    } else {
+        None
+    };
+    Some(((name, value), i))
+}
+
+impl<'a> Iterator for GenericParams<'a> {
+    type Item = Result<Param<'a>, ()>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed || self.i >= self.s.len() {
+            return None;
+        }
+        match generic_param_at(self.s, self.i) {
+            Some((p, next)) => {
+                self.i = next;
+                Some(Ok(p))
+            }
+            None => {
+                self.failed = true;
+                Some(Err(()))
+            }
+        }
+    }
+}
+
+/// `s` if it is a valid list of generic parameters, else `err`.
+fn check_generic_params(s: &str, err: ParseError) -> Result<&str, ParseError> {
+    if generic_params(s).all(|p| p.is_ok()) {
+        Ok(s)
+    } else {
+        Err(err)
+    }
 }
 
 /// `"Display" <uri>;params`, `Display Tokens <uri>;params`, `<uri>;params`, or a bare
 /// addr-spec `uri;params` (then the parameters belong to the header, RFC 3261 §20.10).
 pub fn parse_name_addr(s: &str) -> Result<NameAddr, ParseError> {
+    parse_name_addr_ref(s).map(|n| n.to_owned_name_addr())
+}
+
+/// [`parse_name_addr`] without copying anything out of `s`.
+pub fn parse_name_addr_ref(s: &str) -> Result<NameAddrRef<'_>, ParseError> {
     let err = BadHeader("name-addr");
     let s = trim_ws(s);
     let b = s.as_bytes();
@@ -580,14 +621,14 @@ pub fn parse_name_addr(s: &str) -> Result<NameAddr, ParseError> {
         if b.get(lt) != Some(&b'<') {
             return Err(err);
         }
-        (Some(s[..q].to_owned()), Some(lt))
+        (Some(&s[..q]), Some(lt))
     } else {
         // A token display name is tokens and LWS up to '<'; stopping anywhere else means
         // this is an addr-spec (whose scheme ends at a ':', never a token char).
         let stop = take_while(b, 0, |c| is_token_char(c) || is_ws(c));
         if b.get(stop) == Some(&b'<') {
             let d = trim_ws(&s[..stop]);
-            ((!d.is_empty()).then(|| d.to_owned()), Some(stop))
+            ((!d.is_empty()).then_some(d), Some(stop))
         } else {
             (None, None)
         }
@@ -595,7 +636,7 @@ pub fn parse_name_addr(s: &str) -> Result<NameAddr, ParseError> {
     let (uri, rest) = match lt {
         Some(lt) => {
             let gt = lt + memchr::memchr(b'>', &b[lt..]).ok_or_else(|| err.clone())?;
-            (parse_uri(&s[lt + 1..gt])?, &s[gt + 1..])
+            (parse_uri_ref(&s[lt + 1..gt])?, &s[gt + 1..])
         }
         None => {
             let end = b
@@ -607,11 +648,11 @@ pub fn parse_name_addr(s: &str) -> Result<NameAddr, ParseError> {
             if spec.contains(['?', ',']) {
                 return Err(err);
             }
-            (parse_uri(spec)?, &s[end..])
+            (parse_uri_ref(spec)?, &s[end..])
         }
     };
-    let params = parse_generic_params(rest, err)?;
-    Ok(NameAddr {
+    let params = check_generic_params(rest, err)?;
+    Ok(NameAddrRef {
         display,
         uri,
         params,
@@ -620,6 +661,11 @@ pub fn parse_name_addr(s: &str) -> Result<NameAddr, ParseError> {
 
 /// `SIP/2.0/UDP host[:port];params`, LWS allowed around `/`, `:`, `;` and `=`.
 pub fn parse_via(s: &str) -> Result<Via, ParseError> {
+    parse_via_ref(s).map(|v| v.to_owned_via())
+}
+
+/// [`parse_via`] without copying anything out of `s`.
+pub fn parse_via_ref(s: &str) -> Result<ViaRef<'_>, ParseError> {
     let err = BadHeader("Via");
     let s = trim_ws(s);
     let b = s.as_bytes();
@@ -647,7 +693,7 @@ pub fn parse_via(s: &str) -> Result<Via, ParseError> {
     if !proto.eq_ignore_ascii_case("SIP") || version != "2.0" {
         return Err(err);
     }
-    let transport = s[parts[4]..parts[5]].to_ascii_uppercase();
+    let transport = &s[parts[4]..parts[5]];
     let host_start = skip_ws(b, i);
     if host_start == i {
         return Err(err);
@@ -657,7 +703,7 @@ pub fn parse_via(s: &str) -> Result<Via, ParseError> {
         let close = i + s[i..].find(']').ok_or_else(|| err.clone())?;
         let v6 = s[i + 1..close].parse().map_err(|_| err.clone())?;
         i = close + 1;
-        Host::V6(v6)
+        HostRef::V6(v6)
     } else {
         let end = take_while(b, i, |c| !is_ws(c) && c != b':' && c != b';');
         let h = parse_host(&s[i..end]).ok_or_else(|| err.clone())?;
@@ -672,8 +718,8 @@ pub fn parse_via(s: &str) -> Result<Via, ParseError> {
         port = Some(parse_port(&s[p..end]).ok_or_else(|| err.clone())?);
         i = end;
     }
-    let params = parse_generic_params(&s[i..], err)?;
-    Ok(Via {
+    let params = check_generic_params(&s[i..], err)?;
+    Ok(ViaRef {
         transport,
         host,
         port,
@@ -747,12 +793,20 @@ fn single<'a>(
 }
 
 /// Checks shared by requests and responses: Via, From, To, Call-ID, CSeq present once
-/// (Via at least once) and syntactically valid. Returns the CSeq.
+/// (Via at least once) and syntactically valid. Returns the CSeq. Runs on every message,
+/// so it reads borrowed views and copies nothing.
 fn check_common(m: &impl SipHeaders) -> Result<CSeq, ParseError> {
     let h = m.headers();
-    m.vias()?;
-    parse_name_addr(single(h, &HeaderName::From, "From")?).map_err(|_| BadHeader("From"))?;
-    parse_name_addr(single(h, &HeaderName::To, "To")?).map_err(|_| BadHeader("To"))?;
+    let mut vias = 0;
+    for v in h.get_all(&HeaderName::Via).flat_map(list_items) {
+        parse_via_ref(v)?;
+        vias += 1;
+    }
+    if vias == 0 {
+        return Err(MissingHeader("Via"));
+    }
+    parse_name_addr_ref(single(h, &HeaderName::From, "From")?).map_err(|_| BadHeader("From"))?;
+    parse_name_addr_ref(single(h, &HeaderName::To, "To")?).map_err(|_| BadHeader("To"))?;
     // callid = word [ "@" word ]; real Call-IDs stray outside `word` (e.g. base64 '='), so
     // only whitespace, controls and non-ASCII are refused.
     let call_id = single(h, &HeaderName::CallId, "Call-ID")?;
@@ -782,9 +836,9 @@ pub fn check_request_sanity(req: &Request) -> Result<(), ParseError> {
             return Err(BadHeader("Max-Forwards"));
         }
     }
-    for c in req.headers.values(&HeaderName::Contact) {
+    for c in req.headers.get_all(&HeaderName::Contact).flat_map(list_items) {
         if c != "*" {
-            parse_name_addr(c).map_err(|_| BadHeader("Contact"))?;
+            parse_name_addr_ref(c).map_err(|_| BadHeader("Contact"))?;
         }
     }
     Ok(())
