@@ -10,7 +10,7 @@ use crate::media::Side;
 use crate::observe::CdrEvent;
 use crate::policy::{Decision, Facts};
 use crate::sdp::Origin;
-use crate::sip::{HeaderName, Headers, Method, Request, Response, SipHeaders, Uri, reason_phrase};
+use crate::sip::{CSeq, HeaderName, Headers, Method, Request, Response, SipHeaders, Uri, reason_phrase};
 use crate::transaction::{ClientTxId, Flow, ServerTxId};
 
 use super::Output;
@@ -462,11 +462,12 @@ impl Engine {
         };
         let mut h = Headers::new();
         h.push(HeaderName::Via, via(&listener, &branch));
+        let (from_hdr, to_hdr) = (from.to_string(), to.to_string());
         h.push(HeaderName::MaxForwards, max_fwd.to_string());
-        h.push(HeaderName::From, from.to_string());
-        h.push(HeaderName::To, to.to_string());
+        h.push(HeaderName::From, from_hdr.clone());
+        h.push(HeaderName::To, to_hdr.clone());
         h.push(HeaderName::CallId, call_id.clone());
-        h.push(HeaderName::CSeq, format!("{cseq} INVITE"));
+        h.push(HeaderName::CSeq, CSeq::value(cseq, &Method::Invite));
         h.push(HeaderName::Contact, contact(&listener));
         filter.copy(&call.a_invite.headers, &mut h);
         for (name, value) in &call.route.set_headers {
@@ -478,8 +479,8 @@ impl Engine {
             call_id: call_id.clone(),
             local_tag,
             remote_tag: None,
-            local_hdr: from.to_string(),
-            remote_hdr: to.to_string(),
+            local_hdr: from_hdr,
+            remote_hdr: to_hdr,
             local_cseq: cseq,
             remote_cseq: None,
             invite_cseq: cseq,

@@ -6,7 +6,7 @@ use super::header::{HeaderName, Headers};
 use super::method::Method;
 use super::parse::{self, ParseError};
 use super::typed::{CSeq, NameAddr, RAck, Via};
-use super::uri::Uri;
+use super::uri::{Uri, write_u32};
 use super::view::{NameAddrRef, ViaRef};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,7 +178,9 @@ fn write_head(out: &mut Vec<u8>, headers: &Headers, body: &[u8]) {
         out.extend_from_slice(b"\r\n");
     }
     // Content-Length is always written and always right: veil rewrites bodies.
-    out.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
+    out.extend_from_slice(b"Content-Length: ");
+    write_u32(out, u32::try_from(body.len()).unwrap_or(u32::MAX));
+    out.extend_from_slice(b"\r\n\r\n");
     out.extend_from_slice(body);
 }
 
@@ -186,7 +188,10 @@ impl Request {
     /// Serialize to wire form. Content-Length is computed from the body.
     pub fn to_bytes(&self) -> Bytes {
         let mut out = Vec::with_capacity(512 + self.body.len());
-        out.extend_from_slice(format!("{} {} SIP/2.0\r\n", self.method, self.uri).as_bytes());
+        out.extend_from_slice(self.method.as_str().as_bytes());
+        out.push(b' ');
+        self.uri.write_to(&mut out);
+        out.extend_from_slice(b" SIP/2.0\r\n");
         write_head(&mut out, &self.headers, &self.body);
         out.into()
     }
@@ -195,7 +200,11 @@ impl Request {
 impl Response {
     pub fn to_bytes(&self) -> Bytes {
         let mut out = Vec::with_capacity(512 + self.body.len());
-        out.extend_from_slice(format!("SIP/2.0 {} {}\r\n", self.code, self.reason).as_bytes());
+        out.extend_from_slice(b"SIP/2.0 ");
+        write_u32(&mut out, self.code.into());
+        out.push(b' ');
+        out.extend_from_slice(self.reason.as_bytes());
+        out.extend_from_slice(b"\r\n");
         write_head(&mut out, &self.headers, &self.body);
         out.into()
     }
