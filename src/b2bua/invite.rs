@@ -10,7 +10,9 @@ use crate::media::Side;
 use crate::observe::CdrEvent;
 use crate::policy::{Decision, Facts};
 use crate::sdp::Origin;
-use crate::sip::{CSeq, HeaderName, Headers, Method, Request, Response, SipHeaders, Uri, reason_phrase};
+use crate::sip::{
+    CSeq, HeaderName, Headers, Method, Request, Response, SipHeaders, Uri, reason_phrase,
+};
 use crate::transaction::{ClientTxId, Flow, ServerTxId};
 
 use super::Output;

@@ -108,8 +108,19 @@ fn take_while(b: &[u8], mut i: usize, f: impl Fn(u8) -> bool) -> usize {
 /// Characters accepted anywhere in a URI: printable ASCII minus the delimiters that can
 /// never be part of one (`<`, `>`, `"`). Whitespace and controls are rejected here.
 fn is_uri_char(b: u8) -> bool {
-    (0x21..0x7f).contains(&b) && !matches!(b, b'<' | b'>' | b'"')
+    URI_CHARS[usize::from(b)]
 }
+
+/// [`is_uri_char`] as a table: every URI is checked byte by byte.
+const URI_CHARS: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0x21;
+    while i < 0x7f {
+        t[i] = !matches!(i as u8, b'<' | b'>' | b'"');
+        i += 1;
+    }
+    t
+};
 
 /// Characters of a generic parameter value that is not quoted: token or host (IPv6 `[::]`).
 fn is_param_value_char(b: u8) -> bool {
@@ -836,7 +847,11 @@ pub fn check_request_sanity(req: &Request) -> Result<(), ParseError> {
             return Err(BadHeader("Max-Forwards"));
         }
     }
-    for c in req.headers.get_all(&HeaderName::Contact).flat_map(list_items) {
+    for c in req
+        .headers
+        .get_all(&HeaderName::Contact)
+        .flat_map(list_items)
+    {
         if c != "*" {
             parse_name_addr_ref(c).map_err(|_| BadHeader("Contact"))?;
         }

@@ -807,7 +807,10 @@ fn fast_checks_agree_with_the_parsers() {
         rejected += usize::from(owned_sanity(&r).is_err());
         assert_eq!(
             r.to_tag(),
-            r.to_hdr().ok().and_then(|t| t.tag().map(str::to_owned)).as_deref(),
+            r.to_hdr()
+                .ok()
+                .and_then(|t| t.tag().map(str::to_owned))
+                .as_deref(),
             "{m}"
         );
         assert_eq!(
@@ -818,11 +821,15 @@ fn fast_checks_agree_with_the_parsers() {
             "{m}"
         );
         assert_eq!(
-            r.top_via_ref().map(|v| (v.branch().map(str::to_owned), v.to_owned_via())),
+            r.top_via_ref()
+                .map(|v| (v.branch().map(str::to_owned), v.to_owned_via())),
             r.top_via().map(|v| (v.branch().map(str::to_owned), v)),
             "{m}"
         );
     }
     // The set exercises both outcomes.
-    assert!(rejected > 10 && rejected < messages.len() - 10, "{rejected}");
+    assert!(
+        rejected > 10 && rejected < messages.len() - 10,
+        "{rejected}"
+    );
 }

@@ -80,8 +80,13 @@ impl Sink for FmtSink<'_, '_> {
 }
 
 /// Decimal text of `n`.
-pub fn write_u32(out: &mut impl Sink, mut n: u32) {
-    let mut buf = [0u8; 10];
+pub fn write_u32(out: &mut impl Sink, n: u32) {
+    write_u64(out, n.into());
+}
+
+/// Decimal text of `n`.
+pub fn write_u64(out: &mut impl Sink, mut n: u64) {
+    let mut buf = [0u8; 20];
     let mut i = buf.len();
     loop {
         i -= 1;

@@ -29,10 +29,12 @@ impl HostRef<'_> {
 
 /// `;`-separated URI parameters as written (validated, without the leading `;`).
 fn uri_params(p: Option<&str>) -> impl Iterator<Item = (&str, Option<&str>)> {
-    p.into_iter().flat_map(|p| p.split(';')).map(|p| match p.split_once('=') {
-        Some((n, v)) => (n, Some(v)),
-        None => (p, None),
-    })
+    p.into_iter()
+        .flat_map(|p| p.split(';'))
+        .map(|p| match p.split_once('=') {
+            Some((n, v)) => (n, Some(v)),
+            None => (p, None),
+        })
 }
 
 fn owned_params<'a>(it: impl Iterator<Item = (&'a str, Option<&'a str>)>) -> Params {
@@ -53,7 +55,7 @@ pub struct SipUriRef<'a> {
 }
 
 impl SipUriRef<'_> {
-    pub fn to_owned_uri(&self) -> SipUri {
+    pub fn to_owned_uri(self) -> SipUri {
         SipUri {
             secure: self.secure,
             user: self.user.map(str::to_owned),
@@ -75,14 +77,14 @@ pub enum UriRef<'a> {
 }
 
 impl UriRef<'_> {
-    pub fn to_owned_uri(&self) -> Uri {
+    pub fn to_owned_uri(self) -> Uri {
         match self {
             UriRef::Sip(s) => Uri::Sip(s.to_owned_uri()),
             UriRef::Tel(number, params) => Uri::Tel(TelUri {
-                number: (*number).to_owned(),
-                params: owned_params(uri_params(*params)),
+                number: number.to_owned(),
+                params: owned_params(uri_params(params)),
             }),
-            UriRef::Other(s) => Uri::Other((*s).to_owned()),
+            UriRef::Other(s) => Uri::Other(s.to_owned()),
         }
     }
 }
@@ -114,7 +116,7 @@ impl<'a> NameAddrRef<'a> {
         generic_param(self.params, "tag")
     }
 
-    pub fn to_owned_name_addr(&self) -> NameAddr {
+    pub fn to_owned_name_addr(self) -> NameAddr {
         NameAddr {
             display: self.display.map(str::to_owned),
             uri: self.uri.to_owned_uri(),
@@ -137,7 +139,7 @@ impl<'a> ViaRef<'a> {
         generic_param(self.params, "branch")
     }
 
-    pub fn to_owned_via(&self) -> Via {
+    pub fn to_owned_via(self) -> Via {
         Via {
             transport: self.transport.to_ascii_uppercase(),
             host: self.host.to_host(),
