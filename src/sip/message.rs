@@ -66,6 +66,7 @@ pub trait SipHeaders {
         parse::parse_name_addr(v)
     }
     /// From without copying it (dialog look-ups need only its tag).
+    #[allow(clippy::wrong_self_convention)] // "from" is the SIP header, not a conversion
     fn from_ref(&self) -> Result<NameAddrRef<'_>, ParseError> {
         let v = self
             .headers()
