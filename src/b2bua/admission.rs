@@ -3,6 +3,7 @@
 //! (416), extensions it does not support (420), bodies it cannot read (415), callers that
 //! accept no SDP (406), SIP versions other than 2.0 (505, from the raw bytes).
 
+use crate::sip::header::list_items;
 use crate::sip::{HeaderName, Method, Request, Response, SipHeaders, Uri, parse, reason_phrase};
 use crate::transaction::Flow;
 
@@ -38,11 +39,16 @@ impl Engine {
         {
             return Some(response(req, 483));
         }
-        if let Ok(vias) = req.vias()
-            && vias.iter().any(|v| {
+        // Every Via parsed in `check_request_sanity`.
+        if req
+            .headers
+            .get_all(&HeaderName::Via)
+            .flat_map(list_items)
+            .filter_map(|v| parse::parse_via_ref(v).ok())
+            .any(|v| {
                 v.branch()
                     .is_some_and(|b| b.starts_with(super::ids::BRANCH_PREFIX))
-                    && self.peers.is_own(&v.host, v.port)
+                    && self.peers.is_own(&v.host.to_host(), v.port)
             })
         {
             return Some(response(req, 482));
@@ -53,11 +59,7 @@ impl Engine {
         if matches!(req.uri, Uri::Other(_)) {
             return Some(response(req, 416));
         }
-        let to_tagged = req
-            .to_hdr()
-            .ok()
-            .and_then(|t| t.tag().map(str::to_string))
-            .is_some();
+        let to_tagged = req.to_tag().is_some();
         // RFC 3261 §8.2.2.3: every request but ACK and CANCEL outside a dialog (inside
         // one, the far end decides and answers across).
         if !to_tagged && req.method != Method::Cancel {

@@ -24,7 +24,7 @@ impl Engine {
         if let Some(&key) = self.b_index.get(call_id) {
             return Some((key, Side::B));
         }
-        let from_tag = req.from_hdr().ok()?.tag().unwrap_or_default().to_string();
+        let from_tag = req.from_ref().ok()?.tag().unwrap_or_default().to_string();
         let key = *self.a_index.get(&(call_id.to_string(), from_tag))?;
         Some((key, Side::A))
     }

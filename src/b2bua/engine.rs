@@ -452,7 +452,7 @@ impl Engine {
                 // Outside a dialog only: a call's legs keep the peer table they were set up
                 // with, so after a reload an in-dialog request may come from a source the
                 // current table no longer has (`on_in_dialog` checks it against the call's).
-                let in_dialog = req.to_hdr().ok().is_some_and(|t| t.tag().is_some());
+                let in_dialog = req.to_tag().is_some();
                 if !in_dialog && self.peers.identify(ip).is_none() {
                     self.refuse_unknown_source(&req, &flow, now);
                     return;
@@ -460,7 +460,7 @@ impl Engine {
                 self.tx.receive_request(req, flow, now);
             }
             Ok(Message::Response(resp)) => {
-                if resp.cseq().is_err() || resp.top_via().is_err() {
+                if resp.cseq().is_err() || resp.top_via_ref().is_err() {
                     self.metrics.sip_invalid_messages.inc();
                     return;
                 }

@@ -10,7 +10,9 @@ use crate::media::Side;
 use crate::observe::CdrEvent;
 use crate::policy::{Decision, Facts};
 use crate::sdp::Origin;
-use crate::sip::{HeaderName, Headers, Method, Request, Response, SipHeaders, Uri, reason_phrase};
+use crate::sip::{
+    CSeq, HeaderName, Headers, Method, Request, Response, SipHeaders, Uri, reason_phrase,
+};
 use crate::transaction::{ClientTxId, Flow, ServerTxId};
 
 use super::Output;
@@ -28,8 +30,7 @@ fn known_method(m: &Method) -> bool {
 
 impl Engine {
     pub(super) fn on_request(&mut self, stx: ServerTxId, req: Request, flow: Flow, now: Instant) {
-        let to_tag = req.to_hdr().ok().and_then(|t| t.tag().map(str::to_string));
-        if to_tag.is_some() {
+        if req.to_tag().is_some() {
             self.on_in_dialog(stx, req, flow, now);
             return;
         }
@@ -445,15 +446,15 @@ impl Engine {
         call.hop = hop;
         call.attempt += 1;
         let p = &peers.peers[peer];
-        let a_from = call.a_invite.from_hdr().ok();
-        let a_to = call.a_invite.to_hdr().ok();
+        let a_from = call.a_invite.from_ref().ok();
+        let a_to = call.a_invite.to_ref().ok();
         let mut from =
             crate::sip::NameAddr::new(Uri::Sip(user_uri(&call.route.from_user, &listener)));
-        from.display = a_from.and_then(|f| f.display);
+        from.display = a_from.and_then(|f| f.display).map(str::to_owned);
         from.set_tag(&local_tag);
         let ruri = p.uri_for(&call.route.to_user);
         let mut to = crate::sip::NameAddr::new(Uri::Sip(ruri.clone()));
-        to.display = a_to.and_then(|t| t.display);
+        to.display = a_to.and_then(|t| t.display).map(str::to_owned);
         if let Some(Uri::Sip(u)) = Some(&mut to.uri) {
             u.params.clear();
         }
@@ -463,11 +464,12 @@ impl Engine {
         };
         let mut h = Headers::new();
         h.push(HeaderName::Via, via(&listener, &branch));
+        let (from_hdr, to_hdr) = (from.to_string(), to.to_string());
         h.push(HeaderName::MaxForwards, max_fwd.to_string());
-        h.push(HeaderName::From, from.to_string());
-        h.push(HeaderName::To, to.to_string());
+        h.push(HeaderName::From, from_hdr.clone());
+        h.push(HeaderName::To, to_hdr.clone());
         h.push(HeaderName::CallId, call_id.clone());
-        h.push(HeaderName::CSeq, format!("{cseq} INVITE"));
+        h.push(HeaderName::CSeq, CSeq::value(cseq, &Method::Invite));
         h.push(HeaderName::Contact, contact(&listener));
         filter.copy(&call.a_invite.headers, &mut h);
         for (name, value) in &call.route.set_headers {
@@ -479,8 +481,8 @@ impl Engine {
             call_id: call_id.clone(),
             local_tag,
             remote_tag: None,
-            local_hdr: from.to_string(),
-            remote_hdr: to.to_string(),
+            local_hdr: from_hdr,
+            remote_hdr: to_hdr,
             local_cseq: cseq,
             remote_cseq: None,
             invite_cseq: cseq,
@@ -653,7 +655,7 @@ impl Engine {
             return;
         };
         let cseq = call.b.invite_cseq;
-        let tag = resp.to_hdr().ok().and_then(|t| t.tag().map(str::to_string));
+        let tag = resp.to_tag().map(str::to_string);
         if call.state >= CallState::Answered && tag.is_some() && tag != call.b.remote_tag {
             self.on_b_extra_fork(key, &resp, tag.unwrap_or_default(), now);
             return;
@@ -1067,8 +1069,7 @@ impl Engine {
 
 /// Learn the far end of leg B from a dialog-creating response: tag, Contact, route set.
 fn learn_remote(leg: &mut Leg, resp: &Response) {
-    if let Ok(to) = resp.to_hdr()
-        && let Some(tag) = to.tag()
+    if let Some(tag) = resp.to_tag()
         && leg.remote_tag.as_deref() != Some(tag)
     {
         leg.remote_tag = Some(tag.to_string());

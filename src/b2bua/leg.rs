@@ -5,7 +5,7 @@ use bytes::Bytes;
 
 use crate::config::Transport;
 use crate::sdp::Origin;
-use crate::sip::{HeaderName, Headers, Method, Request, Uri, parse::parse_uri};
+use crate::sip::{CSeq, HeaderName, Headers, Method, Request, Uri, parse::parse_uri};
 use crate::transaction::{ClientTxId, Flow};
 
 use super::ids::IdGen;
@@ -54,20 +54,29 @@ pub struct Leg {
 
 /// veil's Contact on a listener.
 pub fn contact(listener: &Listener) -> String {
-    match listener.transport {
-        Transport::Udp => format!("<sip:{}>", listener.sent_by()),
-        Transport::Tcp => format!("<sip:{};transport=tcp>", listener.sent_by()),
-        Transport::Tls => format!("<sips:{}>", listener.sent_by()),
+    let mut s = String::with_capacity(48);
+    s.push_str(match listener.transport {
+        Transport::Tls => "<sips:",
+        _ => "<sip:",
+    });
+    listener.write_sent_by(&mut s);
+    if listener.transport == Transport::Tcp {
+        s.push_str(";transport=tcp");
     }
+    s.push('>');
+    s
 }
 
 pub fn via(listener: &Listener, branch: &str) -> String {
-    format!(
-        "SIP/2.0/{} {};branch={};rport",
-        listener.transport.via_token(),
-        listener.sent_by(),
-        branch
-    )
+    let mut s = String::with_capacity(64 + branch.len());
+    s.push_str("SIP/2.0/");
+    s.push_str(listener.transport.via_token());
+    s.push(' ');
+    listener.write_sent_by(&mut s);
+    s.push_str(";branch=");
+    s.push_str(branch);
+    s.push_str(";rport");
+    s
 }
 
 impl Leg {
@@ -98,7 +107,7 @@ impl Leg {
         h.push(HeaderName::From, self.local_hdr.clone());
         h.push(HeaderName::To, self.remote_hdr.clone());
         h.push(HeaderName::CallId, self.call_id.clone());
-        h.push(HeaderName::CSeq, format!("{seq} {method}"));
+        h.push(HeaderName::CSeq, CSeq::value(seq, &method));
         if matches!(
             method,
             Method::Invite | Method::Update | Method::Subscribe | Method::Refer | Method::Notify

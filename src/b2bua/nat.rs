@@ -13,49 +13,52 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use crate::sip::uri::{write_ip, write_u32};
 use crate::sip::{HeaderName, Headers, Method, Request, Uri};
 use crate::transaction::{ClientTxId, Flow};
 
 use super::engine::{Engine, Timer};
 use super::leg::via;
 
-/// Add `received`/`rport` to the top Via of a request that came from `src`.
+/// Add `received`/`rport` to the top Via of a request that came from `src`. Runs on
+/// every request, so the new value is written in one pass, without splitting into parts.
 pub(super) fn stamp_via(req: &mut Request, src: SocketAddr) {
-    let Some(first) = req.headers.get(&HeaderName::Via).map(str::to_string) else {
+    let Some(h) = req.headers.0.iter_mut().find(|h| h.name == HeaderName::Via) else {
         return;
     };
     // The first header line may hold several Vias; only the first is the sender's.
-    let parts = crate::sip::header::split_list(&first);
-    let Some(top) = parts.first() else { return };
-    let stamped = stamp(top, src);
-    let mut value = stamped;
-    for p in &parts[1..] {
+    let mut parts = crate::sip::header::list_items(&h.value);
+    let Some(top) = parts.next() else { return };
+    let mut value = String::with_capacity(h.value.len() + 32);
+    stamp(top, src, &mut value);
+    for p in parts {
         value.push_str(", ");
         value.push_str(p);
     }
-    if let Some(h) = req.headers.0.iter_mut().find(|h| h.name == HeaderName::Via) {
-        h.value = value;
-    }
+    h.value = value;
 }
 
-fn stamp(via: &str, src: SocketAddr) -> String {
-    let ip = src.ip().to_string();
-    let mut params: Vec<String> = via.split(';').map(|p| p.trim().to_string()).collect();
-    let mut out = vec![params.remove(0)];
+/// `via` (one element) with its parameters trimmed, any `received` dropped, and
+/// `received=<ip>` (plus `rport=<port>` when a bare `rport` asked for it) appended.
+fn stamp(via: &str, src: SocketAddr, out: &mut String) {
+    let mut params = via.split(';');
+    out.push_str(params.next().unwrap_or("").trim());
     let mut asked_rport = false;
-    for p in params {
-        let name = p.split('=').next().unwrap_or("").to_ascii_lowercase();
-        match name.as_str() {
-            "rport" if !p.contains('=') => asked_rport = true,
-            "received" => {}
-            _ => out.push(p),
+    for p in params.map(str::trim) {
+        let name = p.split('=').next().unwrap_or("");
+        if name.eq_ignore_ascii_case("rport") && !p.contains('=') {
+            asked_rport = true;
+        } else if !name.eq_ignore_ascii_case("received") {
+            out.push(';');
+            out.push_str(p);
         }
     }
-    out.push(format!("received={ip}"));
+    out.push_str(";received=");
+    write_ip(out, src.ip());
     if asked_rport {
-        out.push(format!("rport={}", src.port()));
+        out.push_str(";rport=");
+        write_u32(out, src.port().into());
     }
-    out.join(";")
 }
 
 impl Engine {
@@ -166,6 +169,21 @@ mod tests {
 
     fn src() -> SocketAddr {
         "198.51.100.7:40123".parse().unwrap()
+    }
+
+    fn stamp(via: &str, src: SocketAddr) -> String {
+        let mut out = String::new();
+        super::stamp(via, src, &mut out);
+        out
+    }
+
+    #[test]
+    fn stamp_trims_drops_received_and_keeps_a_filled_rport() {
+        let v6: SocketAddr = "[2001:db8::1]:5070".parse().unwrap();
+        assert_eq!(
+            stamp(" SIP/2.0/UDP h ; RPORT ;Received=1.2.3.4 ; rport=5;x ", v6),
+            "SIP/2.0/UDP h;rport=5;x;received=2001:db8::1;rport=5070"
+        );
     }
 
     #[test]

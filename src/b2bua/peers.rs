@@ -6,6 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use crate::config::{Config, PeerConfig, Transport};
+use crate::sip::uri::{write_host, write_u32};
 use crate::sip::{Host, SipUri};
 use crate::transaction::Flow;
 
@@ -64,7 +65,16 @@ pub struct Listener {
 
 impl Listener {
     pub fn sent_by(&self) -> String {
-        format!("{}:{}", self.host, self.port)
+        let mut s = String::with_capacity(24);
+        self.write_sent_by(&mut s);
+        s
+    }
+
+    /// `host:port`, written where it is needed (every Via and Contact veil sends).
+    pub fn write_sent_by(&self, out: &mut String) {
+        write_host(out, &self.host);
+        out.push(':');
+        write_u32(out, self.port.into());
     }
 }
 

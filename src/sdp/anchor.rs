@@ -9,6 +9,8 @@
 
 use std::net::IpAddr;
 
+use crate::sip::uri::{write_ip, write_u32, write_u64};
+
 use super::fields::{self, attribute};
 use super::{Line, MediaSection, Origin, Sdp};
 
@@ -31,15 +33,23 @@ const AFTER_CONNECTION: &[u8] = b"btrzka";
 
 pub(super) fn anchor(sdp: &mut Sdp, addr: IpAddr, ports: &[u16], origin: &Origin) {
     let addrtype = if addr.is_ipv4() { "IP4" } else { "IP6" };
-    let connection = format!("IN {addrtype} {addr}");
+    let mut connection = String::with_capacity(48);
+    connection.push_str("IN ");
+    connection.push_str(addrtype);
+    connection.push(' ');
+    write_ip(&mut connection, addr);
 
     let had_session_c = sdp.session.iter().any(|l| l.kind == b'c');
     sdp.session.retain_mut(|line| match line.kind {
         b'o' => {
-            line.value = format!(
-                "veil {} {} IN {addrtype} {addr}",
-                origin.session_id, origin.version
-            );
+            let mut v = String::with_capacity(32 + connection.len());
+            v.push_str("veil ");
+            write_u64(&mut v, origin.session_id);
+            v.push(' ');
+            write_u64(&mut v, origin.version);
+            v.push(' ');
+            v.push_str(&connection);
+            line.value = v;
             true
         }
         b's' => {
@@ -98,7 +108,9 @@ fn anchor_section(section: &mut MediaSection, port: u16, connection: &str) {
         if is_rtcp(line) {
             return match rtcp_port {
                 Some(p) => {
-                    line.value = format!("rtcp:{p}");
+                    line.value.clear();
+                    line.value.push_str("rtcp:");
+                    write_u32(&mut line.value, p.into());
                     true
                 }
                 None => false,

@@ -46,13 +46,19 @@ pub(super) fn media_port(value: &str) -> Option<u16> {
 /// The `m=` value with its port replaced (a `/count` suffix is dropped: veil relays one
 /// port pair per section). Values without a port token are returned unchanged.
 pub(super) fn with_media_port(value: &str, port: u16) -> String {
-    let mut tokens: Vec<&str> = value.split_ascii_whitespace().collect();
-    if tokens.len() < 2 {
+    let mut tokens = value.split_ascii_whitespace();
+    let (Some(media), Some(_)) = (tokens.next(), tokens.next()) else {
         return value.to_owned();
+    };
+    let mut out = String::with_capacity(value.len() + 8);
+    out.push_str(media);
+    out.push(' ');
+    crate::sip::uri::write_u32(&mut out, port.into());
+    for t in tokens {
+        out.push(' ');
+        out.push_str(t);
     }
-    let port = port.to_string();
-    tokens[1] = &port;
-    tokens.join(" ")
+    out
 }
 
 /// Name and value of an `a=` line: `a=name` or `a=name:value`.

@@ -6,7 +6,8 @@ use super::header::{HeaderName, Headers};
 use super::method::Method;
 use super::parse::{self, ParseError};
 use super::typed::{CSeq, NameAddr, RAck, Via};
-use super::uri::Uri;
+use super::uri::{Uri, write_u32};
+use super::view::{NameAddrRef, ViaRef};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
@@ -64,6 +65,26 @@ pub trait SipHeaders {
             .ok_or(ParseError::MissingHeader("To"))?;
         parse::parse_name_addr(v)
     }
+    /// From without copying it (dialog look-ups need only its tag).
+    #[allow(clippy::wrong_self_convention)] // "from" is the SIP header, not a conversion
+    fn from_ref(&self) -> Result<NameAddrRef<'_>, ParseError> {
+        let v = self
+            .headers()
+            .get(&HeaderName::From)
+            .ok_or(ParseError::MissingHeader("From"))?;
+        parse::parse_name_addr_ref(v)
+    }
+    fn to_ref(&self) -> Result<NameAddrRef<'_>, ParseError> {
+        let v = self
+            .headers()
+            .get(&HeaderName::To)
+            .ok_or(ParseError::MissingHeader("To"))?;
+        parse::parse_name_addr_ref(v)
+    }
+    /// The To tag (`to_hdr()?.tag()`): whether a request is inside a dialog.
+    fn to_tag(&self) -> Option<&str> {
+        self.to_ref().ok()?.tag()
+    }
     /// Every Via element, top first.
     fn vias(&self) -> Result<Vec<Via>, ParseError> {
         let vals = self.headers().values(&HeaderName::Via);
@@ -73,8 +94,11 @@ pub trait SipHeaders {
         vals.into_iter().map(parse::parse_via).collect()
     }
     fn top_via(&self) -> Result<Via, ParseError> {
+        self.top_via_ref().map(|v| v.to_owned_via())
+    }
+    fn top_via_ref(&self) -> Result<ViaRef<'_>, ParseError> {
         let v = self.headers().first_value(&HeaderName::Via);
-        parse::parse_via(v.ok_or(ParseError::MissingHeader("Via"))?)
+        parse::parse_via_ref(v.ok_or(ParseError::MissingHeader("Via"))?)
     }
     /// First Contact element, if any (`*` is reported as an error here).
     fn contact(&self) -> Option<Result<NameAddr, ParseError>> {
@@ -155,7 +179,9 @@ fn write_head(out: &mut Vec<u8>, headers: &Headers, body: &[u8]) {
         out.extend_from_slice(b"\r\n");
     }
     // Content-Length is always written and always right: veil rewrites bodies.
-    out.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
+    out.extend_from_slice(b"Content-Length: ");
+    write_u32(out, u32::try_from(body.len()).unwrap_or(u32::MAX));
+    out.extend_from_slice(b"\r\n\r\n");
     out.extend_from_slice(body);
 }
 
@@ -163,7 +189,10 @@ impl Request {
     /// Serialize to wire form. Content-Length is computed from the body.
     pub fn to_bytes(&self) -> Bytes {
         let mut out = Vec::with_capacity(512 + self.body.len());
-        out.extend_from_slice(format!("{} {} SIP/2.0\r\n", self.method, self.uri).as_bytes());
+        out.extend_from_slice(self.method.as_str().as_bytes());
+        out.push(b' ');
+        self.uri.write_to(&mut out);
+        out.extend_from_slice(b" SIP/2.0\r\n");
         write_head(&mut out, &self.headers, &self.body);
         out.into()
     }
@@ -172,7 +201,11 @@ impl Request {
 impl Response {
     pub fn to_bytes(&self) -> Bytes {
         let mut out = Vec::with_capacity(512 + self.body.len());
-        out.extend_from_slice(format!("SIP/2.0 {} {}\r\n", self.code, self.reason).as_bytes());
+        out.extend_from_slice(b"SIP/2.0 ");
+        write_u32(&mut out, self.code.into());
+        out.push(b' ');
+        out.extend_from_slice(self.reason.as_bytes());
+        out.extend_from_slice(b"\r\n");
         write_head(&mut out, &self.headers, &self.body);
         out.into()
     }

@@ -9,6 +9,7 @@ pub mod method;
 pub mod parse;
 pub mod typed;
 pub mod uri;
+pub mod view;
 
 pub use header::{Header, HeaderName, Headers};
 pub use message::{Message, Request, Response, SipHeaders, reason_phrase};

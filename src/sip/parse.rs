@@ -6,11 +6,12 @@
 
 use bytes::Bytes;
 
-use super::header::{Header, HeaderName, Headers};
+use super::header::{Header, HeaderName, Headers, list_items};
 use super::message::{Message, Request, Response, SipHeaders};
 use super::method::Method;
 use super::typed::{CSeq, NameAddr, RAck, Via};
-use super::uri::{Host, Params, SipUri, TelUri, Uri};
+use super::uri::Uri;
+use super::view::{HostRef, NameAddrRef, SipUriRef, UriRef, ViaRef};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
@@ -42,12 +43,24 @@ use ParseError::*;
 
 /// `token` characters: alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~".
 pub(crate) fn is_token_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
-        )
+    TOKEN_CHARS[usize::from(b)]
 }
+
+/// [`is_token_char`] as a table: header names and parameters are scanned byte by byte.
+const TOKEN_CHARS: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+            );
+        i += 1;
+    }
+    t
+};
 
 fn is_token(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(is_token_char)
@@ -95,8 +108,19 @@ fn take_while(b: &[u8], mut i: usize, f: impl Fn(u8) -> bool) -> usize {
 /// Characters accepted anywhere in a URI: printable ASCII minus the delimiters that can
 /// never be part of one (`<`, `>`, `"`). Whitespace and controls are rejected here.
 fn is_uri_char(b: u8) -> bool {
-    (0x21..0x7f).contains(&b) && !matches!(b, b'<' | b'>' | b'"')
+    URI_CHARS[usize::from(b)]
 }
+
+/// [`is_uri_char`] as a table: every URI is checked byte by byte.
+const URI_CHARS: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0x21;
+    while i < 0x7f {
+        t[i] = !matches!(i as u8, b'<' | b'>' | b'"');
+        i += 1;
+    }
+    t
+};
 
 /// Characters of a generic parameter value that is not quoted: token or host (IPv6 `[::]`).
 fn is_param_value_char(b: u8) -> bool {
@@ -140,12 +164,20 @@ fn quoted_end(b: &[u8], start: usize) -> Option<usize> {
 /// One line starting at `pos`: its content without the line end (LF or CRLF; one CR is
 /// stripped) and the offset of the next line. `None` when no LF follows.
 fn next_line(data: &[u8], pos: usize) -> Option<(&[u8], usize)> {
-    let rel = data.get(pos..)?.iter().position(|&b| b == b'\n')?;
+    let rel = memchr::memchr(b'\n', data.get(pos..)?)?;
     let mut line = &data[pos..pos + rel];
     if let [rest @ .., b'\r'] = line {
         line = rest;
     }
     Some((line, pos + rel + 1))
+}
+
+/// `part` (a slice of `data`) as text: a slice of `text`, the valid UTF-8 prefix of
+/// `data`, when it lies inside it. The message is validated once, not line by line.
+fn as_text<'a>(text: &'a str, data: &[u8], part: &'a [u8]) -> Option<&'a str> {
+    let off = (part.as_ptr() as usize).wrapping_sub(data.as_ptr() as usize);
+    text.get(off..off.wrapping_add(part.len()))
+        .or_else(|| std::str::from_utf8(part).ok())
 }
 
 fn bytes_to_string(b: &[u8]) -> String {
@@ -234,6 +266,11 @@ pub fn parse_message(data: &[u8]) -> Result<Message, ParseError> {
     let (line, next) = next_line(data, pos).ok_or(NoHeaderEnd)?;
     let start = parse_start_line(line)?;
     pos = next;
+    // Header text must be UTF-8 (see `bytes_to_string` for what is done when it is not).
+    let text = match std::str::from_utf8(data) {
+        Ok(t) => t,
+        Err(e) => std::str::from_utf8(&data[..e.valid_up_to()]).unwrap_or_default(),
+    };
 
     let mut headers: Vec<Header> = Vec::with_capacity(16);
     loop {
@@ -254,16 +291,20 @@ pub fn parse_message(data: &[u8]) -> Result<Message, ParseError> {
             }
             continue;
         }
-        let colon = line.iter().position(|&b| b == b':').ok_or(BadHeaderLine)?;
+        let colon = memchr::memchr(b':', line).ok_or(BadHeaderLine)?;
         let name = trim_ws_bytes(&line[..colon]);
         if name.is_empty() || !name.iter().all(|&b| is_token_char(b)) {
             return Err(BadHeaderLine);
         }
         // Token characters are ASCII, so this cannot fail.
-        let name = std::str::from_utf8(name).map_err(|_| BadHeaderLine)?;
+        let name = as_text(text, data, name).ok_or(BadHeaderLine)?;
+        let value = trim_ws_bytes(&line[colon + 1..]);
         headers.push(Header {
             name: HeaderName::parse(name),
-            value: bytes_to_string(trim_ws_bytes(&line[colon + 1..])),
+            value: match as_text(text, data, value) {
+                Some(v) => v.to_owned(),
+                None => bytes_to_string(value),
+            },
         });
     }
 
@@ -326,6 +367,11 @@ fn is_scheme(s: &str) -> bool {
 /// Parse an absolute URI. `sip:`/`sips:` and `tel:` are parsed; any other scheme is kept
 /// verbatim as `Uri::Other` so the caller can answer 416 instead of 400.
 pub fn parse_uri(s: &str) -> Result<Uri, ParseError> {
+    parse_uri_ref(s).map(|u| u.to_owned_uri())
+}
+
+/// [`parse_uri`] without copying anything out of `s`.
+pub fn parse_uri_ref(s: &str) -> Result<UriRef<'_>, ParseError> {
     let colon = s.find(':').ok_or(BadUri)?;
     let scheme = &s[..colon];
     let rest = &s[colon + 1..];
@@ -333,45 +379,45 @@ pub fn parse_uri(s: &str) -> Result<Uri, ParseError> {
         return Err(BadUri);
     }
     if scheme.eq_ignore_ascii_case("sip") {
-        parse_sip_uri(rest, false).map(Uri::Sip)
+        parse_sip_uri(rest, false).map(UriRef::Sip)
     } else if scheme.eq_ignore_ascii_case("sips") {
-        parse_sip_uri(rest, true).map(Uri::Sip)
+        parse_sip_uri(rest, true).map(UriRef::Sip)
     } else if scheme.eq_ignore_ascii_case("tel") {
-        parse_tel_uri(rest).map(Uri::Tel)
+        parse_tel_uri(rest)
     } else {
-        Ok(Uri::Other(s.to_owned()))
+        Ok(UriRef::Other(s))
     }
 }
 
-fn parse_sip_uri(rest: &str, secure: bool) -> Result<SipUri, ParseError> {
+fn parse_sip_uri(rest: &str, secure: bool) -> Result<SipUriRef<'_>, ParseError> {
     // '@' is not allowed unescaped in params, headers or the password, so the first one
     // ends the userinfo (the user part itself may hold ';' and '?', RFC 4475 §3.1.1.9).
-    let (user, password, hostpart) = match rest.find('@') {
+    let (user, password, hostpart) = match memchr::memchr(b'@', rest.as_bytes()) {
         Some(at) => {
             let userinfo = &rest[..at];
-            let (user, password) = match userinfo.find(':') {
-                Some(c) => (&userinfo[..c], Some(userinfo[c + 1..].to_owned())),
+            let (user, password) = match userinfo.split_once(':') {
+                Some((u, p)) => (u, Some(p)),
                 None => (userinfo, None),
             };
             if user.is_empty() {
                 return Err(BadUri);
             }
-            (Some(user.to_owned()), password, &rest[at + 1..])
+            (Some(user), password, &rest[at + 1..])
         }
         None => (None, None, rest),
     };
-    let hp_end = hostpart.find([';', '?']).unwrap_or(hostpart.len());
+    let hp_end = memchr::memchr2(b';', b'?', hostpart.as_bytes()).unwrap_or(hostpart.len());
     let (host, port) = parse_hostport(&hostpart[..hp_end]).ok_or(BadUri)?;
     let tail = &hostpart[hp_end..];
-    let (params_str, headers) = match tail.find('?') {
-        Some(q) => (&tail[..q], Some(tail[q + 1..].to_owned())),
+    let (params_str, headers) = match tail.split_once('?') {
+        Some((p, h)) => (p, Some(h)),
         None => (tail, None),
     };
     let params = match params_str.strip_prefix(';') {
-        Some(p) => parse_uri_params(p)?,
-        None => Vec::new(),
+        Some(p) => Some(check_uri_params(p)?),
+        None => None,
     };
-    Ok(SipUri {
+    Ok(SipUriRef {
         secure,
         user,
         password,
@@ -382,28 +428,20 @@ fn parse_sip_uri(rest: &str, secure: bool) -> Result<SipUri, ParseError> {
     })
 }
 
-/// `;`-separated URI parameters (no LWS inside URIs), `name` or `name=value`.
-fn parse_uri_params(s: &str) -> Result<Params, ParseError> {
-    s.split(';')
-        .map(|p| {
-            let (n, v) = match p.find('=') {
-                Some(e) => (&p[..e], Some(p[e + 1..].to_owned())),
-                None => (p, None),
-            };
-            if n.is_empty() {
-                Err(BadUri)
-            } else {
-                Ok((n.to_owned(), v))
-            }
-        })
-        .collect()
+/// `;`-separated URI parameters (no LWS inside URIs), `name` or `name=value`: every name
+/// must be non-empty.
+fn check_uri_params(s: &str) -> Result<&str, ParseError> {
+    let ok = s
+        .split(';')
+        .all(|p| !p.split_once('=').map_or(p, |(n, _)| n).is_empty());
+    if ok { Ok(s) } else { Err(BadUri) }
 }
 
 /// `host[:port]` where host is a name, an IPv4 address or a bracketed IPv6 reference.
-fn parse_hostport(s: &str) -> Option<(Host, Option<u16>)> {
+fn parse_hostport(s: &str) -> Option<(HostRef<'_>, Option<u16>)> {
     let (host, port) = if let Some(inner) = s.strip_prefix('[') {
         let close = inner.find(']')?;
-        let host = Host::V6(inner[..close].parse().ok()?);
+        let host = HostRef::V6(inner[..close].parse().ok()?);
         let after = &inner[close + 1..];
         let port = match after.strip_prefix(':') {
             Some(p) => Some(parse_port(p)?),
@@ -412,8 +450,8 @@ fn parse_hostport(s: &str) -> Option<(Host, Option<u16>)> {
         };
         (host, port)
     } else {
-        let (h, port) = match s.find(':') {
-            Some(c) => (&s[..c], Some(parse_port(&s[c + 1..])?)),
+        let (h, port) = match s.split_once(':') {
+            Some((h, p)) => (h, Some(parse_port(p)?)),
             None => (s, None),
         };
         (parse_host(h)?, port)
@@ -421,16 +459,47 @@ fn parse_hostport(s: &str) -> Option<(Host, Option<u16>)> {
     Some((host, port))
 }
 
+/// A dotted quad exactly as `Ipv4Addr::from_str` reads it (four decimal octets, no
+/// leading zeros), without its generic parser: every URI and Via holds a host.
+fn parse_ipv4(h: &str) -> Option<std::net::Ipv4Addr> {
+    let b = h.as_bytes();
+    if b.len() > 15 {
+        return None;
+    }
+    let mut octets = [0u8; 4];
+    let mut i = 0;
+    for (k, o) in octets.iter_mut().enumerate() {
+        if k > 0 {
+            if b.get(i) != Some(&b'.') {
+                return None;
+            }
+            i += 1;
+        }
+        let start = i;
+        let mut n: u32 = 0;
+        while i < b.len() && b[i].is_ascii_digit() && i - start < 3 {
+            n = n * 10 + u32::from(b[i] - b'0');
+            i += 1;
+        }
+        let len = i - start;
+        if len == 0 || (len > 1 && b[start] == b'0') {
+            return None;
+        }
+        *o = u8::try_from(n).ok()?;
+    }
+    (i == b.len()).then(|| std::net::Ipv4Addr::from(octets))
+}
+
 /// A host without brackets: IPv4 dotted quad or a host name.
-fn parse_host(h: &str) -> Option<Host> {
-    if let Ok(v4) = h.parse() {
-        return Some(Host::V4(v4));
+fn parse_host(h: &str) -> Option<HostRef<'_>> {
+    if let Some(v4) = parse_ipv4(h) {
+        return Some(HostRef::V4(v4));
     }
     // Names: alphanum, '-', '.' (and '_', seen in the wild).
     let ok = !h.is_empty()
         && h.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
-    ok.then(|| Host::Name(h.to_owned()))
+    ok.then_some(HostRef::Name(h))
 }
 
 fn parse_port(p: &str) -> Option<u16> {
@@ -441,10 +510,10 @@ fn parse_port(p: &str) -> Option<u16> {
 }
 
 /// RFC 3966: `tel:` number (global `+…` or local, visual separators kept) and params.
-fn parse_tel_uri(rest: &str) -> Result<TelUri, ParseError> {
-    let (number, params) = match rest.find(';') {
-        Some(i) => (&rest[..i], parse_uri_params(&rest[i + 1..])?),
-        None => (rest, Vec::new()),
+fn parse_tel_uri(rest: &str) -> Result<UriRef<'_>, ParseError> {
+    let (number, params) = match rest.split_once(';') {
+        Some((n, p)) => (n, Some(check_uri_params(p)?)),
+        None => (rest, None),
     };
     let digits = number.strip_prefix('+').unwrap_or(number);
     let ok = digits
@@ -456,10 +525,7 @@ fn parse_tel_uri(rest: &str) -> Result<TelUri, ParseError> {
     if !ok {
         return Err(BadUri);
     }
-    Ok(TelUri {
-        number: number.to_owned(),
-        params,
-    })
+    Ok(UriRef::Tel(number, params))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -467,47 +533,93 @@ fn parse_tel_uri(rest: &str) -> Result<TelUri, ParseError> {
 // ---------------------------------------------------------------------------------------
 
 /// Generic header parameters `*( SEMI generic-param )` with LWS allowed around `;` and
-/// `=`; values are tokens, hosts or quoted strings (kept with their quotes). Anything
-/// else left over is an error.
-fn parse_generic_params(s: &str, err: ParseError) -> Result<Params, ParseError> {
-    let b = s.as_bytes();
-    let mut params = Vec::new();
-    let mut i = skip_ws(b, 0);
-    while i < b.len() {
-        if b[i] != b';' {
-            return Err(err);
-        }
-        i = skip_ws(b, i + 1);
-        let name_end = take_while(b, i, is_token_char);
-        if name_end == i {
-            return Err(err);
-        }
-        let name = s[i..name_end].to_owned();
-        i = skip_ws(b, name_end);
-        let value = if b.get(i) == Some(&b'=') {
-            i = skip_ws(b, i + 1);
-            let end = if b.get(i) == Some(&b'"') {
-                quoted_end(b, i).ok_or_else(|| err.clone())?
-            } else {
-                take_while(b, i, is_param_value_char)
-            };
-            if end == i {
-                return Err(err);
-            }
-            let v = s[i..end].to_owned();
-            i = skip_ws(b, end);
-            Some(v)
-        } else {
-            None
-        };
-        params.push((name, value));
+/// `=`; values are tokens, hosts or quoted strings (kept with their quotes). Yields them
+/// in order; an `Err` item (then the end) means something else was left over.
+pub(super) fn generic_params(s: &str) -> GenericParams<'_> {
+    GenericParams {
+        s,
+        i: skip_ws(s.as_bytes(), 0),
+        failed: false,
     }
-    Ok(params)
+}
+
+pub(super) struct GenericParams<'a> {
+    s: &'a str,
+    i: usize,
+    failed: bool,
+}
+
+type Param<'a> = (&'a str, Option<&'a str>);
+
+/// The parameter starting at `b[i] == ';'` and the position after it (LWS skipped).
+fn generic_param_at(s: &str, mut i: usize) -> Option<(Param<'_>, usize)> {
+    let b = s.as_bytes();
+    if b.get(i) != Some(&b';') {
+        return None;
+    }
+    i = skip_ws(b, i + 1);
+    let name_end = take_while(b, i, is_token_char);
+    if name_end == i {
+        return None;
+    }
+    let name = &s[i..name_end];
+    i = skip_ws(b, name_end);
+    let value = if b.get(i) == Some(&b'=') {
+        i = skip_ws(b, i + 1);
+        let end = if b.get(i) == Some(&b'"') {
+            quoted_end(b, i)?
+        } else {
+            take_while(b, i, is_param_value_char)
+        };
+        if end == i {
+            return None;
+        }
+        let v = &s[i..end];
+        i = skip_ws(b, end);
+        Some(v)
+    } else {
+        None
+    };
+    Some(((name, value), i))
+}
+
+impl<'a> Iterator for GenericParams<'a> {
+    type Item = Result<Param<'a>, ()>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed || self.i >= self.s.len() {
+            return None;
+        }
+        match generic_param_at(self.s, self.i) {
+            Some((p, next)) => {
+                self.i = next;
+                Some(Ok(p))
+            }
+            None => {
+                self.failed = true;
+                Some(Err(()))
+            }
+        }
+    }
+}
+
+/// `s` if it is a valid list of generic parameters, else `err`.
+fn check_generic_params(s: &str, err: ParseError) -> Result<&str, ParseError> {
+    if generic_params(s).all(|p| p.is_ok()) {
+        Ok(s)
+    } else {
+        Err(err)
+    }
 }
 
 /// `"Display" <uri>;params`, `Display Tokens <uri>;params`, `<uri>;params`, or a bare
 /// addr-spec `uri;params` (then the parameters belong to the header, RFC 3261 §20.10).
 pub fn parse_name_addr(s: &str) -> Result<NameAddr, ParseError> {
+    parse_name_addr_ref(s).map(|n| n.to_owned_name_addr())
+}
+
+/// [`parse_name_addr`] without copying anything out of `s`.
+pub fn parse_name_addr_ref(s: &str) -> Result<NameAddrRef<'_>, ParseError> {
     let err = BadHeader("name-addr");
     let s = trim_ws(s);
     let b = s.as_bytes();
@@ -520,22 +632,22 @@ pub fn parse_name_addr(s: &str) -> Result<NameAddr, ParseError> {
         if b.get(lt) != Some(&b'<') {
             return Err(err);
         }
-        (Some(s[..q].to_owned()), Some(lt))
+        (Some(&s[..q]), Some(lt))
     } else {
         // A token display name is tokens and LWS up to '<'; stopping anywhere else means
         // this is an addr-spec (whose scheme ends at a ':', never a token char).
         let stop = take_while(b, 0, |c| is_token_char(c) || is_ws(c));
         if b.get(stop) == Some(&b'<') {
             let d = trim_ws(&s[..stop]);
-            ((!d.is_empty()).then(|| d.to_owned()), Some(stop))
+            ((!d.is_empty()).then_some(d), Some(stop))
         } else {
             (None, None)
         }
     };
     let (uri, rest) = match lt {
         Some(lt) => {
-            let gt = lt + s[lt..].find('>').ok_or_else(|| err.clone())?;
-            (parse_uri(&s[lt + 1..gt])?, &s[gt + 1..])
+            let gt = lt + memchr::memchr(b'>', &b[lt..]).ok_or_else(|| err.clone())?;
+            (parse_uri_ref(&s[lt + 1..gt])?, &s[gt + 1..])
         }
         None => {
             let end = b
@@ -547,11 +659,11 @@ pub fn parse_name_addr(s: &str) -> Result<NameAddr, ParseError> {
             if spec.contains(['?', ',']) {
                 return Err(err);
             }
-            (parse_uri(spec)?, &s[end..])
+            (parse_uri_ref(spec)?, &s[end..])
         }
     };
-    let params = parse_generic_params(rest, err)?;
-    Ok(NameAddr {
+    let params = check_generic_params(rest, err)?;
+    Ok(NameAddrRef {
         display,
         uri,
         params,
@@ -560,6 +672,11 @@ pub fn parse_name_addr(s: &str) -> Result<NameAddr, ParseError> {
 
 /// `SIP/2.0/UDP host[:port];params`, LWS allowed around `/`, `:`, `;` and `=`.
 pub fn parse_via(s: &str) -> Result<Via, ParseError> {
+    parse_via_ref(s).map(|v| v.to_owned_via())
+}
+
+/// [`parse_via`] without copying anything out of `s`.
+pub fn parse_via_ref(s: &str) -> Result<ViaRef<'_>, ParseError> {
     let err = BadHeader("Via");
     let s = trim_ws(s);
     let b = s.as_bytes();
@@ -587,7 +704,7 @@ pub fn parse_via(s: &str) -> Result<Via, ParseError> {
     if !proto.eq_ignore_ascii_case("SIP") || version != "2.0" {
         return Err(err);
     }
-    let transport = s[parts[4]..parts[5]].to_ascii_uppercase();
+    let transport = &s[parts[4]..parts[5]];
     let host_start = skip_ws(b, i);
     if host_start == i {
         return Err(err);
@@ -597,7 +714,7 @@ pub fn parse_via(s: &str) -> Result<Via, ParseError> {
         let close = i + s[i..].find(']').ok_or_else(|| err.clone())?;
         let v6 = s[i + 1..close].parse().map_err(|_| err.clone())?;
         i = close + 1;
-        Host::V6(v6)
+        HostRef::V6(v6)
     } else {
         let end = take_while(b, i, |c| !is_ws(c) && c != b':' && c != b';');
         let h = parse_host(&s[i..end]).ok_or_else(|| err.clone())?;
@@ -612,8 +729,8 @@ pub fn parse_via(s: &str) -> Result<Via, ParseError> {
         port = Some(parse_port(&s[p..end]).ok_or_else(|| err.clone())?);
         i = end;
     }
-    let params = parse_generic_params(&s[i..], err)?;
-    Ok(Via {
+    let params = check_generic_params(&s[i..], err)?;
+    Ok(ViaRef {
         transport,
         host,
         port,
@@ -687,12 +804,20 @@ fn single<'a>(
 }
 
 /// Checks shared by requests and responses: Via, From, To, Call-ID, CSeq present once
-/// (Via at least once) and syntactically valid. Returns the CSeq.
+/// (Via at least once) and syntactically valid. Returns the CSeq. Runs on every message,
+/// so it reads borrowed views and copies nothing.
 fn check_common(m: &impl SipHeaders) -> Result<CSeq, ParseError> {
     let h = m.headers();
-    m.vias()?;
-    parse_name_addr(single(h, &HeaderName::From, "From")?).map_err(|_| BadHeader("From"))?;
-    parse_name_addr(single(h, &HeaderName::To, "To")?).map_err(|_| BadHeader("To"))?;
+    let mut vias = 0;
+    for v in h.get_all(&HeaderName::Via).flat_map(list_items) {
+        parse_via_ref(v)?;
+        vias += 1;
+    }
+    if vias == 0 {
+        return Err(MissingHeader("Via"));
+    }
+    parse_name_addr_ref(single(h, &HeaderName::From, "From")?).map_err(|_| BadHeader("From"))?;
+    parse_name_addr_ref(single(h, &HeaderName::To, "To")?).map_err(|_| BadHeader("To"))?;
     // callid = word [ "@" word ]; real Call-IDs stray outside `word` (e.g. base64 '='), so
     // only whitespace, controls and non-ASCII are refused.
     let call_id = single(h, &HeaderName::CallId, "Call-ID")?;
@@ -722,9 +847,13 @@ pub fn check_request_sanity(req: &Request) -> Result<(), ParseError> {
             return Err(BadHeader("Max-Forwards"));
         }
     }
-    for c in req.headers.values(&HeaderName::Contact) {
+    for c in req
+        .headers
+        .get_all(&HeaderName::Contact)
+        .flat_map(list_items)
+    {
         if c != "*" {
-            parse_name_addr(c).map_err(|_| BadHeader("Contact"))?;
+            parse_name_addr_ref(c).map_err(|_| BadHeader("Contact"))?;
         }
     }
     Ok(())

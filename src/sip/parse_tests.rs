@@ -3,7 +3,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::*;
-use crate::sip::uri::param;
+use crate::sip::uri::{Host, SipUri, param};
 
 fn req(data: &str) -> Request {
     match parse_message(data.as_bytes()) {
@@ -665,5 +665,171 @@ fn header_name_lookup_without_allocation_edge_cases() {
     assert_eq!(
         HeaderName::parse("X-Mixed"),
         HeaderName::Other("X-Mixed".into())
+    );
+}
+
+#[test]
+fn ipv4_hosts_parse_as_std_does() {
+    for h in [
+        "0.0.0.0",
+        "127.0.0.1",
+        "255.255.255.255",
+        "1.10.100.200",
+        "256.1.1.1",
+        "1.1.1.256",
+        "01.2.3.4",
+        "1.2.3.04",
+        "1.2.3.0",
+        "1.2.3",
+        "1.2.3.4.5",
+        "1.2.3.4.",
+        ".1.2.3",
+        "1..2.3",
+        "1.2.3.4 ",
+        "1.2.3.1000",
+        "0001.2.3.4",
+        "+1.2.3.4",
+        "1.2.3.-4",
+        "a.b.c.d",
+        "example.com",
+        "",
+        "1.2.3.4:5060",
+        "١.٢.٣.٤",
+        "000.0.0.0",
+        "100.200.250.255",
+    ] {
+        assert_eq!(parse_ipv4(h), h.parse().ok(), "{h:?}");
+    }
+}
+
+/// The sanity checks as they were before they read borrowed views: every Via, From, To
+/// and Contact fully parsed into owned values.
+fn owned_sanity(req: &Request) -> Result<(), ParseError> {
+    if let Uri::Sip(u) = &req.uri
+        && u.headers.is_some()
+    {
+        return Err(BadUri);
+    }
+    let h = &req.headers;
+    req.vias()?;
+    parse_name_addr(single(h, &HeaderName::From, "From")?).map_err(|_| BadHeader("From"))?;
+    parse_name_addr(single(h, &HeaderName::To, "To")?).map_err(|_| BadHeader("To"))?;
+    let call_id = single(h, &HeaderName::CallId, "Call-ID")?;
+    if call_id.is_empty() || !call_id.bytes().all(|b| (0x21..0x7f).contains(&b)) {
+        return Err(BadHeader("Call-ID"));
+    }
+    let cseq = parse_cseq(single(h, &HeaderName::CSeq, "CSeq")?)?;
+    if cseq.method != req.method {
+        return Err(BadHeader("CSeq"));
+    }
+    let mut mf = h.get_all(&HeaderName::MaxForwards);
+    if let Some(v) = mf.next()
+        && (mf.next().is_some() || parse_digits(v.as_bytes()).is_none_or(|n| n > 255))
+    {
+        return Err(BadHeader("Max-Forwards"));
+    }
+    for c in h.values(&HeaderName::Contact) {
+        if c != "*" {
+            parse_name_addr(c).map_err(|_| BadHeader("Contact"))?;
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn fast_checks_agree_with_the_parsers() {
+    let name_addrs = [
+        "<sip:a@b>",
+        "<sip:a@b>;tag=x",
+        "\"A;b\" <sip:a@b;tag=no>;tag=yes",
+        "Bob <sip:bob@10.0.0.1:5070;transport=tcp>;TAG=Up;tag=low",
+        " <sip:a@b> ; tag = x ",
+        "<sip:a@b>;tag",
+        "<sip:a@b>;tag;tag=late",
+        "<sip:a@b>;tag=",
+        "<sip:a@b>;tag=\"quoted\"",
+        "<sip:a@b>;tag=x;",
+        "<sip:a@b>x",
+        "<sip:a@b",
+        "sip:a@b;tag=t1;x",
+        "sip:a@b?x;tag=1",
+        "sip:a@b,c;tag=1",
+        "<tel:+1-555-0100;phone-context=x>;tag=t",
+        "<tel:abc-xyz>;tag=t",
+        "<mailto:a@b>;tag=t",
+        "<sip:@b>;tag=t",
+        "<sip:a@b;;x>;tag=t",
+        "<sip:a@[2001:db8::1]:5060>;tag=v6",
+        "<sip:a@[2001:db8::1>;tag=v6",
+        "<sip:a@256.1.1.1>;tag=name",
+        "<sip:a@01.2.3.4>;tag=name",
+        "<sip:a@1.2.3.4:99999>;tag=t",
+        "\"unterminated <sip:a@b>;tag=t",
+        "<sip:a@b>;tag=t;p=\"x\\\"y\"",
+        "<sip:a@b>;tag=t;p=\"open",
+        "<sip:a@b> ;tag=é",
+        "",
+        "*",
+    ];
+    let vias = [
+        "SIP/2.0/UDP 127.0.0.2:15060;branch=z9hG4bK-1",
+        "SIP/2.0/UDP 127.0.0.2:15060;branch=z9hG4bK-1;rport, SIP/2.0/TCP b;branch=2",
+        "SIP / 2.0 / tcp [2001:db8::1] : 5061 ; BRANCH = z9hG4bKx ; received=1.2.3.4",
+        "SIP/2.0/UDP host;branch",
+        "SIP/2.0/UDP host;branch=",
+        "SIP/2.0/UDP host:;branch=x",
+        "SIP/2.0/UDP 1.2.3.4:5060 ;branch=x junk",
+        "SIP/3.0/UDP host;branch=x",
+        "SIP/2.0 host;branch=x",
+        "SIP/2.0/UDP",
+        ", , SIP/2.0/UDP h;branch=x",
+        "",
+    ];
+    let mut messages = Vec::new();
+    for (i, &na) in name_addrs.iter().enumerate() {
+        let via = vias[i % vias.len()];
+        for (from, to, contact) in [(na, "<sip:b@c>", "<sip:c@d>"), ("<sip:b@c>;tag=f", na, na)] {
+            messages.push(format!(
+                "INVITE sip:u@h SIP/2.0\r\nVia: {via}\r\nFrom: {from}\r\nTo: {to}\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nContact: {contact}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+            ));
+        }
+    }
+    for via in vias {
+        messages.push(format!(
+            "BYE sip:u@h SIP/2.0\r\nVia: {via}\r\nVia: SIP/2.0/UDP x;branch=z9hG4bK2\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:b@c>;tag=2\r\nCall-ID: c\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
+        ));
+    }
+    messages.push("OPTIONS sip:u@h SIP/2.0\r\nFrom: <sip:a@b>\r\nTo: <sip:b@c>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n".into());
+    let mut rejected = 0;
+    for m in &messages {
+        let r = req(m);
+        assert_eq!(check_request_sanity(&r), owned_sanity(&r), "{m}");
+        rejected += usize::from(owned_sanity(&r).is_err());
+        assert_eq!(
+            r.to_tag(),
+            r.to_hdr()
+                .ok()
+                .and_then(|t| t.tag().map(str::to_owned))
+                .as_deref(),
+            "{m}"
+        );
+        assert_eq!(
+            r.from_ref()
+                .ok()
+                .map(|f| (f.tag().map(str::to_owned), f.to_owned_name_addr())),
+            r.from_hdr().ok().map(|f| (f.tag().map(str::to_owned), f)),
+            "{m}"
+        );
+        assert_eq!(
+            r.top_via_ref()
+                .map(|v| (v.branch().map(str::to_owned), v.to_owned_via())),
+            r.top_via().map(|v| (v.branch().map(str::to_owned), v)),
+            "{m}"
+        );
+    }
+    // The set exercises both outcomes.
+    assert!(
+        rejected > 10 && rejected < messages.len() - 10,
+        "{rejected}"
     );
 }

@@ -4,7 +4,7 @@
 use std::fmt;
 
 use super::method::Method;
-use super::uri::{Host, Params, Uri, param, write_params};
+use super::uri::{FmtSink, Host, Params, Sink, Uri, param, write_host, write_params, write_u32};
 
 /// One Via element: `SIP/2.0/UDP host:port;branch=…;rport;received=…`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,13 +29,25 @@ impl Via {
     }
 }
 
+impl Via {
+    pub fn write_to(&self, out: &mut impl Sink) {
+        out.put("SIP/2.0/");
+        out.put(&self.transport);
+        out.put(" ");
+        write_host(out, &self.host);
+        if let Some(p) = self.port {
+            out.put(":");
+            write_u32(out, p.into());
+        }
+        write_params(out, &self.params);
+    }
+}
+
 impl fmt::Display for Via {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SIP/2.0/{} {}", self.transport, self.host)?;
-        if let Some(p) = self.port {
-            write!(f, ":{p}")?;
-        }
-        write_params(f, &self.params)
+        let mut out = FmtSink::new(f);
+        self.write_to(&mut out);
+        out.result
     }
 }
 
@@ -66,14 +78,25 @@ impl NameAddr {
     }
 }
 
-impl fmt::Display for NameAddr {
+impl NameAddr {
     /// Always written with angle brackets, which is valid for every header that uses it.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    pub fn write_to(&self, out: &mut impl Sink) {
         if let Some(d) = &self.display {
-            write!(f, "{d} ")?;
+            out.put(d);
+            out.put(" ");
         }
-        write!(f, "<{}>", self.uri)?;
-        write_params(f, &self.params)
+        out.put("<");
+        self.uri.write_to(out);
+        out.put(">");
+        write_params(out, &self.params);
+    }
+}
+
+impl fmt::Display for NameAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = FmtSink::new(f);
+        self.write_to(&mut out);
+        out.result
     }
 }
 
@@ -83,9 +106,28 @@ pub struct CSeq {
     pub method: Method,
 }
 
+impl CSeq {
+    pub fn write_to(&self, out: &mut impl Sink) {
+        write_u32(out, self.seq);
+        out.put(" ");
+        out.put(self.method.as_str());
+    }
+
+    /// The header value `seq METHOD` (what `to_string` gives, without `format!`).
+    pub fn value(seq: u32, method: &Method) -> String {
+        let mut s = String::with_capacity(16);
+        write_u32(&mut s, seq);
+        s.push(' ');
+        s.push_str(method.as_str());
+        s
+    }
+}
+
 impl fmt::Display for CSeq {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.seq, self.method)
+        let mut out = FmtSink::new(f);
+        self.write_to(&mut out);
+        out.result
     }
 }
 

@@ -33,17 +33,106 @@ impl From<IpAddr> for Host {
 
 impl fmt::Display for Host {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Host::Name(n) => f.write_str(n),
-            Host::V4(a) => f.write_str(ipv4_text(a, &mut [0; 15])?),
-            Host::V6(a) => write!(f, "[{a}]"),
+        let mut out = FmtSink::new(f);
+        write_host(&mut out, self);
+        out.result
+    }
+}
+
+/// Where veil's writers put text: a header value being built (`String`), a message's
+/// bytes (`Vec<u8>`), or a `Formatter` (so that `Display` and the writers are one code).
+/// Writing straight into the buffer saves `format!`'s intermediate strings on every
+/// Via, Contact, CSeq and URI.
+pub trait Sink {
+    fn put(&mut self, s: &str);
+}
+
+impl Sink for String {
+    fn put(&mut self, s: &str) {
+        self.push_str(s);
+    }
+}
+
+impl Sink for Vec<u8> {
+    fn put(&mut self, s: &str) {
+        self.extend_from_slice(s.as_bytes());
+    }
+}
+
+/// A `Formatter` as a [`Sink`]: the first error is kept and ends the writing.
+pub struct FmtSink<'a, 'b> {
+    f: &'a mut fmt::Formatter<'b>,
+    pub result: fmt::Result,
+}
+
+impl<'a, 'b> FmtSink<'a, 'b> {
+    pub fn new(f: &'a mut fmt::Formatter<'b>) -> Self {
+        FmtSink { f, result: Ok(()) }
+    }
+}
+
+impl Sink for FmtSink<'_, '_> {
+    fn put(&mut self, s: &str) {
+        if self.result.is_ok() {
+            self.result = self.f.write_str(s);
+        }
+    }
+}
+
+/// Decimal text of `n`.
+pub fn write_u32(out: &mut impl Sink, n: u32) {
+    write_u64(out, n.into());
+}
+
+/// Decimal text of `n`.
+pub fn write_u64(out: &mut impl Sink, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // Only ASCII digits were written.
+    out.put(std::str::from_utf8(&buf[i..]).unwrap_or_default());
+}
+
+/// A host as written in URIs and Vias (IPv6 in brackets).
+pub fn write_host(out: &mut impl Sink, h: &Host) {
+    match h {
+        Host::Name(n) => out.put(n),
+        Host::V4(a) => out.put(ipv4_text(a, &mut [0; 15])),
+        Host::V6(a) => {
+            out.put("[");
+            write_ip(out, IpAddr::V6(*a));
+            out.put("]");
+        }
+    }
+}
+
+/// An address as text (IPv6 without brackets).
+pub fn write_ip(out: &mut impl Sink, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(a) => out.put(ipv4_text(&a, &mut [0; 15])),
+        IpAddr::V6(a) => {
+            use std::io::Write;
+            // "ffff:…" is at most 45 bytes (RFC 4291 text form with an embedded IPv4).
+            let mut buf = [0u8; 64];
+            let mut cur = std::io::Cursor::new(&mut buf[..]);
+            if write!(cur, "{a}").is_ok() {
+                let n = cur.position() as usize;
+                out.put(std::str::from_utf8(&buf[..n]).unwrap_or_default());
+            }
         }
     }
 }
 
 /// Dotted-quad text of `a` in `buf`. Every Via, Contact and URI veil writes holds an
 /// address, and std's Display goes through the integer padding machinery four times.
-fn ipv4_text<'b>(a: &std::net::Ipv4Addr, buf: &'b mut [u8; 15]) -> Result<&'b str, fmt::Error> {
+fn ipv4_text<'b>(a: &Ipv4Addr, buf: &'b mut [u8; 15]) -> &'b str {
     let mut n = 0;
     for (i, o) in a.octets().into_iter().enumerate() {
         if i > 0 {
@@ -61,7 +150,8 @@ fn ipv4_text<'b>(a: &std::net::Ipv4Addr, buf: &'b mut [u8; 15]) -> Result<&'b st
         buf[n] = b'0' + o % 10;
         n += 1;
     }
-    std::str::from_utf8(&buf[..n]).map_err(|_| fmt::Error)
+    // Only ASCII digits and dots were written.
+    std::str::from_utf8(&buf[..n]).unwrap_or_default()
 }
 
 /// `;name=value` or `;flag` parameters, in order, names as received.
@@ -75,14 +165,15 @@ pub fn param<'a>(params: &'a Params, name: &str) -> Option<Option<&'a str>> {
         .map(|(_, v)| v.as_deref())
 }
 
-pub fn write_params(f: &mut fmt::Formatter<'_>, params: &Params) -> fmt::Result {
+pub fn write_params(out: &mut impl Sink, params: &Params) {
     for (n, v) in params {
-        match v {
-            Some(v) => write!(f, ";{n}={v}")?,
-            None => write!(f, ";{n}")?,
+        out.put(";");
+        out.put(n);
+        if let Some(v) = v {
+            out.put("=");
+            out.put(v);
         }
     }
-    Ok(())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -113,25 +204,35 @@ impl SipUri {
     }
 }
 
+impl SipUri {
+    pub fn write_to(&self, out: &mut impl Sink) {
+        out.put(if self.secure { "sips:" } else { "sip:" });
+        if let Some(u) = &self.user {
+            out.put(u);
+            if let Some(p) = &self.password {
+                out.put(":");
+                out.put(p);
+            }
+            out.put("@");
+        }
+        write_host(out, &self.host);
+        if let Some(p) = self.port {
+            out.put(":");
+            write_u32(out, p.into());
+        }
+        write_params(out, &self.params);
+        if let Some(h) = &self.headers {
+            out.put("?");
+            out.put(h);
+        }
+    }
+}
+
 impl fmt::Display for SipUri {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.secure { "sips:" } else { "sip:" })?;
-        if let Some(u) = &self.user {
-            f.write_str(u)?;
-            if let Some(p) = &self.password {
-                write!(f, ":{p}")?;
-            }
-            f.write_str("@")?;
-        }
-        write!(f, "{}", self.host)?;
-        if let Some(p) = self.port {
-            write!(f, ":{p}")?;
-        }
-        write_params(f, &self.params)?;
-        if let Some(h) = &self.headers {
-            write!(f, "?{h}")?;
-        }
-        Ok(())
+        let mut out = FmtSink::new(f);
+        self.write_to(&mut out);
+        out.result
     }
 }
 
@@ -142,10 +243,19 @@ pub struct TelUri {
     pub params: Params,
 }
 
+impl TelUri {
+    pub fn write_to(&self, out: &mut impl Sink) {
+        out.put("tel:");
+        out.put(&self.number);
+        write_params(out, &self.params);
+    }
+}
+
 impl fmt::Display for TelUri {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "tel:{}", self.number)?;
-        write_params(f, &self.params)
+        let mut out = FmtSink::new(f);
+        self.write_to(&mut out);
+        out.result
     }
 }
 
@@ -184,13 +294,21 @@ impl Uri {
     }
 }
 
+impl Uri {
+    pub fn write_to(&self, out: &mut impl Sink) {
+        match self {
+            Uri::Sip(s) => s.write_to(out),
+            Uri::Tel(t) => t.write_to(out),
+            Uri::Other(s) => out.put(s),
+        }
+    }
+}
+
 impl fmt::Display for Uri {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Uri::Sip(s) => s.fmt(f),
-            Uri::Tel(t) => t.fmt(f),
-            Uri::Other(s) => f.write_str(s),
-        }
+        let mut out = FmtSink::new(f);
+        self.write_to(&mut out);
+        out.result
     }
 }
 

@@ -42,12 +42,13 @@ fn sent_by(head: &str) -> Option<String> {
     let (slash, _) = head.match_indices('/').nth(1)?;
     let rest = head.get(slash + 1..)?.trim_start();
     let transport_end = rest.find(char::is_whitespace)?;
-    let sent_by: String = rest
-        .get(transport_end..)?
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .collect::<String>()
-        .to_ascii_lowercase();
+    let tail = rest.get(transport_end..)?;
+    let mut sent_by = String::with_capacity(tail.len());
+    sent_by.extend(
+        tail.chars()
+            .filter(|c| !c.is_whitespace())
+            .map(|c| c.to_ascii_lowercase()),
+    );
     (!sent_by.is_empty()).then_some(sent_by)
 }
 
