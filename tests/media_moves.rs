@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::media::rtp;
 use common::sipp::SippProc;
 use common::trace::{Direction, TracedMessage};
 use common::{Lab, Setup, Side};
@@ -60,16 +61,6 @@ fn bind(addr: SocketAddr) -> UdpSocket {
 
 fn relay(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
-}
-
-/// An RTP packet (PCMA, 160 bytes of payload).
-fn rtp(ssrc: u32, seq: u16) -> Vec<u8> {
-    let mut p = vec![0x80, 8];
-    p.extend_from_slice(&seq.to_be_bytes());
-    p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
-    p.extend_from_slice(&ssrc.to_be_bytes());
-    p.extend_from_slice(&[0xd5; 160]);
-    p
 }
 
 /// A UDPTL packet (T.38): sequence number, then an IFP packet; not RTP.

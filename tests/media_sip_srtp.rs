@@ -12,6 +12,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::process::Command;
 use std::time::Duration;
 
+use common::media::rtp;
 use common::trace::{Direction, TracedMessage};
 use common::{Lab, Setup, Side};
 
@@ -225,15 +226,6 @@ fn plain_caller_srtp_callee_through_sip() {
     let caller = caller.wait(Duration::from_secs(20));
     let callee = callee.wait(Duration::from_secs(20));
     lab.assert_answered_call(&caller, &callee, "caller_bye");
-}
-
-fn rtp(ssrc: u32, seq: u16) -> Vec<u8> {
-    let mut p = vec![0x80, 8];
-    p.extend_from_slice(&seq.to_be_bytes());
-    p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
-    p.extend_from_slice(&ssrc.to_be_bytes());
-    p.extend_from_slice(&[0xd5; 160]);
-    p
 }
 
 fn bind(addr: SocketAddr) -> UdpSocket {

@@ -13,6 +13,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod leak;
+pub mod media;
 pub mod netns;
 pub mod observe;
 pub mod sipp;
