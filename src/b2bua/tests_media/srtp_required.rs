@@ -84,26 +84,32 @@ fn late_offer_without_crypto_from_required_callee_is_refused() {
     assert_eq!(h.engine.ports.in_use(), 0);
 }
 
-/// A re-INVITE from the caller; the `required` carrier answers 200 without crypto: the
-/// carrier's 2xx is ACKed, the caller gets 488, and both legs are hung up.
-#[test]
-fn reinvite_answer_without_crypto_ends_the_call() {
+/// The caller sends `method` with a plain offer in an answered SRTP call; the `required`
+/// carrier answers 200 without crypto. Returns what the carrier and the caller then got,
+/// and the engine, to check that the call is gone.
+fn crossed_answer_without_crypto(method: &str) -> (Harness, Vec<Message>, Vec<Message>) {
     let mut h = Harness::new(&config("", "", ", srtp: required"));
     let ok = answered_srtp(&mut h);
     let to = ok.headers.get(&HeaderName::To).unwrap().to_string();
     h.inject(
         PBX,
-        &in_dialog("INVITE", &to, "c1", 11, &sdp("127.0.0.2", 6002, "8", "")),
+        &in_dialog(method, &to, "c1", 11, &sdp("127.0.0.2", 6002, "8", "")),
     );
-    let reinvite = h.take_request(CARRIER, "INVITE");
-    assert!(body(&Message::Request(reinvite.clone())).contains("RTP/SAVP"));
+    let offer = h.take_request(CARRIER, method);
+    assert!(body(&Message::Request(offer.clone())).contains("RTP/SAVP"));
     h.inject(
         CARRIER,
-        &answer(&reinvite, 200, &sdp("127.0.0.3", 7002, "8", "")),
+        &answer(&offer, 200, &sdp("127.0.0.3", 7002, "8", "")),
     );
-    let to_carrier = h.take(CARRIER);
+    let (to_carrier, to_pbx) = (h.take(CARRIER), h.take(PBX));
+    (h, to_carrier, to_pbx)
+}
+
+/// A re-INVITE: the carrier's 2xx is ACKed, the caller gets 488, both legs are hung up.
+#[test]
+fn reinvite_answer_without_crypto_ends_the_call() {
+    let (h, to_carrier, to_pbx) = crossed_answer_without_crypto("INVITE");
     assert_eq!(requests(&to_carrier), ["ACK", "BYE"]);
-    let to_pbx = h.take(PBX);
     assert_eq!(codes(&to_pbx), [488]);
     assert_eq!(requests(&to_pbx), ["BYE"]);
     assert_eq!(h.engine.call_count(), 0);
@@ -112,21 +118,8 @@ fn reinvite_answer_without_crypto_ends_the_call() {
 /// The same with UPDATE: no ACK, 488 to the caller, both legs hung up.
 #[test]
 fn update_answer_without_crypto_ends_the_call() {
-    let mut h = Harness::new(&config("", "", ", srtp: required"));
-    let ok = answered_srtp(&mut h);
-    let to = ok.headers.get(&HeaderName::To).unwrap().to_string();
-    h.inject(
-        PBX,
-        &in_dialog("UPDATE", &to, "c1", 11, &sdp("127.0.0.2", 6002, "8", "")),
-    );
-    let update = h.take_request(CARRIER, "UPDATE");
-    h.inject(
-        CARRIER,
-        &answer(&update, 200, &sdp("127.0.0.3", 7002, "8", "")),
-    );
-    let to_carrier = h.take(CARRIER);
+    let (h, to_carrier, to_pbx) = crossed_answer_without_crypto("UPDATE");
     assert_eq!(requests(&to_carrier), ["BYE"]);
-    let to_pbx = h.take(PBX);
     assert_eq!(codes(&to_pbx), [488]);
     assert_eq!(requests(&to_pbx), ["BYE"]);
     assert_eq!(h.engine.call_count(), 0);
