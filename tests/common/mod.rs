@@ -12,6 +12,7 @@
 //! failure names the side, the scenario, the exit code and SIPp's own error log.
 #![allow(dead_code, unused_imports)]
 
+pub mod kamailio;
 pub mod leak;
 pub mod media;
 pub mod netns;
