@@ -19,7 +19,7 @@ use super::Output;
 use super::admission::{is_sdp, response};
 use super::call::{AwaitAck, Call, CallState};
 use super::engine::{Engine, Timer};
-use super::leg::{Leg, contact, via};
+use super::leg::{Leg, contact, copy_record_route, via};
 use super::peers::retry_after;
 use super::srtp::SdpRole;
 
@@ -214,6 +214,7 @@ impl Engine {
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
+            secure: super::leg::is_secure(&req),
             flow,
             origin: Origin {
                 session_id: self.ids.u64() >> 2,
@@ -470,7 +471,7 @@ impl Engine {
         h.push(HeaderName::To, to_hdr.clone());
         h.push(HeaderName::CallId, call_id.clone());
         h.push(HeaderName::CSeq, CSeq::value(cseq, &Method::Invite));
-        h.push(HeaderName::Contact, contact(&listener));
+        h.push(HeaderName::Contact, contact(&listener, ruri.secure));
         filter.copy(&call.a_invite.headers, &mut h);
         for (name, value) in &call.route.set_headers {
             h.set(HeaderName::parse(name), value.clone());
@@ -488,6 +489,7 @@ impl Engine {
             invite_cseq: cseq,
             remote_target: ruri.to_string(),
             route_set: Vec::new(),
+            secure: ruri.secure,
             flow,
             origin,
             last_sdp: None,
@@ -846,7 +848,11 @@ impl Engine {
                 Method::Invite | Method::Update | Method::Subscribe
             )
         {
-            r.headers.push(HeaderName::Contact, contact(&listener));
+            r.headers.push(
+                HeaderName::Contact,
+                contact(&listener, call.leg(to_side).secure),
+            );
+            copy_record_route(req, &mut r);
         }
         let mut extra = Headers::new();
         filter.copy(&resp.headers, &mut extra);

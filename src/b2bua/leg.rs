@@ -33,8 +33,12 @@ pub struct Leg {
     pub invite_cseq: u32,
     /// Far end's Contact: the Request-URI of requests veil sends on this leg.
     pub remote_target: String,
-    /// Route set for requests on this leg (leg B: Record-Route of the answer, reversed).
+    /// Route set for requests on this leg (RFC 3261 §12.1: leg A: the INVITE's
+    /// Record-Route in order; leg B: Record-Route of the answer, reversed).
     pub route_set: Vec<String>,
+    /// The dialog is `sips:` (its Request-URI or top Route was): only then is veil's
+    /// Contact `sips:` too (RFC 3261 §12.1.1, RFC 5630 §3.1.3).
+    pub secure: bool,
     /// Where requests on this leg go (leg A: where the caller's INVITE came from).
     pub flow: Flow,
     /// veil's `o=` line on this leg.
@@ -52,19 +56,59 @@ pub struct Leg {
     pub last_sdp_in: Option<Bytes>,
 }
 
-/// veil's Contact on a listener.
-pub fn contact(listener: &Listener) -> String {
+/// veil's Contact on a listener: `sips:` only in a `sips:` dialog on TLS (RFC 5630: TLS
+/// on one hop does not make a dialog `sips:`), else `sip:` naming the transport.
+pub fn contact(listener: &Listener, secure: bool) -> String {
     let mut s = String::with_capacity(48);
-    s.push_str(match listener.transport {
-        Transport::Tls => "<sips:",
-        _ => "<sip:",
-    });
+    let sips = secure && listener.transport == Transport::Tls;
+    s.push_str(if sips { "<sips:" } else { "<sip:" });
     listener.write_sent_by(&mut s);
-    if listener.transport == Transport::Tcp {
-        s.push_str(";transport=tcp");
+    match listener.transport {
+        Transport::Tcp => s.push_str(";transport=tcp"),
+        Transport::Tls if !sips => s.push_str(";transport=tls"),
+        _ => {}
     }
     s.push('>');
     s
+}
+
+/// Whether a request opens a `sips:` dialog: its Request-URI, or its top Route, is `sips:`
+/// (RFC 3261 §12.1.1).
+pub fn is_secure(req: &Request) -> bool {
+    let top_route = req
+        .headers
+        .first_value(&HeaderName::Route)
+        .map(|r| r.trim_start().trim_start_matches('<').trim_start())
+        .is_some_and(|r| r.len() >= 5 && r[..5].eq_ignore_ascii_case("sips:"));
+    matches!(&req.uri, Uri::Sip(u) if u.secure) || top_route
+}
+
+/// Copy the request's Record-Route into a response that creates or refreshes a dialog
+/// (RFC 3261 §12.1.1): the proxies that recorded the route then see the in-dialog
+/// requests. Only this leg's own headers travel back to it, so nothing crosses legs.
+pub fn copy_record_route(req: &Request, resp: &mut crate::sip::Response) {
+    for v in req.headers.get_all(&HeaderName::RecordRoute) {
+        resp.headers.push(HeaderName::RecordRoute, v);
+    }
+}
+
+/// Whether a route entry is a loose router (`;lr`, RFC 3261 §16.12.1.1).
+fn is_loose(route: &str) -> bool {
+    let uri = route
+        .split_once('<')
+        .and_then(|(_, r)| r.split_once('>'))
+        .map_or(route, |(u, _)| u);
+    uri.split(';').skip(1).any(|p| {
+        p.trim().eq_ignore_ascii_case("lr") || p.trim().to_ascii_lowercase().starts_with("lr=")
+    })
+}
+
+/// The bare URI of a route entry (`<uri>;params` or `uri`).
+fn route_uri(route: &str) -> &str {
+    route
+        .split_once('<')
+        .and_then(|(_, r)| r.split_once('>'))
+        .map_or(route.trim(), |(u, _)| u)
 }
 
 pub fn via(listener: &Listener, branch: &str) -> String {
@@ -96,13 +140,25 @@ impl Leg {
                 self.local_cseq
             }
         };
-        let uri = parse_uri(&self.remote_target)
-            .unwrap_or_else(|_| Uri::Other(self.remote_target.clone()));
+        // RFC 3261 §12.2.1.1: with a loose router first, the Request-URI is the remote
+        // target and the route set goes into Route; a strict router takes the
+        // Request-URI itself, and the remote target goes last into Route.
+        let strict = self.route_set.first().filter(|r| !is_loose(r));
+        let target = match strict {
+            Some(first) => route_uri(first).to_string(),
+            None => self.remote_target.clone(),
+        };
+        let uri = parse_uri(&target).unwrap_or(Uri::Other(target));
         let mut h = Headers::new();
         h.push(HeaderName::Via, via(listener, &ids.branch()));
         h.push(HeaderName::MaxForwards, "70");
-        for r in &self.route_set {
+        let skip = usize::from(strict.is_some());
+        let routes = self.route_set.get(skip..).unwrap_or_default();
+        for r in routes {
             h.push(HeaderName::Route, r.clone());
+        }
+        if strict.is_some() {
+            h.push(HeaderName::Route, format!("<{}>", self.remote_target));
         }
         h.push(HeaderName::From, self.local_hdr.clone());
         h.push(HeaderName::To, self.remote_hdr.clone());
@@ -112,7 +168,7 @@ impl Leg {
             method,
             Method::Invite | Method::Update | Method::Subscribe | Method::Refer | Method::Notify
         ) {
-            h.push(HeaderName::Contact, contact(listener));
+            h.push(HeaderName::Contact, contact(listener, self.secure));
         }
         Request {
             method,
@@ -120,5 +176,68 @@ impl Leg {
             headers: h,
             body: Bytes::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::{Host, Message};
+
+    fn listener(transport: Transport) -> Listener {
+        Listener {
+            transport,
+            host: Host::V4([127, 0, 0, 1].into()),
+            port: 5061,
+        }
+    }
+
+    fn request(ruri: &str, route: &str) -> Request {
+        let text = format!(
+            "INVITE {ruri} SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.2;branch=z9hG4bK1\r\n{route}From: <sip:a@127.0.0.2>;tag=1\r\nTo: <sip:b@127.0.0.1>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+        );
+        match Message::parse(text.as_bytes()) {
+            Ok(Message::Request(r)) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn tls_contact_is_sips_only_in_a_sips_dialog() {
+        let tls = listener(Transport::Tls);
+        assert_eq!(contact(&tls, true), "<sips:127.0.0.1:5061>");
+        assert_eq!(contact(&tls, false), "<sip:127.0.0.1:5061;transport=tls>");
+        // sips: needs TLS on veil's hop too.
+        assert_eq!(
+            contact(&listener(Transport::Udp), true),
+            "<sip:127.0.0.1:5061>"
+        );
+        assert_eq!(
+            contact(&listener(Transport::Tcp), false),
+            "<sip:127.0.0.1:5061;transport=tcp>"
+        );
+    }
+
+    #[test]
+    fn a_dialog_is_sips_by_request_uri_or_top_route() {
+        assert!(is_secure(&request("sips:b@127.0.0.1", "")));
+        assert!(!is_secure(&request("sip:b@127.0.0.1;transport=tls", "")));
+        assert!(is_secure(&request(
+            "sip:b@127.0.0.1",
+            "Route: <SIPS:127.0.0.1;lr>, <sip:x;lr>\r\n"
+        )));
+        assert!(!is_secure(&request(
+            "sip:b@127.0.0.1",
+            "Route: <sip:127.0.0.1;lr>, <sips:x;lr>\r\n"
+        )));
+    }
+
+    #[test]
+    fn loose_and_strict_route_entries() {
+        assert!(is_loose("<sip:10.0.0.1;lr>"));
+        assert!(is_loose("<sip:10.0.0.1;ftag=x;lr=on>;foo"));
+        assert!(!is_loose("<sip:10.0.0.1>;lr"));
+        assert!(!is_loose("<sip:lrhost.example>"));
+        assert_eq!(route_uri("<sip:10.0.0.1;lr>;x"), "sip:10.0.0.1;lr");
     }
 }

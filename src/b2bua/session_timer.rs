@@ -437,7 +437,9 @@ impl Engine {
         let leg = call.leg(side);
         let mut ok = response(&req, 200);
         set_local_to(&mut ok, &leg.local_hdr);
-        ok.headers.push(HeaderName::Contact, contact(&listener));
+        ok.headers
+            .push(HeaderName::Contact, contact(&listener, leg.secure));
+        super::leg::copy_record_route(&req, &mut ok);
         if let Some(st) = leg.session {
             write_headers(&mut ok.headers, &st, false);
         }

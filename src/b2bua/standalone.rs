@@ -187,6 +187,7 @@ impl Engine {
         } else {
             p.uri_for(&s.route.to_user)
         };
+        let secure = ruri.secure;
         let mut to_uri = p.uri_for(&s.route.to_user);
         to_uri.params.clear();
         let mut to = NameAddr::new(Uri::Sip(to_uri.clone()));
@@ -256,8 +257,8 @@ impl Engine {
                     "*".to_string()
                 } else {
                     match contact_expires(c) {
-                        Some(e) => format!("{};expires={e}", contact(&listener)),
-                        None => contact(&listener),
+                        Some(e) => format!("{};expires={e}", contact(&listener, secure)),
+                        None => contact(&listener, secure),
                     }
                 };
                 h.push(HeaderName::Contact, v);

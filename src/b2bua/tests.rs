@@ -826,3 +826,6 @@ mod ops;
 
 /// Peers resolved by DNS (RFC 3263): several targets per peer, weights, resting targets.
 mod dns;
+
+/// Route sets on both legs: Record-Route copied back, loose and strict routing.
+mod routing;

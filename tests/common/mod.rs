@@ -12,10 +12,13 @@
 //! failure names the side, the scenario, the exit code and SIPp's own error log.
 #![allow(dead_code, unused_imports)]
 
+pub mod baresip;
+pub mod kamailio;
 pub mod leak;
 pub mod media;
 pub mod netns;
 pub mod observe;
+pub mod pki;
 pub mod sipp;
 pub mod topology;
 pub mod trace;
