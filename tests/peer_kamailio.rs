@@ -116,3 +116,57 @@ fn behind_a_record_routing_lb_the_callee_hangs_up() {
     lab.metrics()
         .assert_at_least("veil_calls_ended_total", &[("reason", "callee_bye")], 10.0);
 }
+
+#[test]
+fn a_forking_proxy_behind_veil_one_branch_answers_the_other_is_cancelled() {
+    if skip_without_kamailio() {
+        return;
+    }
+    let ports = common::Ports::new(107);
+    // The carrier peer is Kamailio on the carrier's address (spare port); it forks to the
+    // carrier's SIPp (answers after 200 ms) and the backup's (rings until cancelled).
+    let proxy = SocketAddr::from((Side::Carrier.ip(), ports.alt_sip()));
+    let carrier_line = format!("    address: {}\n", ports.sip_addr(Side::Carrier));
+    let lab = Lab::start_edited(107, &Setup::standard(), |c| {
+        assert!(c.contains(&carrier_line), "{c}");
+        c.replacen(&carrier_line, &format!("    address: {proxy}\n"), 1)
+    });
+    let fork = Kamailio::start(
+        lab.dir(),
+        "fork",
+        proxy,
+        &kamailio::fork_config(
+            proxy,
+            &[ports.sip_addr(Side::Carrier), ports.sip_addr(Side::Backup)],
+        ),
+    );
+    let answering = lab.sipp(Side::Carrier, "uas_basic.xml").spawn();
+    let ringing = lab.sipp(Side::Backup, "uas_ring_cancel.xml").spawn();
+    let caller = lab
+        .sipp(Side::Pbx, "uac_basic.xml")
+        .to(lab.veil_sip())
+        .run();
+    let answering = answering.wait(Duration::from_secs(15));
+    let ringing = ringing.wait(Duration::from_secs(15));
+    assert_all_succeeded(&[&caller, &answering, &ringing]);
+    assert_eq!(ringing.received_requests("CANCEL").len(), 1);
+    // veil's ACK and BYE reached the answering callee through the proxy's Route.
+    assert_eq!(answering.received_requests("ACK").len(), 1);
+    assert_eq!(answering.received_requests("BYE").len(), 1);
+    assert!(
+        fork.log_lines("ERROR").is_empty(),
+        "{}",
+        fork.log_lines("ERROR").join("\n")
+    );
+    // Nothing of the caller reached either branch, nothing of them reached the caller.
+    assert_no_leaks(&[&caller, &answering]);
+    assert_no_leaks(&[&caller, &ringing]);
+    lab.assert_answered_call(&caller, &answering, "caller_bye");
+    let m = lab.metrics();
+    assert_eq!(m.sum("veil_calls_active", &[]), Some(0.0));
+    assert_eq!(
+        m.sum("veil_calls_total", &[("outcome", "answered")]),
+        Some(1.0),
+        "the cancelled branch is no second call"
+    );
+}

@@ -39,6 +39,7 @@ loadmodule "maxfwd.so"
 loadmodule "siputils.so"
 loadmodule "textops.so"
 loadmodule "xlog.so"
+loadmodule "corex.so"
 modparam("tm", "fr_timer", 3000)
 modparam("tm", "fr_inv_timer", 20000)
 "#
@@ -93,13 +94,14 @@ request_route {{
 /// A stateful proxy that forks every initial INVITE in parallel to `targets` (it cancels
 /// the other branches when one answers, RFC 3261 §16.7), record-routing.
 pub fn fork_config(listen: SocketAddr, targets: &[SocketAddr]) -> String {
+    // Extra branches first: append_branch() copies the current $du into the new branch,
+    // so the first target's $du is set last.
     let mut branches = String::new();
-    for (i, t) in targets.iter().enumerate() {
-        if i == 0 {
-            branches.push_str(&format!("    $du = \"sip:{t}\";\n"));
-        } else {
-            branches.push_str(&format!("    append_branch(\"sip:$rU@{t}\");\n"));
-        }
+    for t in targets.iter().skip(1) {
+        branches.push_str(&format!("    append_branch(\"sip:$rU@{t}\");\n"));
+    }
+    if let Some(first) = targets.first() {
+        branches.push_str(&format!("    $du = \"sip:{first}\";\n"));
     }
     format!(
         r#"{}
