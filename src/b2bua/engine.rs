@@ -20,6 +20,7 @@ use crate::transaction::{
 };
 
 use super::call::Call;
+use super::deadline::after;
 use super::ids::IdGen;
 use super::peers::Peers;
 use super::teardown::Closing;
@@ -321,7 +322,7 @@ impl Engine {
             drain_timeout = %self.cfg.calls.drain_timeout,
             "draining: new calls refused, calls in progress may finish"
         );
-        self.set_timer(now + self.cfg.calls.drain_timeout.0, 0, Timer::Drain);
+        self.set_timer(after(now, self.cfg.calls.drain_timeout.0), 0, Timer::Drain);
     }
 
     /// Whether new calls are being refused (after `drain` or `shutdown`).

@@ -26,7 +26,11 @@ pub(crate) fn shrink_map<K: Eq + Hash, V, S: BuildHasher>(m: &mut HashMap<K, V, 
 impl Engine {
     /// Arm the first sweep (from `Engine::new`).
     pub(super) fn start_housekeeping(&mut self, now: Instant) {
-        self.set_timer(now + SWEEP_EVERY, 0, Timer::Housekeeping);
+        self.set_timer(
+            super::deadline::after(now, SWEEP_EVERY),
+            0,
+            Timer::Housekeeping,
+        );
     }
 
     pub(super) fn on_housekeeping(&mut self, now: Instant) {
@@ -52,6 +56,10 @@ impl Engine {
             self.out.shrink_to_fit();
         }
         self.tx.shrink();
-        self.set_timer(now + SWEEP_EVERY, 0, Timer::Housekeeping);
+        self.set_timer(
+            super::deadline::after(now, SWEEP_EVERY),
+            0,
+            Timer::Housekeeping,
+        );
     }
 }

@@ -48,7 +48,7 @@ impl Engine {
     /// The call answered: look again once a full `rtp_timeout` has passed.
     pub(super) fn arm_rtp_check(&mut self, key: u64, now: Instant) {
         let after = self.cfg.media.rtp_timeout.0;
-        self.set_timer(now + after, key, Timer::RtpCheck);
+        self.set_timer(super::deadline::after(now, after), key, Timer::RtpCheck);
     }
 
     /// End the call if all its streams have been silent for its limit; otherwise, if all

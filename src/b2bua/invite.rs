@@ -18,6 +18,7 @@ use crate::transaction::{ClientTxId, Flow, ServerTxId};
 use super::Output;
 use super::admission::{is_sdp, response};
 use super::call::{AwaitAck, Call, CallState};
+use super::deadline::after;
 use super::engine::{Engine, Timer};
 use super::leg::{Leg, contact, copy_record_route, via};
 use super::peers::retry_after;
@@ -543,7 +544,7 @@ impl Engine {
         }));
         tracing::info!(call = %vref, a_call_id = %a_call_id, b_call_id = %call_id, target = %peers.peers[peer].name, address = %target, attempt, "leg B originated");
         self.set_timer(
-            now + self.cfg.sip.timers.invite_timeout.0,
+            after(now, self.cfg.sip.timers.invite_timeout.0),
             key,
             Timer::Ring { attempt },
         );
@@ -618,10 +619,11 @@ impl Engine {
                 .headers
                 .get(&HeaderName::RetryAfter)
                 .and_then(retry_after)
+                .map(|d| d.min(self.cfg.sip.max_retry_after.0))
             && let Some(target) = call.hops.get(call.hop)
         {
             tracing::info!(peer = %peer_name, address = %target, secs = d.as_secs(), "target resting after 503");
-            self.resting.insert((peer_name, target.addr), now + d);
+            self.resting.insert((peer_name, target.addr), after(now, d));
         }
         if code == 408 || (500..600).contains(&code) {
             self.next_attempt(key, Some(resp), now);
@@ -717,7 +719,7 @@ impl Engine {
             answered_at: wall,
         }));
         tracing::info!(call = %vref, %a_call_id, %b_call_id, "answered");
-        self.set_timer(now + max, key, Timer::MaxDuration);
+        self.set_timer(after(now, max), key, Timer::MaxDuration);
         self.arm_rtp_check(key, now);
         let offer_in_answer = late_offer && !resp.body.is_empty();
         if !offer_in_answer {

@@ -10,6 +10,7 @@ mod admission;
 mod anchor;
 mod auth;
 pub mod call;
+pub mod deadline;
 mod dialog;
 mod engine;
 pub mod header_policy;
@@ -28,6 +29,8 @@ mod teardown;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_hostile;
 #[cfg(test)]
 mod tests_media;
 #[cfg(test)]

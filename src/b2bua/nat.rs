@@ -17,6 +17,7 @@ use crate::sip::uri::{write_ip, write_u32};
 use crate::sip::{HeaderName, Headers, Method, Request, Uri};
 use crate::transaction::{ClientTxId, Flow};
 
+use super::deadline::after;
 use super::engine::{Engine, Timer};
 use super::leg::via;
 
@@ -85,7 +86,7 @@ impl Engine {
             return;
         };
         self.set_timer(
-            now + interval.0,
+            after(now, interval.0),
             self.keepalive_epoch,
             Timer::Keepalive { peer: peer as u32 },
         );

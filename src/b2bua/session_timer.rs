@@ -15,6 +15,7 @@ use crate::transaction::{ClientTxId, ServerTxId};
 
 use super::admission::{is_sdp, response};
 use super::call::{AwaitAck, EndReason};
+use super::deadline::after;
 use super::engine::{Engine, Timer};
 use super::invite::set_local_to;
 use super::leg::contact;
@@ -28,6 +29,10 @@ pub struct SessionTimer {
     /// The far end accepts UPDATE (its Allow said so): refresh with UPDATE, not re-INVITE.
     pub update_ok: bool,
     pub min_se: Duration,
+    /// The longest interval veil agrees to on this leg (its configured `expires`, or the
+    /// Min-SE if higher): a larger Session-Expires from the peer is lowered to it
+    /// (RFC 4028 §9), never trusted raw.
+    pub max_interval: Duration,
     /// Bumped on every (re)schedule, so that timers of an older schedule are ignored.
     pub generation: u32,
 }
@@ -156,6 +161,7 @@ pub fn plan_uas(req: &Request, cfg: &SessionTimerConfig) -> Result<Option<Sessio
         veil_refreshes: !caller_refreshes,
         update_ok: has_tag(&req.headers, &HeaderName::Allow, "UPDATE"),
         min_se: cfg.min_se.0.max(their_min),
+        max_interval: cfg.expires.0.max(their_min),
         generation: 0,
     }))
 }
@@ -170,12 +176,15 @@ pub fn plan_uac(
     if !cfg.enabled {
         return None;
     }
+    // What `offer_headers` put in the INVITE (after a 422, at least its Min-SE).
+    let offered = cfg.expires.0.max(min_se);
     let (interval, veil_refreshes) = match resp
         .headers
         .get(&HeaderName::SessionExpires)
         .and_then(parse_session_expires)
     {
-        Some((x, r)) => (x.max(Duration::from_secs(1)), r.unwrap_or(true)),
+        // RFC 4028 §7.2: the UAS may only lower what veil offered; more is lowered to it.
+        Some((x, r)) => (x.clamp(Duration::from_secs(1), offered), r.unwrap_or(true)),
         None => (cfg.expires.0, true),
     };
     Some(SessionTimer {
@@ -183,6 +192,7 @@ pub fn plan_uac(
         veil_refreshes,
         update_ok: has_tag(&resp.headers, &HeaderName::Allow, "UPDATE"),
         min_se,
+        max_interval: offered,
         generation: 0,
     })
 }
@@ -201,7 +211,7 @@ impl Engine {
         let b = side == Side::B;
         if veil {
             self.set_timer(
-                now + interval / 2,
+                after(now, interval / 2),
                 key,
                 Timer::SessionRefresh { b, generation },
             );
@@ -209,7 +219,7 @@ impl Engine {
             // RFC 4028 §10: the far end's refresh must have arrived by then.
             let slack = (interval / 3).min(Duration::from_secs(32));
             self.set_timer(
-                now + interval - slack,
+                after(now, interval.saturating_sub(slack)),
                 key,
                 Timer::SessionExpire { b, generation },
             );
@@ -243,7 +253,7 @@ impl Engine {
         self.send_refresh(key, side, now);
         // The refresh must succeed before the session runs out.
         self.set_timer(
-            now + st.interval / 2,
+            after(now, st.interval / 2),
             key,
             Timer::SessionExpire { b, generation },
         );
@@ -328,7 +338,11 @@ impl Engine {
                         .get(&HeaderName::SessionExpires)
                         .and_then(parse_session_expires)
                 {
-                    st.interval = x.max(Duration::from_secs(1));
+                    // The refresh offered `st.interval`; the answer may only lower it.
+                    st.interval = x.clamp(
+                        Duration::from_secs(1),
+                        st.interval.max(Duration::from_secs(1)),
+                    );
                     st.veil_refreshes = r.unwrap_or(true);
                 }
                 self.schedule_session(key, side, now);
@@ -341,6 +355,7 @@ impl Engine {
                 {
                     st.interval = n;
                     st.min_se = n;
+                    st.max_interval = st.max_interval.max(n);
                     self.send_refresh(key, side, now);
                 }
             }
@@ -353,7 +368,7 @@ impl Engine {
                 if let Some(st) = self.calls.get(&key).and_then(|c| c.leg(side).session) {
                     let b = side == Side::B;
                     self.set_timer(
-                        now + Duration::from_secs(2),
+                        after(now, Duration::from_secs(2)),
                         key,
                         Timer::SessionRefresh {
                             b,
@@ -425,7 +440,8 @@ impl Engine {
                 self.reply(stx, r422, now);
                 return;
             }
-            st.interval = x;
+            // RFC 4028 §9: the UAS may lower the interval (not below Min-SE).
+            st.interval = x.min(st.max_interval.max(st.min_se));
             if let Some(uac_refreshes) = r {
                 st.veil_refreshes = !uac_refreshes;
             }
@@ -498,6 +514,7 @@ mod tests {
             veil_refreshes: false,
             update_ok: true,
             min_se: Duration::from_secs(90),
+            max_interval: Duration::from_secs(1800),
             generation: 0,
         };
         // A 2xx naming the caller as refresher requires `timer`.

@@ -226,7 +226,10 @@ impl Engine {
                 .or_else(|| a.headers.get(&HeaderName::Expires)?.trim().parse().ok())
                 .unwrap_or(3600)
                 .min(86_400);
-            let until = now + std::time::Duration::from_secs(u64::from(expires) + 60);
+            let until = super::deadline::after(
+                now,
+                std::time::Duration::from_secs(u64::from(expires).saturating_add(60)),
+            );
             self.registrations.insert(
                 k,
                 RegistrationLeg {

@@ -195,7 +195,11 @@ impl Engine {
             self.write_end(closing);
         } else {
             self.closing.insert(key, closing);
-            self.set_timer(now + COUNTER_WAIT, key, Timer::CloseCdr);
+            self.set_timer(
+                super::deadline::after(now, COUNTER_WAIT),
+                key,
+                Timer::CloseCdr,
+            );
         }
     }
 

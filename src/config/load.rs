@@ -408,6 +408,9 @@ impl Validator<'_> {
         if sip.connection_idle.0.is_zero() {
             self.err("sip.connection_idle", "must be above 0");
         }
+        if sip.max_retry_after.0 > std::time::Duration::from_secs(86400) {
+            self.err("sip.max_retry_after", "must be at most 24h");
+        }
         if sip.max_message_size < 1500 {
             self.err("sip.max_message_size", "must be at least 1500 bytes");
         }

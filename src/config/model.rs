@@ -54,6 +54,14 @@ pub struct SipConfig {
     /// CRLF keep-alives count as traffic). Default 10m.
     #[serde(default = "d_connection_idle")]
     pub connection_idle: Duration,
+    /// Longest a target rests after a 503 with Retry-After (a larger value from the
+    /// peer is lowered to this). Default 1h.
+    #[serde(default = "d_max_retry_after")]
+    pub max_retry_after: Duration,
+}
+
+fn d_max_retry_after() -> Duration {
+    Duration(std::time::Duration::from_secs(3600))
 }
 
 fn d_connection_idle() -> Duration {
