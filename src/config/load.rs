@@ -231,6 +231,10 @@ pub fn check(path: &Path) -> i32 {
             for w in &loaded.warnings {
                 eprintln!("warning: {w}");
             }
+            let nofile = crate::shell::nofile_for_run();
+            if let Some(w) = crate::shell::fd_warning(&loaded.config, nofile) {
+                eprintln!("warning: {}: sip.max_connections: {w}", path.display());
+            }
             println!(
                 "OK: {} ({} peers, {} rules)",
                 path.display(),
@@ -414,6 +418,15 @@ impl Validator<'_> {
         if sip.max_message_size < 1500 {
             self.err("sip.max_message_size", "must be at least 1500 bytes");
         }
+        if sip.max_connections == 0 {
+            self.err("sip.max_connections", "must be above 0");
+        }
+        if sip.max_connections_per_source == 0 {
+            self.err("sip.max_connections_per_source", "must be above 0");
+        }
+        if sip.stranger_idle.0.is_zero() {
+            self.err("sip.stranger_idle", "must be above 0");
+        }
     }
 
     fn security(&mut self, s: &SecurityConfig) {
@@ -488,6 +501,9 @@ impl Validator<'_> {
             self.peer_transport(&key, p);
             self.peer_listener(&key, p, listeners);
             self.peer_tls(&key, p, base);
+            if p.max_connections == 0 {
+                self.err(&format!("{key}.max_connections"), "must be above 0");
+            }
             if p.sources.is_empty() {
                 match p.address.host.ip() {
                     Some(ip) => p.sources.push(Cidr::host(ip)),

@@ -58,10 +58,33 @@ pub struct SipConfig {
     /// peer is lowered to this). Default 1h.
     #[serde(default = "d_max_retry_after")]
     pub max_retry_after: Duration,
+    /// Connection limits against fd exhaustion (issue 15), grouped here.
+    /// Accepted TCP/TLS connections open at once, all sources (default 4096; the
+    /// effective cap is also bounded by RLIMIT_NOFILE minus the relay's reserve).
+    #[serde(default = "d_max_connections")]
+    pub max_connections: u32,
+    /// Accepted connections open at once from one source IP that is no peer (default 32;
+    /// a peer's own cap is `peers[].max_connections`).
+    #[serde(default = "d_max_connections_per_source")]
+    pub max_connections_per_source: u32,
+    /// An accepted connection from a source that is no peer is closed after this long
+    /// without bytes either way (default 30s; peers get `connection_idle`).
+    #[serde(default = "d_stranger_idle")]
+    pub stranger_idle: Duration,
 }
 
 fn d_max_retry_after() -> Duration {
     Duration(std::time::Duration::from_secs(3600))
+}
+
+fn d_max_connections() -> u32 {
+    4096
+}
+fn d_max_connections_per_source() -> u32 {
+    32
+}
+fn d_stranger_idle() -> Duration {
+    Duration::from_secs(30)
 }
 
 fn d_connection_idle() -> Duration {
@@ -373,6 +396,13 @@ pub struct PeerConfig {
     /// TLS client settings for `transport: tls` (default: system roots, SNI = host).
     #[serde(default)]
     pub tls: Option<PeerTlsConfig>,
+    /// Accepted connections open at once from this peer's `sources` (default 1024).
+    #[serde(default = "d_peer_max_connections")]
+    pub max_connections: u32,
+}
+
+fn d_peer_max_connections() -> u32 {
+    1024
 }
 
 fn d_transport() -> Transport {

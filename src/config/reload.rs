@@ -34,6 +34,13 @@ pub fn merge(running: &Config, mut new: LoadedConfig) -> Result<Reload, Vec<Stri
     keep!("sip.timers.t1", sip.timers.t1);
     keep!("sip.timers.t2", sip.timers.t2);
     keep!("sip.timers.t4", sip.timers.t4);
+    // Connection limits are built into the accept loops at start (src/shell/conn_limits.rs).
+    keep!("sip.max_connections", sip.max_connections);
+    keep!(
+        "sip.max_connections_per_source",
+        sip.max_connections_per_source
+    );
+    keep!("sip.stranger_idle", sip.stranger_idle);
     keep!("media.address", media.address);
     keep!("cdr", cdr);
     keep!("metrics", metrics);

@@ -96,6 +96,12 @@ pub struct Metrics {
     pub calls_limited: prometheus::IntCounterVec,
     /// DNS resolutions (RFC 3263) of a peer's address that found no target, by peer.
     pub dns_failures: prometheus::IntCounterVec,
+    /// Connection limits (issue 15): TCP/TLS connections closed at accept, by reason
+    /// (`max_connections`, `per_source`, `banned`); closed early, by reason (`no_message`,
+    /// `stranger_idle`); open now.
+    pub sip_connections_refused: prometheus::IntCounterVec,
+    pub sip_connections_closed: prometheus::IntCounterVec,
+    pub sip_connections: prometheus::IntGauge,
     /// Loss, jitter and MOS of closed streams.
     pub media_quality: MediaQualityMetrics,
     pub registry: prometheus::Registry,
@@ -267,6 +273,35 @@ impl Metrics {
             &["peer"],
         )?;
         registry.register(Box::new(dns_failures.clone()))?;
+        let sip_connections_refused = IntCounterVec::new(
+            Opts::new(
+                "veil_sip_connections_refused_total",
+                "TCP/TLS connections closed at accept, by reason: max_connections (total cap \
+                 or file-descriptor budget), per_source, banned.",
+            ),
+            &["reason"],
+        )?;
+        let sip_connections_closed = IntCounterVec::new(
+            Opts::new(
+                "veil_sip_connections_closed_total",
+                "Accepted TCP/TLS connections closed early, by reason: no_message (no SIP \
+                 message within 5 s), stranger_idle (a source that is no peer went idle).",
+            ),
+            &["reason"],
+        )?;
+        let sip_connections = IntGauge::new(
+            "veil_sip_connections",
+            "Accepted TCP/TLS connections open now.",
+        )?;
+        registry.register(Box::new(sip_connections_refused.clone()))?;
+        registry.register(Box::new(sip_connections_closed.clone()))?;
+        registry.register(Box::new(sip_connections.clone()))?;
+        for r in ["max_connections", "per_source", "banned"] {
+            sip_connections_refused.get_metric_with_label_values(&[r])?;
+        }
+        for r in ["no_message", "stranger_idle"] {
+            sip_connections_closed.get_metric_with_label_values(&[r])?;
+        }
         for r in crate::security::DropReason::ALL {
             sip_dropped.get_metric_with_label_values(&[r.as_str()])?;
         }
@@ -309,6 +344,9 @@ impl Metrics {
             banned_sources,
             calls_limited,
             dns_failures,
+            sip_connections_refused,
+            sip_connections_closed,
+            sip_connections,
             media_quality,
             registry,
         })

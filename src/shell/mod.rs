@@ -2,6 +2,7 @@
 //! engine (no locks on the signalling path); listener and connection tasks feed it through
 //! a bounded channel; what it outputs is sent, handed to the relay or to the CDR writer.
 
+mod conn_limits;
 mod dns;
 mod net;
 mod notify;
@@ -9,6 +10,7 @@ mod run;
 mod tls;
 mod trim;
 
+pub(crate) use conn_limits::{fd_warning, nofile as nofile_for_run};
 pub use dns::describe_dns;
 pub use run::{run, serve};
 pub use trim::set_collector;

@@ -14,6 +14,7 @@ use tokio::time::{Duration, timeout};
 use tokio_rustls::TlsAcceptor;
 
 use super::ShellEvent;
+use super::conn_limits::{ConnLimits, Refusal, Slot};
 use super::tls::PeerClient;
 use crate::config::Transport;
 use crate::observe::Metrics;
@@ -117,6 +118,26 @@ pub(super) struct StreamCtx {
     pub events: mpsc::Sender<ShellEvent>,
     pub max: usize,
     pub idle: Duration,
+    /// Caps on accepted connections, shared by every accept loop.
+    pub limits: Arc<ConnLimits>,
+    /// `sip.stranger_idle`: the idle limit of accepted connections from no peer.
+    pub stranger_idle: Duration,
+    pub metrics: Metrics,
+}
+
+/// An accepted connection must carry a SIP message within this long of its accept (TLS:
+/// of its handshake), or it is closed: an idle socket is an attack, not a client.
+const FIRST_MESSAGE: Duration = Duration::from_secs(5);
+
+/// Longest pause between accepts after an error (EMFILE, ENFILE, ENOBUFS): the loop backs
+/// off instead of spinning while descriptors are short.
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// What an accepted connection carries besides its socket: its place under the caps, and
+/// whether its source is a peer.
+struct Inbound {
+    _slot: Slot,
+    stranger: bool,
 }
 
 /// Accept TCP connections; on a TLS listener (`tls` set) each one does its handshake in
@@ -129,25 +150,50 @@ pub(super) async fn tcp_accept_loop(
     ctx: StreamCtx,
     gate: Gate,
 ) {
+    let mut backoff = Duration::ZERO;
     loop {
         match l.accept().await {
             Ok((stream, remote)) => {
+                backoff = Duration::ZERO;
                 if gate.banned(remote.ip()) {
                     gate.drop(DropReason::Banned);
+                    refused(&gate, "banned");
                     continue;
                 }
+                let slot = match ctx.limits.admit(remote.ip()) {
+                    Ok(slot) => slot,
+                    Err(why) => {
+                        refused(&gate, why.as_str());
+                        if why == Refusal::Total {
+                            tracing::debug!(%remote, "connection refused: sip.max_connections reached");
+                        }
+                        continue;
+                    }
+                };
+                let inbound = Inbound {
+                    _slot: slot,
+                    stranger: ctx.limits.peer_cap(remote.ip()).is_none(),
+                };
                 let _ = stream.set_nodelay(true);
                 let ctx = ctx.clone();
                 match &tls {
                     None => {
-                        tokio::spawn(connection(stream, listener, transport, remote, ctx));
+                        tokio::spawn(connection(
+                            stream,
+                            listener,
+                            transport,
+                            remote,
+                            ctx,
+                            Some(inbound),
+                        ));
                     }
                     Some(acceptor) => {
                         let acceptor = acceptor.clone();
                         tokio::spawn(async move {
                             match timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                                 Ok(Ok(tls)) => {
-                                    connection(tls, listener, transport, remote, ctx).await
+                                    connection(tls, listener, transport, remote, ctx, Some(inbound))
+                                        .await
                                 }
                                 Ok(Err(e)) => {
                                     tracing::info!(%remote, error = %e, "tls handshake with client failed")
@@ -161,11 +207,19 @@ pub(super) async fn tcp_accept_loop(
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, "tcp accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                backoff = (backoff * 2).clamp(Duration::from_millis(10), ACCEPT_BACKOFF_MAX);
+                tracing::warn!(error = %e, backoff_ms = backoff.as_millis() as u64, "tcp accept failed");
+                tokio::time::sleep(backoff).await;
             }
         }
     }
+}
+
+fn refused(gate: &Gate, reason: &str) {
+    gate.metrics
+        .sip_connections_refused
+        .with_label_values(&[reason])
+        .inc();
 }
 
 /// How long a TCP connect or a TLS handshake may take before the target counts as dead.
@@ -209,7 +263,7 @@ pub(super) async fn tcp_connect(
             .await
             {
                 Ok(Ok(tls)) => {
-                    connection(tls, listener, transport, remote, ctx).await;
+                    connection(tls, listener, transport, remote, ctx, None).await;
                     return;
                 }
                 Ok(Err(e)) => Err(format!("tls handshake: {e}")),
@@ -219,7 +273,7 @@ pub(super) async fn tcp_connect(
         (Ok(_), Transport::Tls, None) => Err("no TLS client context".into()),
         (Ok(stream), _, _) => {
             let _ = stream.set_nodelay(true);
-            connection(stream, listener, transport, remote, ctx).await;
+            connection(stream, listener, transport, remote, ctx, None).await;
             return;
         }
         (Err(e), _, _) => Err(e),
@@ -235,13 +289,15 @@ pub(super) async fn tcp_connect(
 
 /// One stream connection (TCP or TLS): frames in to the engine, bytes out from the engine,
 /// CRLF keep-alive pings answered with a pong (RFC 5626 §4.4.1), closed after `idle` with
-/// no bytes either way.
+/// no bytes either way. An accepted one (`inbound`) must also frame a SIP message within
+/// [`FIRST_MESSAGE`], and one from no peer goes at `stranger_idle`.
 async fn connection<S>(
     stream: S,
     listener: usize,
     transport: Transport,
     remote: SocketAddr,
     ctx: StreamCtx,
+    inbound: Option<Inbound>,
 ) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
@@ -262,6 +318,12 @@ async fn connection<S>(
         return;
     }
     let opened = Instant::now();
+    let idle = match &inbound {
+        Some(i) if i.stranger => ctx.idle.min(ctx.stranger_idle),
+        _ => ctx.idle,
+    };
+    // Until a first message is framed, an accepted connection lives FIRST_MESSAGE at most.
+    let mut first_by = inbound.as_ref().map(|_| opened + FIRST_MESSAGE);
     // Milliseconds since `opened` of the last byte read or written.
     let last = Arc::new(AtomicU64::new(0));
     let touch = move |last: &AtomicU64| {
@@ -296,17 +358,27 @@ async fn connection<S>(
         remote,
         conn: Some(conn),
     };
+    let stranger = inbound.as_ref().is_some_and(|i| i.stranger);
     'read: loop {
-        let idle_at = opened + Duration::from_millis(last.load(Ordering::Relaxed)) + ctx.idle;
+        let idle_at = opened + Duration::from_millis(last.load(Ordering::Relaxed)) + idle;
+        let wake = first_by.map_or(idle_at, |f| f.min(idle_at));
         let n = tokio::select! {
             r = rd.read(&mut buf) => match r {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             },
-            () = tokio::time::sleep_until(idle_at.into()) => {
+            () = tokio::time::sleep_until(wake.into()) => {
+                if first_by.is_some_and(|f| Instant::now() >= f) {
+                    tracing::debug!(%remote, transport = transport.via_token(), "closing connection without a SIP message");
+                    closed_early(&ctx, "no_message");
+                    break;
+                }
                 let since = opened + Duration::from_millis(last.load(Ordering::Relaxed));
-                if since.elapsed() >= ctx.idle {
+                if since.elapsed() >= idle {
                     tracing::debug!(%remote, transport = transport.via_token(), "closing idle connection");
+                    if stranger && idle < ctx.idle {
+                        closed_early(&ctx, "stranger_idle");
+                    }
                     break;
                 }
                 continue;
@@ -317,6 +389,7 @@ async fn connection<S>(
         loop {
             match framer.next_frame() {
                 Ok(Some(Frame::Message(m))) => {
+                    first_by = None;
                     if ctx
                         .events
                         .send(ShellEvent::Sip {
@@ -344,4 +417,13 @@ async fn connection<S>(
     let _ = ctx.events.send(ShellEvent::TcpDown { conn }).await;
     stop.notify_one();
     let _ = timeout(Duration::from_secs(2), writer).await;
+    // The place under the caps is given back only now, with the socket closed.
+    drop(inbound);
+}
+
+fn closed_early(ctx: &StreamCtx, reason: &str) {
+    ctx.metrics
+        .sip_connections_closed
+        .with_label_values(&[reason])
+        .inc();
 }

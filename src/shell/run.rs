@@ -137,10 +137,24 @@ pub async fn serve(loaded: LoadedConfig) -> Result<(), String> {
         queue: QUEUE,
         shed_at: cfg.security.overload_queue as usize,
     };
+    let nofile = super::conn_limits::raise_nofile();
+    if let Some(w) = super::conn_limits::fd_warning(&cfg, nofile) {
+        tracing::warn!("{w}");
+    }
+    let limits = super::conn_limits::ConnLimits::new(&cfg, nofile)
+        .with_gauge(metrics.sip_connections.clone());
+    tracing::info!(
+        nofile,
+        max_connections = limits.total(),
+        "file descriptor budget"
+    );
     let stream_ctx = net::StreamCtx {
         events: ev_tx.clone(),
         max,
         idle: cfg.sip.connection_idle.0,
+        limits: Arc::new(limits),
+        stranger_idle: cfg.sip.stranger_idle.0,
+        metrics: metrics.clone(),
     };
     let mut udp: HashMap<usize, Arc<UdpSocket>> = HashMap::new();
     let mut local: HashMap<usize, SocketAddr> = HashMap::new();
