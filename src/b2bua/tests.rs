@@ -826,3 +826,12 @@ mod ops;
 
 /// Peers resolved by DNS (RFC 3263): several targets per peer, weights, resting targets.
 mod dns;
+
+/// CANCEL of leg B once any provisional (100 included) has arrived (issue 14).
+mod cancel_early;
+
+/// A 2xx never ACKed ends the call, `no_ack` (issue 14).
+mod no_ack;
+
+/// Malformed ACKs dropped, never answered (issue 14).
+mod ack_unanswered;
