@@ -16,28 +16,46 @@ pub(super) fn response(req: &Request, code: u16) -> Response {
     Response::for_request(req, code, reason_phrase(code))
 }
 
+/// What to do with a request before any transaction or call sees it.
+pub(super) enum Admit {
+    /// Go on to the transaction layer.
+    Go,
+    /// Answer statelessly at once.
+    Answer(Response),
+    /// Malformed, but not to be answered (an ACK never gets a response): counted, dropped.
+    Drop,
+}
+
+/// Whether raw bytes are an ACK request (for input too broken to parse).
+pub(super) fn is_ack(data: &[u8]) -> bool {
+    let start = data
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(data.len());
+    data[start..].starts_with(b"ACK ")
+}
+
 impl Engine {
-    /// `Some(response)` to answer statelessly at once; `None` to go on. ACKs are never
-    /// answered: a malformed ACK gets `Some` of nothing, which the caller cannot send —
-    /// so for ACK this returns `None` and the transaction layer drops what it cannot match.
-    pub(super) fn admit(&mut self, req: &Request, flow: &Flow) -> Option<Response> {
+    /// Malformed requests get 400, except ACK: it is dropped (RFC 3261 §17: an ACK is never
+    /// answered). Every other ACK goes on; the transaction layer drops what it cannot match.
+    pub(super) fn admit(&mut self, req: &Request, flow: &Flow) -> Admit {
         let _ = flow;
         if let Err(e) = parse::check_request_sanity(req) {
             self.metrics.sip_invalid_messages.inc();
             if req.method == Method::Ack {
-                return None;
+                return Admit::Drop;
             }
             let mut r = response(req, 400);
             r.reason = format!("Bad Request ({e})");
-            return Some(r);
+            return Admit::Answer(r);
         }
         if req.method == Method::Ack {
-            return None;
+            return Admit::Go;
         }
         if let Some(Ok(0)) = req.max_forwards()
             && req.method != Method::Options
         {
-            return Some(response(req, 483));
+            return Admit::Answer(response(req, 483));
         }
         // Every Via parsed in `check_request_sanity`.
         if req
@@ -51,13 +69,13 @@ impl Engine {
                     && self.peers.is_own(&v.host.to_host(), v.port)
             })
         {
-            return Some(response(req, 482));
+            return Admit::Answer(response(req, 482));
         }
         if req.body.len() > self.cfg.sip.max_message_size {
-            return Some(response(req, 513));
+            return Admit::Answer(response(req, 513));
         }
         if matches!(req.uri, Uri::Other(_)) {
-            return Some(response(req, 416));
+            return Admit::Answer(response(req, 416));
         }
         let to_tagged = req.to_tag().is_some();
         // RFC 3261 §8.2.2.3: every request but ACK and CANCEL outside a dialog (inside
@@ -74,24 +92,24 @@ impl Engine {
                 let mut r = response(req, 420);
                 r.headers
                     .push(HeaderName::Unsupported, unsupported.join(", "));
-                return Some(r);
+                return Admit::Answer(r);
             }
         }
         if !to_tagged && req.method == Method::Invite {
             if !req.body.is_empty() && !is_sdp(req.content_type()) {
                 let mut r = response(req, 415);
                 r.headers.push(HeaderName::Accept, "application/sdp");
-                return Some(r);
+                return Admit::Answer(r);
             }
             // The answer carries SDP: a caller that accepts no SDP cannot take it (§21.4.7).
             let accept = req.headers.values(&HeaderName::Accept);
             if !accept.is_empty() && !accept.iter().any(|a| accepts_sdp(a)) {
                 let mut r = response(req, 406);
                 r.headers.push(HeaderName::Accept, "application/sdp");
-                return Some(r);
+                return Admit::Answer(r);
             }
         }
-        None
+        Admit::Go
     }
 }
 

@@ -36,6 +36,8 @@ pub enum EndReason {
     Failed,
     /// Never answered: the caller cancelled.
     Cancelled,
+    /// A 2xx (initial or re-INVITE) was not acknowledged within 64·T1 (RFC 3261 §13.3.1.4).
+    NoAck,
 }
 
 impl EndReason {
@@ -50,6 +52,7 @@ impl EndReason {
             EndReason::Error => "error",
             EndReason::Failed => "failed",
             EndReason::Cancelled => "cancelled",
+            EndReason::NoAck => "no_ack",
         }
     }
 }
@@ -81,6 +84,12 @@ pub struct Pending {
     /// The leg the request came from (the answer goes back there).
     pub from: Side,
     pub req: Request,
+    /// The other leg has answered provisionally, so the request may be cancelled (§9.1).
+    pub provisional: bool,
+    /// The sender cancelled it before that: CANCEL on the other leg's first provisional.
+    pub cancel_owed: bool,
+    /// The sender's SDP before this request's offer: its media again if the request fails.
+    pub prev_sdp_in: Option<bytes::Bytes>,
 }
 
 /// A 2xx to an INVITE sent on leg `from`, waiting for that leg's ACK.

@@ -134,6 +134,7 @@ impl Engine {
             r
         });
         let target_refresh = matches!(req.method, Method::Invite | Method::Update);
+        let prev_sdp_in = call.leg(from).last_sdp_in.clone();
         let contact = req
             .contact()
             .and_then(|c| c.ok())
@@ -201,6 +202,9 @@ impl Engine {
             stx,
             from,
             req,
+            provisional: false,
+            cancel_owed: false,
+            prev_sdp_in,
         });
     }
 
@@ -235,6 +239,17 @@ impl Engine {
             }
             return;
         };
+        if resp.code < 200 {
+            let p = &mut call.pending[pos];
+            p.provisional = true;
+            if std::mem::take(&mut p.cancel_owed) {
+                let (ctx, to) = (p.ctx, p.from.other());
+                self.cancel_forwarded_on(key, ctx, to, now);
+            }
+        }
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
         if resp.code == 100 {
             return;
         }
@@ -246,6 +261,15 @@ impl Engine {
         let from = pending.from;
         let to = from.other();
         let is_invite = pending.req.method == Method::Invite;
+        if resp.code >= 300
+            && matches!(pending.req.method, Method::Invite | Method::Update)
+            && !pending.req.body.is_empty()
+        {
+            self.restore_media(key, from, pending.prev_sdp_in.clone());
+        }
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
         if resp.code >= 200
             && resp.code < 300
             && matches!(pending.req.method, Method::Invite | Method::Update)
@@ -304,7 +328,9 @@ impl Engine {
                 });
             }
         }
-        if resp.code >= 200 {
+        // A 2xx to a re-INVITE keeps its server transaction mapped to the call until the
+        // ACK (`on_ack`), so that an ACK timeout ends the call.
+        if resp.code >= 300 || (resp.code >= 200 && !is_invite) {
             self.stx_calls.remove(&pending.stx);
         }
         self.reply(pending.stx, r, now);
@@ -402,13 +428,14 @@ impl Engine {
         }
     }
 
-    /// The caller never acknowledged veil's 2xx: the call cannot be trusted to exist.
+    /// A leg never acknowledged veil's 2xx (initial or re-INVITE; an ACK with another CSeq
+    /// does not count): the call cannot be trusted to exist (RFC 3261 §13.3.1.4).
     pub(super) fn on_ack_timeout(&mut self, stx: ServerTxId, now: Instant) {
         let Some(key) = self.stx_calls.remove(&stx) else {
             return;
         };
         tracing::warn!("2xx never acknowledged; ending call");
-        self.end_call(key, EndReason::Error, None, now);
+        self.end_call(key, EndReason::NoAck, None, now);
     }
 
     /// Send BYE on one leg (veil's own transaction; its answer is not waited for).

@@ -443,12 +443,19 @@ impl Engine {
                 }
                 super::nat::stamp_via(&mut req, flow.remote);
                 self.latch_nat_source(&flow);
-                if let Some(resp) = self.admit(&req, &flow) {
-                    if resp.code == 400 {
+                match self.admit(&req, &flow) {
+                    super::admission::Admit::Go => {}
+                    super::admission::Admit::Drop => {
                         self.strike(ip, now);
+                        return;
                     }
-                    self.send_stateless(&flow, resp);
-                    return;
+                    super::admission::Admit::Answer(resp) => {
+                        if resp.code == 400 {
+                            self.strike(ip, now);
+                        }
+                        self.send_stateless(&flow, resp);
+                        return;
+                    }
                 }
                 // Outside a dialog only: a call's legs keep the peer table they were set up
                 // with, so after a reload an in-dialog request may come from a source the
@@ -473,7 +480,10 @@ impl Engine {
                 self.metrics.sip_invalid_messages.inc();
                 self.strike(ip, now);
                 tracing::debug!(remote = %flow.remote, error = %e, "unparsable SIP message");
-                let resp = if e == crate::sip::ParseError::BadVersion {
+                // An ACK never gets a response (RFC 3261 §17.1.1.3): counted, dropped.
+                let resp = if super::admission::is_ack(data) {
+                    None
+                } else if e == crate::sip::ParseError::BadVersion {
                     crate::security::raw::response_from_raw(data, 505, "")
                 } else {
                     super::admission::bad_request_from_raw(data, &e.to_string())

@@ -556,7 +556,14 @@ impl Engine {
             return;
         };
         let code = resp.code;
+        // RFC 3261 §9.1: any provisional, 100 included, makes the INVITE cancellable. A 100
+        // is hop-by-hop: it is not relayed.
         if code == 100 {
+            call.b_ringing = true;
+            if call.cancel_pending {
+                call.cancel_pending = false;
+                self.cancel_b(key, now);
+            }
             return;
         }
         // After the answer, a 2xx with another To tag is a second fork: not this dialog.
@@ -890,6 +897,12 @@ impl Engine {
         flow: Flow,
         now: Instant,
     ) {
+        if let Some(i) = invite
+            && let Some(&k) = self.stx_calls.get(&i)
+            && self.cancel_forwarded(k, i, id, &req, &flow, now)
+        {
+            return;
+        }
         let key = invite
             .and_then(|i| self.stx_calls.get(&i).copied())
             .filter(|&k| self.sent_by_leg_peer(k, Side::A, &flow));
@@ -1026,8 +1039,7 @@ impl Engine {
             return;
         };
         if resp.code < 200 {
-            if resp.code > 100
-                && self.orphan_invites.get(&ctx) == Some(&true)
+            if self.orphan_invites.get(&ctx) == Some(&true)
                 && let Some(invite) = self.tx.client_request(ctx)
             {
                 let cancel = cancel_request(invite, 0);
@@ -1126,7 +1138,7 @@ pub(super) fn user_uri(user: &str, listener: &super::peers::Listener) -> crate::
 
 /// CANCEL for a pending INVITE of veil's (RFC 3261 §9.1): its top Via, Route, From, To,
 /// Call-ID and CSeq number (`fallback_seq` if the INVITE's CSeq cannot be read).
-fn cancel_request(invite: &Request, fallback_seq: u32) -> Request {
+pub(super) fn cancel_request(invite: &Request, fallback_seq: u32) -> Request {
     let mut h = Headers::new();
     for name in [
         HeaderName::Via,

@@ -21,6 +21,7 @@ mod invite;
 pub mod leg;
 mod nat;
 pub mod peers;
+mod reoffer_cancel;
 pub mod session_timer;
 pub mod srtp;
 mod standalone;

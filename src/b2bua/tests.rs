@@ -829,3 +829,12 @@ mod dns;
 
 /// Route sets on both legs: Record-Route copied back, loose and strict routing.
 mod routing;
+
+/// CANCEL of leg B once any provisional (100 included) has arrived (issue 14).
+mod cancel_early;
+
+/// A 2xx never ACKed ends the call, `no_ack` (issue 14).
+mod no_ack;
+
+/// Malformed ACKs dropped, never answered (issue 14).
+mod ack_unanswered;

@@ -28,7 +28,7 @@ pub const CALL_OUTCOMES: [&str; 4] = ["answered", "failed", "cancelled", "reject
 
 /// Values of the `reason` label of `veil_calls_ended_total` (CONTRACT.md); CDR `end_reason`
 /// uses the same words.
-pub const END_REASONS: [&str; 7] = [
+pub const END_REASONS: [&str; 8] = [
     "caller_bye",
     "callee_bye",
     "max_duration",
@@ -36,6 +36,7 @@ pub const END_REASONS: [&str; 7] = [
     "session_timer",
     "shutdown",
     "error",
+    "no_ack",
 ];
 
 /// Methods that get a `veil_sip_requests_received_total` series from the start. A labelled

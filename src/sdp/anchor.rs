@@ -39,6 +39,8 @@ pub(super) fn anchor(sdp: &mut Sdp, addr: IpAddr, ports: &[u16], origin: &Origin
     connection.push(' ');
     write_ip(&mut connection, addr);
 
+    // Before the addresses go: a `c=0.0.0.0` hold must still reach the other side.
+    super::hold::make_explicit(sdp);
     let had_session_c = sdp.session.iter().any(|l| l.kind == b'c');
     sdp.session.retain_mut(|line| match line.kind {
         b'o' => {

@@ -10,6 +10,7 @@ mod codecs;
 pub mod crypto;
 mod endpoint;
 mod fields;
+mod hold;
 mod parse;
 
 #[cfg(test)]
