@@ -838,3 +838,9 @@ mod no_ack;
 
 /// Malformed ACKs dropped, never answered (issue 14).
 mod ack_unanswered;
+
+/// CANCEL of a pending re-INVITE; failed offers keep the previous media (issue 14).
+mod reoffer_cancel;
+
+/// Hold with c=0.0.0.0 crosses as a direction attribute (issue 14).
+mod hold;
