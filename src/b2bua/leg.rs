@@ -79,7 +79,7 @@ pub fn is_secure(req: &Request) -> bool {
         .headers
         .first_value(&HeaderName::Route)
         .map(|r| r.trim_start().trim_start_matches('<').trim_start())
-        .is_some_and(|r| r.len() >= 5 && r[..5].eq_ignore_ascii_case("sips:"));
+        .is_some_and(|r| r.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("sips:")));
     matches!(&req.uri, Uri::Sip(u) if u.secure) || top_route
 }
 

@@ -229,5 +229,5 @@ pub fn tone_share(samples: &[f64], hz: f64) -> Option<f64> {
         at += 2.0 * power / n as f64;
         total += energy;
     }
-    (total > 0.0).then(|| at / total)
+    (total > 0.0).then_some(at / total)
 }

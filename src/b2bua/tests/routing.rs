@@ -179,3 +179,36 @@ fn a_reinvite_from_the_callee_reaches_the_caller_through_the_lb() {
     assert_eq!(a_reinv.uri.to_string(), "sip:alice@127.0.0.2:5060");
     assert_eq!(routes(&a_reinv), A_ROUTE);
 }
+
+#[test]
+fn a_callee_behind_two_proxies_gets_the_answers_record_route_reversed() {
+    let mut h = Harness::new();
+    h.inject(PBX, &invite_from_pbx("rr-b", "0123456"));
+    let b_inv = h.take_request(CARRIER, "INVITE");
+    h.inject(
+        CARRIER,
+        &answer(&b_inv, 200, true).replace(
+            "Record-Route: <sip:127.0.0.3;lr>",
+            "Record-Route: <sip:10.7.7.7;lr>, <sip:127.0.0.3;lr;r2=on>",
+        ),
+    );
+    let ok = h.take_response(PBX, 200);
+    assert!(!format!("{ok:?}").contains("10.7.7.7"));
+    let ack = h.take_request(CARRIER, "ACK");
+    let reversed = ["<sip:127.0.0.3;lr;r2=on>", "<sip:10.7.7.7;lr>"];
+    assert_eq!(routes(&ack), reversed);
+    let a_to = ok.headers.get(&HeaderName::To).unwrap().to_string();
+    h.inject(
+        PBX,
+        &in_dialog(
+            "BYE",
+            "\"Alice\" <sip:alice@127.0.0.2>;tag=pbxtag",
+            &a_to,
+            "rr-b",
+            11,
+            "127.0.0.2:5060",
+        ),
+    );
+    let bye = h.take_request(CARRIER, "BYE");
+    assert_eq!(routes(&bye), reversed);
+}
