@@ -17,6 +17,7 @@ mod housekeeping;
 pub mod ids;
 pub mod inactivity;
 mod invite;
+pub mod leak_guard;
 pub mod leg;
 mod nat;
 pub mod peers;
@@ -28,6 +29,8 @@ mod teardown;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_leak;
 #[cfg(test)]
 mod tests_media;
 #[cfg(test)]

@@ -54,6 +54,10 @@ pub struct SipConfig {
     /// CRLF keep-alives count as traffic). Default 10m.
     #[serde(default = "d_connection_idle")]
     pub connection_idle: Duration,
+    /// Check every message sent on a leg of a call for the other leg's identifiers and
+    /// remove the offending header or SDP line (`b2bua/leak_guard.rs`). Default true.
+    #[serde(default = "d_true")]
+    pub leak_guard: bool,
 }
 
 fn d_connection_idle() -> Duration {
