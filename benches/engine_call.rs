@@ -54,8 +54,13 @@ impl Bench {
         let pbx: SocketAddr = PBX.parse().unwrap();
         let carrier: SocketAddr = CARRIER.parse().unwrap();
         let now = Instant::now();
+        let mut config = loaded.config;
+        // `ENGINE_LEAK_GUARD=off`: the cost of the leak guard is the difference.
+        if std::env::var("ENGINE_LEAK_GUARD").is_ok_and(|v| v == "off") {
+            config.sip.leak_guard = false;
+        }
         let engine = Engine::new(
-            Arc::new(loaded.config),
+            Arc::new(config),
             Arc::new(loaded.policy),
             &[Some(pbx), Some(carrier)],
             Metrics::new("bench").unwrap(),

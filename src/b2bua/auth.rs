@@ -105,7 +105,7 @@ impl Engine {
         again
             .headers
             .set(HeaderName::CSeq, format!("{seq} {}", req.method));
-        let new = self.tx.send_request(again, flow, now);
+        let new = self.send_request(again, flow, now);
         self.auth.retried.insert(new);
         tracing::info!(%peer, code = resp.code, method = %req.method, algorithm = challenge.algorithm.as_str(), nc, "answering digest challenge");
         if let Some(probe) = self.probes.remove(&old) {

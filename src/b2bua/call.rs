@@ -157,6 +157,8 @@ pub struct Call {
     /// `ctx_calls`, so ending it removes just these (not a scan of every call's).
     pub stxs: Vec<ServerTxId>,
     pub ctxs: Vec<ClientTxId>,
+    /// Each leg's identifiers, for the leak guard (`leak_guard.rs`).
+    pub leak: super::leak_guard::CallIds,
 }
 
 impl Call {

@@ -188,7 +188,11 @@ impl Engine {
         }
         let flow = leg.flow;
         let is_invite = out.method == Method::Invite;
-        let ctx = self.tx.send_request(out, flow, now);
+        let ctx = self.send_request(out, flow, now);
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let leg = call.leg_mut(to);
         if is_invite
             && let Some(old) = leg.last_invite_ctx.replace(ctx)
             && call.b_invite_ctx != Some(old)
@@ -450,6 +454,6 @@ impl Engine {
         let leg = call.leg_mut(side);
         let bye = leg.request(Method::Bye, None, &listener, &mut self.ids);
         let flow = leg.flow;
-        self.tx.send_request(bye, flow, now);
+        self.send_request(bye, flow, now);
     }
 }

@@ -557,7 +557,8 @@ impl Engine {
     }
 
     /// Answer within a server transaction.
-    pub(super) fn reply(&mut self, stx: ServerTxId, resp: Response, now: Instant) {
+    pub(super) fn reply(&mut self, stx: ServerTxId, mut resp: Response, now: Instant) {
+        self.leak_scrub_response(&mut resp);
         self.metrics.sip_response_sent(resp.code);
         self.tx.respond(stx, resp, now);
     }
@@ -572,6 +573,7 @@ impl Engine {
             let Some(ev) = self.tx.poll_event() else {
                 break;
             };
+            self.observe_event(&ev);
             match ev {
                 TxEvent::Request { id, req, flow } => self.on_request(id, req, flow, now),
                 TxEvent::Cancel {
@@ -616,6 +618,28 @@ impl Engine {
                 }
                 TxEvent::AckTimeout { id } => self.on_ack_timeout(id, now),
             }
+        }
+    }
+
+    /// A request veil sends on a leg: the leak guard sees it last (`leak_guard.rs`).
+    pub(super) fn send_request(
+        &mut self,
+        mut req: crate::sip::Request,
+        flow: Flow,
+        now: Instant,
+    ) -> ClientTxId {
+        self.leak_scrub_request(&mut req, flow.remote.ip());
+        self.tx.send_request(req, flow, now)
+    }
+
+    /// What arrives on a leg of a call is what the leak guard keeps off the other leg.
+    fn observe_event(&mut self, ev: &TxEvent) {
+        match ev {
+            TxEvent::Request { req, .. }
+            | TxEvent::Cancel { req, .. }
+            | TxEvent::Ack { req, .. } => self.leak_observe_request(req),
+            TxEvent::Response { resp, .. } => self.leak_observe_response(resp),
+            TxEvent::Timeout { .. } | TxEvent::AckTimeout { .. } => {}
         }
     }
 

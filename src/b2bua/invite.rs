@@ -266,6 +266,7 @@ impl Engine {
             b_extra_forks: Vec::new(),
             stxs: vec![stx],
             ctxs: Vec::new(),
+            leak: Default::default(),
         };
         self.a_index.insert((call.a.call_id.clone(), from_tag), key);
         self.stx_calls.insert(stx, key);
@@ -530,9 +531,9 @@ impl Engine {
             headers: h,
             body,
         };
-        let ctx = self.tx.send_request(req, flow, now);
-        self.track_ctx(key, ctx);
         self.b_index.insert(call_id.clone(), key);
+        let ctx = self.send_request(req, flow, now);
+        self.track_ctx(key, ctx);
         if let Some(call) = self.calls.get_mut(&key) {
             call.b_invite_ctx = Some(ctx);
             call.b.last_invite_ctx = Some(ctx);
@@ -769,7 +770,7 @@ impl Engine {
         }
         self.send_raw(flow, ack.to_bytes());
         if let Some(bye) = bye {
-            self.tx.send_request(bye, flow, now);
+            self.send_request(bye, flow, now);
         }
     }
 
@@ -800,7 +801,7 @@ impl Engine {
         super::session_timer::offer_headers(&mut req.headers, &cfg, Some(min_se));
         let flow = call.b.flow;
         tracing::info!(call = %call.vref, min_se = min_se.as_secs(), "leg B asked for a longer session interval; retrying");
-        let new_ctx = self.tx.send_request(req, flow, now);
+        let new_ctx = self.send_request(req, flow, now);
         self.ctx_calls.remove(&ctx);
         self.track_ctx(key, new_ctx);
         if let Some(call) = self.calls.get_mut(&key) {
@@ -946,7 +947,7 @@ impl Engine {
         };
         let cancel = cancel_request(invite, call.b.invite_cseq);
         let flow = call.b.flow;
-        self.tx.send_request(cancel, flow, now);
+        self.send_request(cancel, flow, now);
     }
 
     /// The call moves on from leg B's current INVITE (next attempt, or no attempt left):
@@ -1044,7 +1045,7 @@ impl Engine {
             {
                 let cancel = cancel_request(invite, 0);
                 self.orphan_invites.insert(ctx, false);
-                self.tx.send_request(cancel, flow, now);
+                self.send_request(cancel, flow, now);
             }
             return;
         }
@@ -1064,7 +1065,7 @@ impl Engine {
             .then(|| orphan_dialog_request(invite, resp, Method::Bye, seq + 1, self.ids.branch()));
         self.send_raw(flow, ack.to_bytes());
         if let Some(bye) = bye {
-            self.tx.send_request(bye, flow, now);
+            self.send_request(bye, flow, now);
         }
     }
 

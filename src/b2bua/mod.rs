@@ -18,6 +18,7 @@ mod housekeeping;
 pub mod ids;
 pub mod inactivity;
 mod invite;
+pub mod leak_guard;
 pub mod leg;
 mod nat;
 pub mod peers;
@@ -32,6 +33,7 @@ mod teardown;
 mod tests;
 #[cfg(test)]
 mod tests_hostile;
+mod tests_leak;
 #[cfg(test)]
 mod tests_media;
 #[cfg(test)]

@@ -288,7 +288,11 @@ impl Engine {
             req.body = sdp;
         }
         let flow = leg.flow;
-        let ctx = self.tx.send_request(req, flow, now);
+        let ctx = self.send_request(req, flow, now);
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let leg = call.leg_mut(side);
         if method == Method::Invite
             && let Some(old) = leg.last_invite_ctx.replace(ctx)
             && call.b_invite_ctx != Some(old)

@@ -71,6 +71,10 @@ pub struct SipConfig {
     /// without bytes either way (default 30s; peers get `connection_idle`).
     #[serde(default = "d_stranger_idle")]
     pub stranger_idle: Duration,
+    /// Check every message sent on a leg of a call for the other leg's identifiers and
+    /// remove the offending header or SDP line (`b2bua/leak_guard.rs`). Default true.
+    #[serde(default = "d_true")]
+    pub leak_guard: bool,
 }
 
 fn d_max_retry_after() -> Duration {

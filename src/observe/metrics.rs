@@ -81,6 +81,8 @@ pub struct Metrics {
     pub sip_requests_received: prometheus::IntCounterVec,
     pub sip_responses_sent: prometheus::IntCounterVec,
     pub sip_invalid_messages: prometheus::IntCounter,
+    /// Identifiers of a call's other leg removed by the leak guard, by kind.
+    pub leak_guard_hits: prometheus::IntCounterVec,
     pub media_streams_active: prometheus::IntGauge,
     pub media_packets_relayed: prometheus::IntCounter,
     /// SRTP/SRTCP packets dropped: failed authentication, replays, short or unencrypted.
@@ -202,6 +204,13 @@ impl Metrics {
             "veil_sip_invalid_messages_total",
             "Datagrams or stream messages that could not be parsed as SIP and were discarded.",
         )?;
+        let leak_guard_hits = IntCounterVec::new(
+            Opts::new(
+                "veil_leak_guard_hits_total",
+                "Headers or SDP lines naming a call's other leg found by the leak guard, by kind of identifier.",
+            ),
+            &["kind"],
+        )?;
         let media_streams_active = IntGauge::new(
             "veil_media_streams_active",
             "Media streams currently anchored by the relay (one per m= line per call).",
@@ -232,6 +241,10 @@ impl Metrics {
         registry.register(Box::new(sip_requests_received.clone()))?;
         registry.register(Box::new(sip_responses_sent.clone()))?;
         registry.register(Box::new(sip_invalid_messages.clone()))?;
+        registry.register(Box::new(leak_guard_hits.clone()))?;
+        for k in crate::b2bua::leak_guard::Kind::ALL {
+            leak_guard_hits.get_metric_with_label_values(&[k.as_str()])?;
+        }
         registry.register(Box::new(media_streams_active.clone()))?;
         registry.register(Box::new(media_packets_relayed.clone()))?;
         registry.register(Box::new(media_srtp_errors.clone()))?;
@@ -335,6 +348,7 @@ impl Metrics {
             sip_requests_received,
             sip_responses_sent,
             sip_invalid_messages,
+            leak_guard_hits,
             media_streams_active,
             media_packets_relayed,
             media_srtp_errors,
