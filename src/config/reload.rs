@@ -35,6 +35,8 @@ pub fn merge(running: &Config, mut new: LoadedConfig) -> Result<Reload, Vec<Stri
     keep!("sip.timers.t2", sip.timers.t2);
     keep!("sip.timers.t4", sip.timers.t4);
     keep!("media.address", media.address);
+    keep!("media.latching", media.latching);
+    keep!("media.relatch_after", media.relatch_after);
     keep!("cdr", cdr);
     keep!("metrics", metrics);
     keep!("log", log);
