@@ -119,6 +119,18 @@ impl Engine {
                 },
             }));
         }
+        // Each leg's signalling source IP: with `media.latching: ip` its media may latch
+        // from there (a phone behind NAT whose SDP names a private address).
+        let parties = [Side::A, Side::B].map(|side| (side, call.leg(side).flow.remote.ip()));
+        for s in &call.streams {
+            for (side, ip) in parties {
+                self.out.push_back(Output::Media(MediaCommand::SetParty {
+                    id: s.id,
+                    side,
+                    ip: Some(ip),
+                }));
+            }
+        }
         // Clock rates only when the SDP gives some type a rate the relay would not assume
         // (opus and other dynamic types), so plain narrowband calls cost no command.
         for (s, rates) in call.streams.iter().zip(rates) {

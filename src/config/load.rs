@@ -469,6 +469,12 @@ impl Validator<'_> {
         if c.media.hold_timeout.0 < c.media.rtp_timeout.0 {
             self.err("media.hold_timeout", "must not be below media.rtp_timeout");
         }
+        if c.media.relatch_after.0 > c.media.rtp_timeout.0 {
+            self.err(
+                "media.relatch_after",
+                "must not be above media.rtp_timeout (a stream that silent is idle)",
+            );
+        }
         if c.calls.max_duration.0.is_zero() {
             self.err("calls.max_duration", "must be above 0");
         }

@@ -233,6 +233,14 @@ pub struct MediaConfig {
     /// IP TOS byte on relayed packets (IPv6: traffic class); default 184 = DSCP EF (46).
     #[serde(default = "d_tos")]
     pub tos: u8,
+    /// Which sources may make a stream's first latch: `ip` (the leg's signalling source
+    /// IP or its SDP IP, any port), `strict` (the SDP address:port) or `any` (unsafe).
+    #[serde(default)]
+    pub latching: crate::media::stream::Latching,
+    /// Silence of a latched source after which a NAT rebinding (same SSRC, plausible
+    /// source) may move the latch.
+    #[serde(default = "d_relatch_after")]
+    pub relatch_after: Duration,
 }
 
 fn d_media_addr() -> std::net::IpAddr {
@@ -253,6 +261,9 @@ fn d_hold_timeout() -> Duration {
 fn d_tos() -> u8 {
     184
 }
+fn d_relatch_after() -> Duration {
+    Duration(std::time::Duration::from_millis(500))
+}
 
 impl Default for MediaConfig {
     fn default() -> Self {
@@ -265,6 +276,8 @@ impl Default for MediaConfig {
             rtp_timeout: d_rtp_timeout(),
             hold_timeout: d_hold_timeout(),
             tos: d_tos(),
+            latching: Default::default(),
+            relatch_after: d_relatch_after(),
         }
     }
 }

@@ -42,6 +42,8 @@ pub fn merge(running: &Config, mut new: LoadedConfig) -> Result<Reload, Vec<Stri
     );
     keep!("sip.stranger_idle", sip.stranger_idle);
     keep!("media.address", media.address);
+    keep!("media.latching", media.latching);
+    keep!("media.relatch_after", media.relatch_after);
     keep!("cdr", cdr);
     keep!("metrics", metrics);
     keep!("log", log);

@@ -45,13 +45,20 @@ pub enum MediaCommand {
         a_port: u16,
         b_port: u16,
     },
-    /// Where a side wants its media (from its SDP). Latching to the first source seen
-    /// overrides this; a new SDP address resets the latch.
+    /// Where a side wants its media (from its SDP). Latching to the first plausible
+    /// source overrides this (see `stream`); a new SDP address resets the latch.
     SetRemote {
         id: StreamId,
         side: Side,
         rtp: Option<SocketAddr>,
         rtcp: Option<SocketAddr>,
+    },
+    /// The IP a side's signalling comes from: with `media.latching: ip` (the default) its
+    /// media may latch from there as well as from its SDP address's IP.
+    SetParty {
+        id: StreamId,
+        side: Side,
+        ip: Option<std::net::IpAddr>,
     },
     /// SRTP for one side (SDES-negotiated): `inbound` decrypts what that side sends,
     /// `outbound` encrypts what veil sends to it; `None` is plain RTP. A key equal to the

@@ -1,10 +1,11 @@
 //! Allocation of even RTP ports (RTCP = port + 1) from `media.ports`. Plain data: the
 //! engine owns it, so allocation is deterministic and testable.
 //!
-//! Free ports form a FIFO queue: `allocate` takes the oldest free port, `release` puts a
-//! port at the back. A just-released port is therefore reused only after every other
-//! free port has been handed out, so late packets of an ended call are unlikely to land
-//! in a new one.
+//! `allocate` draws uniformly at random from the free ports, so the next call's relay
+//! ports cannot be guessed from the last one's (an attacker who could would race the
+//! caller to them). A released port cools down first: it rejoins the free set only after
+//! half a pool's worth of allocations (earlier only when nothing else is free), so late
+//! packets of an ended call are unlikely to land in a new one.
 //!
 //! A port whose bind failed is quarantined: something outside veil probably holds it. It
 //! is skipped for one full cycle (as many allocations as the pool has ports) and then
@@ -13,6 +14,9 @@
 //! permanent one would shrink the pool for the life of the process.
 
 use std::collections::VecDeque;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
 
 use crate::config::PortRange;
 
@@ -29,11 +33,15 @@ pub struct PortPool {
     base: u16,
     /// State of port `base + 2 * i`.
     slots: Vec<Slot>,
-    free: VecDeque<u16>,
+    /// Free ports, in no particular order (drawn at random).
+    free: Vec<u16>,
+    /// Released ports with the allocation count at which they become free again.
+    cooling: VecDeque<(u16, u64)>,
     /// Quarantined ports with the allocation count at which they return, in that order.
     quarantined: VecDeque<(u16, u64)>,
     allocations: u64,
     in_use: usize,
+    rng: SmallRng,
 }
 
 impl PortPool {
@@ -54,26 +62,40 @@ impl PortPool {
             base,
             slots: vec![Slot::Free; count],
             free,
+            cooling: VecDeque::new(),
             quarantined: VecDeque::new(),
             allocations: 0,
             in_use: 0,
+            rng: SmallRng::from_os_rng(),
         }
     }
 
     /// An even port whose pair (port, port+1) is free, or `None` when exhausted.
     pub fn allocate(&mut self) -> Option<u16> {
         self.allocations += 1;
+        while let Some(&(port, due)) = self.cooling.front() {
+            if due > self.allocations {
+                break;
+            }
+            self.cooling.pop_front();
+            self.free.push(port);
+        }
         while let Some(&(port, due)) = self.quarantined.front() {
             if due > self.allocations {
                 break;
             }
             self.quarantined.pop_front();
             self.set(port, Slot::Free);
-            self.free.push_back(port);
+            self.free.push(port);
         }
-        let port = match self.free.pop_front() {
-            Some(port) => port,
-            None => self.quarantined.pop_front()?.0,
+        let port = if self.free.is_empty() {
+            match self.cooling.pop_front() {
+                Some((port, _)) => port,
+                None => self.quarantined.pop_front()?.0,
+            }
+        } else {
+            let i = self.rng.random_range(0..self.free.len());
+            self.free.swap_remove(i)
         };
         self.set(port, Slot::InUse);
         self.in_use += 1;
@@ -81,12 +103,13 @@ impl PortPool {
     }
 
     /// Give back an allocated port. Ports not currently allocated are ignored, so a double
-    /// release cannot duplicate a port in the free queue.
+    /// release cannot duplicate a port in the free set.
     pub fn release(&mut self, port: u16) {
         if self.slot(port) == Some(Slot::InUse) {
             self.set(port, Slot::Free);
             self.in_use -= 1;
-            self.free.push_back(port);
+            let due = self.allocations + (self.slots.len() / 2) as u64;
+            self.cooling.push_back((port, due));
         }
     }
 
@@ -96,7 +119,7 @@ impl PortPool {
     pub fn quarantine(&mut self, port: u16) {
         match self.slot(port) {
             Some(Slot::InUse) => self.in_use -= 1,
-            Some(Slot::Free) => self.free.retain(|&p| p != port),
+            Some(Slot::Free) => self.forget_free(port),
             Some(Slot::Quarantined) | None => return,
         }
         self.set(port, Slot::Quarantined);
@@ -111,10 +134,16 @@ impl PortPool {
         if self.slot(port) != Some(Slot::Free) {
             return false;
         }
-        self.free.retain(|&p| p != port);
+        self.forget_free(port);
         self.set(port, Slot::InUse);
         self.in_use += 1;
         true
+    }
+
+    /// Take a free (or cooling) port out of the free set.
+    fn forget_free(&mut self, port: u16) {
+        self.free.retain(|&p| p != port);
+        self.cooling.retain(|&(p, _)| p != port);
     }
 
     pub fn in_use(&self) -> usize {
@@ -157,6 +186,11 @@ mod tests {
         std::iter::from_fn(|| p.allocate()).collect()
     }
 
+    fn sorted(mut v: Vec<u16>) -> Vec<u16> {
+        v.sort_unstable();
+        v
+    }
+
     #[test]
     fn reserved_ports_are_not_handed_out_and_release_normally() {
         let mut p = pool(30000, 30009);
@@ -165,7 +199,7 @@ mod tests {
         assert!(!p.reserve(30003), "odd ports are not in the pool");
         assert!(!p.reserve(40000), "outside the range");
         assert_eq!(p.in_use(), 1);
-        assert_eq!(drain(&mut p), [30000, 30004, 30006, 30008]);
+        assert_eq!(sorted(drain(&mut p)), [30000, 30004, 30006, 30008]);
         p.release(30002);
         assert_eq!(p.allocate(), Some(30002));
     }
@@ -173,13 +207,19 @@ mod tests {
     #[test]
     fn even_ports_with_room_for_rtcp() {
         assert_eq!(
-            drain(&mut pool(30000, 30009)),
+            sorted(drain(&mut pool(30000, 30009))),
             [30000, 30002, 30004, 30006, 30008]
         );
         // First rounded up; the last even port needs last >= port + 1.
-        assert_eq!(drain(&mut pool(30001, 30008)), [30002, 30004, 30006]);
-        assert_eq!(drain(&mut pool(65530, 65535)), [65530, 65532, 65534]);
-        assert_eq!(drain(&mut pool(0, 5)), [2, 4]);
+        assert_eq!(
+            sorted(drain(&mut pool(30001, 30008))),
+            [30002, 30004, 30006]
+        );
+        assert_eq!(
+            sorted(drain(&mut pool(65530, 65535))),
+            [65530, 65532, 65534]
+        );
+        assert_eq!(sorted(drain(&mut pool(0, 5))), [2, 4]);
     }
 
     #[test]
@@ -212,12 +252,29 @@ mod tests {
     }
 
     #[test]
-    fn released_port_is_reused_last() {
-        let mut p = pool(30000, 30009);
-        let a = p.allocate().unwrap();
-        p.release(a);
-        let next: Vec<u16> = drain(&mut p);
-        assert_eq!(next, [30002, 30004, 30006, 30008, 30000]);
+    fn released_port_cools_down_for_half_a_pool() {
+        let mut p = pool(30000, 30199); // 100 ports
+        for _ in 0..50 {
+            let a = p.allocate().unwrap();
+            p.release(a);
+            // The next 49 allocations (each released at once) never hand it out again.
+            for _ in 0..49 {
+                let b = p.allocate().unwrap();
+                assert_ne!(a, b);
+                p.release(b);
+            }
+        }
+    }
+
+    #[test]
+    fn allocation_is_random_not_sequential() {
+        // Two fresh pools draw different sequences, and consecutive ports are rarely
+        // neighbours (sequential allocation would always be +2).
+        let a = drain(&mut pool(30000, 39999));
+        let b = drain(&mut pool(30000, 39999));
+        assert_ne!(a[..20], b[..20]);
+        let neighbours = a.windows(2).filter(|w| w[1] == w[0] + 2).count();
+        assert!(neighbours < 50, "{neighbours} of {} steps were +2", a.len());
     }
 
     #[test]
@@ -275,8 +332,8 @@ mod tests {
         let mut p = pool(30000, 30005);
         p.quarantine(30002);
         p.quarantine(30002);
-        assert_eq!(p.allocate(), Some(30000));
-        assert_eq!(p.allocate(), Some(30004));
+        let first_two = sorted(vec![p.allocate().unwrap(), p.allocate().unwrap()]);
+        assert_eq!(first_two, [30000, 30004]);
         assert_eq!(p.allocate(), Some(30002));
         assert_eq!(p.allocate(), None);
     }

@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Sleep;
 
 use super::srtp::{SrtpKey, SrtpSession};
-use super::stream::{Channel, Socket, StreamState};
+use super::stream::{Channel, LatchPolicy, Socket, StreamState, Verdict};
 use super::{MediaCommand, MediaEvent, Side, StreamId};
 use crate::observe::Metrics;
 
@@ -40,6 +40,9 @@ pub struct RelayOptions {
     /// Also bind every port here (`media.address6`), so that a side can be reached over
     /// either family; packets leave by the socket of the destination's family.
     pub bind6: Option<IpAddr>,
+    /// Which sources may latch and when a latch may move (`media.latching`,
+    /// `media.relatch_after`).
+    pub latch: LatchPolicy,
 }
 
 impl Default for RelayOptions {
@@ -48,6 +51,7 @@ impl Default for RelayOptions {
             idle_after: None,
             tos: 184,
             bind6: None,
+            latch: LatchPolicy::default(),
         }
     }
 }
@@ -67,6 +71,10 @@ enum StreamCommand {
         side: Side,
         rtp: Option<SocketAddr>,
         rtcp: Option<SocketAddr>,
+    },
+    SetParty {
+        side: Side,
+        ip: Option<IpAddr>,
     },
     SetCrypto {
         side: Side,
@@ -183,6 +191,7 @@ async fn run(
                             events: events.clone(),
                             metrics: metrics.clone(),
                             idle_after: options.idle_after,
+                            latch: options.latch,
                         };
                         tokio::spawn(task.run(rx));
                         streams.insert(id, tx);
@@ -201,6 +210,11 @@ async fn run(
             } => {
                 if let Some(tx) = streams.get(&id) {
                     let _ = tx.send(StreamCommand::SetRemote { side, rtp, rtcp });
+                }
+            }
+            MediaCommand::SetParty { id, side, ip } => {
+                if let Some(tx) = streams.get(&id) {
+                    let _ = tx.send(StreamCommand::SetParty { side, ip });
                 }
             }
             MediaCommand::SetCrypto {
@@ -324,6 +338,7 @@ struct StreamTask {
     events: mpsc::UnboundedSender<MediaEvent>,
     metrics: Metrics,
     idle_after: Option<Duration>,
+    latch: LatchPolicy,
 }
 
 impl StreamTask {
@@ -334,8 +349,9 @@ impl StreamTask {
             events,
             metrics,
             idle_after,
+            latch,
         } = self;
-        let mut state = StreamState::default();
+        let mut state = StreamState::new(latch);
         let mut crypto = [SideCrypto::default(), SideCrypto::default()];
         let mut closed: Option<oneshot::Sender<()>> = None;
         let mut buf = vec![0u8; BUFFER];
@@ -353,6 +369,9 @@ impl StreamTask {
             match wake {
                 Wake::Command(Some(StreamCommand::SetRemote { side, rtp, rtcp })) => {
                     state.set_remote(side, rtp, rtcp);
+                }
+                Wake::Command(Some(StreamCommand::SetParty { side, ip })) => {
+                    state.set_party(side, ip);
                 }
                 Wake::Command(Some(StreamCommand::SetCrypto {
                     side,
@@ -391,13 +410,19 @@ impl StreamTask {
                     }
                 }
                 Wake::Packet(on, Ok((len, source))) => {
-                    // A source outside the side's networks costs no SRTP work.
-                    if !state.admits(on.side, source) {
-                        metrics.media_source_drops.inc();
-                        continue;
-                    }
                     let now = Instant::now();
                     let raw = &buf[..len];
+                    // A source that may not send here (outside the side's networks, not
+                    // its party, not the latched one) costs no SRTP work and is metered
+                    // nowhere but in the drop counter.
+                    let verdict = match state.check(on, source, raw, now) {
+                        Ok(v) => v,
+                        Err(reason) => {
+                            state.count_drop(reason);
+                            metrics.media_dropped(reason);
+                            continue;
+                        }
+                    };
                     let rtcp = on.channel == Channel::Rtcp || crate::media::rtp::is_rtcp(raw);
                     // Authenticate before anything else looks at the packet: a forged one
                     // must neither count as activity nor move a latch.
@@ -426,7 +451,10 @@ impl StreamTask {
                             let _ = events.send(MediaEvent::Active { id });
                         }
                     }
-                    let Some((out, dest)) = state.on_datagram(on, source, &data, now) else {
+                    if verdict != Verdict::Latched {
+                        tracing::debug!(stream = id.0, side = ?on.side, %source, ?verdict, "media latched");
+                    }
+                    let Some((out, dest)) = state.accept(on, source, verdict, &data, now) else {
                         continue;
                     };
                     let data: Cow<'_, [u8]> = match &mut crypto[side_index(out.side)].outbound {

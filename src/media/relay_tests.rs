@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use tokio::time::timeout;
 
 use super::relay::{Relay, RelayOptions};
+use super::stream::{LatchPolicy, Latching};
 use super::{MediaCommand, MediaEvent, Side, StreamId};
 use crate::observe::Metrics;
 
@@ -27,8 +28,16 @@ struct Harness {
 }
 
 impl Harness {
+    /// Latching `any` with immediate re-latching: most tests here are about forwarding,
+    /// from clients that all share 127.0.0.1; the source rules have their own tests.
     fn start() -> Harness {
-        Harness::start_with(RelayOptions::default())
+        Harness::start_with(RelayOptions {
+            latch: LatchPolicy {
+                latching: Latching::Any,
+                relatch_after: Duration::ZERO,
+            },
+            ..RelayOptions::default()
+        })
     }
 
     fn start_with(options: RelayOptions) -> Harness {
@@ -375,7 +384,11 @@ async fn idle_reported_once_then_active_again() {
     let mut h = Harness::start_with(RelayOptions {
         idle_after: Some(Duration::from_millis(150)),
         tos: 184,
-        bind6: None,
+        latch: LatchPolicy {
+            latching: Latching::Any,
+            relatch_after: Duration::ZERO,
+        },
+        ..RelayOptions::default()
     });
     let id = StreamId(21);
     let (a_port, _) = h.open(id).await;
@@ -413,12 +426,14 @@ async fn relatches_on_same_ssrc_from_a_new_source_only() {
         .await;
     a1.send_to(&rtp(1, 160, 0xaaaa), at(a_port)).await.unwrap();
     recv(&b).await;
-    // A spoofer with another SSRC is forwarded but does not take the return path.
+    // A spoofer with another SSRC is neither forwarded nor takes the return path.
     spoof
         .send_to(&rtp(9, 160, 0xbbbb), at(a_port))
         .await
         .unwrap();
-    recv(&b).await;
+    assert_silent(&b).await;
+    let dropped = |reason: &str| h.metrics.media_drops.with_label_values(&[reason]).get();
+    assert_eq!(dropped("unlatched_source"), 1);
     b.send_to(&rtp(1, 160, 0xcccc), at(b_port)).await.unwrap();
     assert_eq!(recv(&a1).await.1, at(a_port));
     assert_silent(&spoof).await;
@@ -490,4 +505,75 @@ async fn ports_of_a_closed_stream_can_be_reopened_at_once() {
             }
         }
     }
+}
+
+async fn client_on(ip: [u8; 4]) -> UdpSocket {
+    UdpSocket::bind((Ipv4Addr::from(ip), 0)).await.unwrap()
+}
+
+/// The default policy (`ip`, 500 ms) on sockets of distinct loopback addresses: a stranger
+/// who sends first is refused (bleed), a latched stream takes nothing from another source,
+/// and a rebinding moves the latch only after the latched source went silent.
+#[tokio::test]
+async fn default_policy_refuses_strangers_and_waits_before_relatching() {
+    let mut h = Harness::start_with(RelayOptions::default());
+    let id = StreamId(40);
+    let (a_port, b_port) = h.open(id).await;
+    let (a1, a2, stranger, b) = (
+        client_on([127, 0, 0, 11]).await,
+        client_on([127, 0, 0, 11]).await,
+        client_on([127, 0, 0, 99]).await,
+        client_on([127, 0, 0, 12]).await,
+    );
+    h.set_remote(id, Side::A, Some(a1.local_addr().unwrap()), None)
+        .await;
+    h.set_remote(id, Side::B, Some(b.local_addr().unwrap()), None)
+        .await;
+    let dropped =
+        |h: &Harness, reason: &str| h.metrics.media_drops.with_label_values(&[reason]).get();
+
+    stranger
+        .send_to(&rtp(1, 160, 0xaaaa), at(a_port))
+        .await
+        .unwrap();
+    assert_silent(&b).await;
+    assert_eq!(dropped(&h, "not_party"), 1);
+    // The party's signalling IP (here another address) may latch too.
+    h.relay.command(MediaCommand::SetParty {
+        id,
+        side: Side::A,
+        ip: Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 13))),
+    });
+    let via_signalling = client_on([127, 0, 0, 13]).await;
+    h.relay.flush().await;
+
+    a1.send_to(&rtp(1, 160, 0xaaaa), at(a_port)).await.unwrap();
+    recv(&b).await;
+    // Live stream: same SSRC from another port of the same IP, or from the signalling IP.
+    a2.send_to(&rtp(2, 320, 0xaaaa), at(a_port)).await.unwrap();
+    via_signalling
+        .send_to(&rtp(2, 320, 0xaaaa), at(a_port))
+        .await
+        .unwrap();
+    assert_silent(&b).await;
+    assert_eq!(dropped(&h, "unlatched_source"), 2);
+    b.send_to(&rtp(1, 160, 0xcccc), at(b_port)).await.unwrap();
+    assert_eq!(recv(&a1).await.1, at(a_port));
+    // After 500 ms of silence the rebinding is accepted.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    a2.send_to(&rtp(3, 480, 0xaaaa), at(a_port)).await.unwrap();
+    recv(&b).await;
+    b.send_to(&rtp(2, 320, 0xcccc), at(b_port)).await.unwrap();
+    recv(&a2).await;
+    assert_silent(&a1).await;
+
+    h.relay.command(MediaCommand::Close { id });
+    let mut stats = None;
+    while stats.is_none() {
+        if let MediaEvent::Stats { a, .. } = h.any_event().await {
+            stats = Some(a);
+        }
+    }
+    // Only the two accepted packets of A were metered.
+    assert_eq!(stats.map(|s| s.packets), Some(2));
 }

@@ -89,6 +89,8 @@ pub struct Metrics {
     pub media_srtp_errors: prometheus::IntCounter,
     /// Media packets dropped because their source is outside the peer's `media_sources`.
     pub media_source_drops: prometheus::IntCounter,
+    /// Media packets dropped for their source, by `media::stream::DropReason`.
+    pub media_drops: prometheus::IntCounterVec,
     pub peer_up: prometheus::IntGaugeVec,
     /// Messages dropped unread, by reason: banned, rate_limited, scanner, overload.
     pub sip_dropped: prometheus::IntCounterVec,
@@ -249,6 +251,19 @@ impl Metrics {
         registry.register(Box::new(media_packets_relayed.clone()))?;
         registry.register(Box::new(media_srtp_errors.clone()))?;
         registry.register(Box::new(media_source_drops.clone()))?;
+        let media_drops = IntCounterVec::new(
+            Opts::new(
+                "veil_media_dropped_total",
+                "Media packets dropped before SRTP, statistics and forwarding, by reason: \
+                 not_allowed (outside media_sources), not_party (no latch yet and not the \
+                 leg's party), unlatched_source (not the latched source).",
+            ),
+            &["reason"],
+        )?;
+        registry.register(Box::new(media_drops.clone()))?;
+        for r in crate::media::stream::DropReason::ALL {
+            media_drops.get_metric_with_label_values(&[r.as_str()])?;
+        }
         registry.register(Box::new(peer_up.clone()))?;
         let sip_dropped = IntCounterVec::new(
             Opts::new(
@@ -353,6 +368,7 @@ impl Metrics {
             media_packets_relayed,
             media_srtp_errors,
             media_source_drops,
+            media_drops,
             peer_up,
             sip_dropped,
             bans,
@@ -365,6 +381,15 @@ impl Metrics {
             media_quality,
             registry,
         })
+    }
+
+    /// Counts a media packet dropped for its source; `not_allowed` also feeds the older
+    /// `veil_media_source_dropped_total`, kept as an alias.
+    pub fn media_dropped(&self, reason: crate::media::stream::DropReason) {
+        self.media_drops.with_label_values(&[reason.as_str()]).inc();
+        if reason == crate::media::stream::DropReason::NotAllowed {
+            self.media_source_drops.inc();
+        }
     }
 
     /// One direction of a closed stream.

@@ -5,6 +5,9 @@
 //! make sense together with them), and its session name: `s=` often carries the product
 //! name and version of the far side's equipment ("Acme Phone 5.1"), which is exactly the
 //! kind of detail an SBC exists to hide, so it becomes `s=-`.
+//! `a=ssrc:<n> cname:...` names the far side's RTCP CNAME, which phones fill with their AOR
+//! and address; it becomes veil's own CNAME for the leg (RFC 7022: random per call and
+//! leg, here derived from the leg's random `o=` session id).
 //! What stays: everything else, including attributes veil does not know.
 
 use std::net::IpAddr;
@@ -66,8 +69,14 @@ pub(super) fn anchor(sdp: &mut Sdp, addr: IpAddr, ports: &[u16], origin: &Origin
         _ => !is_ice(line) && !is_rtcp(line),
     });
 
+    let cname = cname(origin);
     for (i, section) in sdp.media.iter_mut().enumerate() {
-        anchor_section(section, ports.get(i).copied().unwrap_or(0), &connection);
+        anchor_section(
+            section,
+            ports.get(i).copied().unwrap_or(0),
+            &connection,
+            &cname,
+        );
     }
 
     let section_without_c = sdp
@@ -84,7 +93,16 @@ pub(super) fn anchor(sdp: &mut Sdp, addr: IpAddr, ports: &[u16], origin: &Origin
     }
 }
 
-fn anchor_section(section: &mut MediaSection, port: u16, connection: &str) {
+/// veil's RTCP CNAME for a leg: 16 hex digits mixed from the leg's random session id
+/// (splitmix64), so it is stable across the leg's offers and says nothing of either party.
+fn cname(origin: &Origin) -> String {
+    let mut z = origin.session_id.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    format!("{:016x}", z ^ (z >> 31))
+}
+
+fn anchor_section(section: &mut MediaSection, port: u16, connection: &str, cname: &str) {
     let Some((m, rest)) = section.lines.split_first_mut() else {
         return;
     };
@@ -107,6 +125,10 @@ fn anchor_section(section: &mut MediaSection, port: u16, connection: &str) {
             line.value = connection.to_owned();
             return true;
         }
+        if let Some(ssrc) = ssrc_cname(line) {
+            line.value = format!("ssrc:{ssrc} cname:{cname}");
+            return true;
+        }
         if is_rtcp(line) {
             return match rtcp_port {
                 Some(p) => {
@@ -125,6 +147,20 @@ fn anchor_section(section: &mut MediaSection, port: u16, connection: &str) {
 fn is_ice(line: &Line) -> bool {
     attribute(line)
         .is_some_and(|(name, _)| ICE_ATTRIBUTES.iter().any(|a| a.eq_ignore_ascii_case(name)))
+}
+
+/// The SSRC of an `a=ssrc:<n> cname:<cname>` line.
+fn ssrc_cname(line: &Line) -> Option<&str> {
+    let (name, value) = attribute(line)?;
+    if !name.eq_ignore_ascii_case("ssrc") {
+        return None;
+    }
+    let (ssrc, rest) = value?.split_once(' ')?;
+    let is_cname = rest
+        .trim_start()
+        .get(..6)
+        .is_some_and(|a| a.eq_ignore_ascii_case("cname:"));
+    (is_cname && !ssrc.is_empty() && ssrc.bytes().all(|b| b.is_ascii_digit())).then_some(ssrc)
 }
 
 fn is_rtcp(line: &Line) -> bool {
@@ -157,6 +193,32 @@ mod tests {
         for s in secrets {
             assert!(!out.contains(s), "{s:?} leaked into:\n{out}");
         }
+    }
+
+    #[test]
+    fn ssrc_cname_becomes_veils_per_leg_cname() {
+        let text = "v=0\r\no=- 1 1 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\n\
+                    m=audio 6000 RTP/AVP 8\r\na=ssrc:12345 cname:sip:alice@127.0.0.2\r\n\
+                    a=ssrc:12345 msid:x y\r\na=ssrc:99 CNAME:{alice-uuid}\r\n";
+        let (_, out) = anchored(text, "203.0.113.10", &[30000]);
+        let ours = cname(&ORIGIN);
+        assert!(
+            out.contains(&format!("a=ssrc:12345 cname:{ours}\r\n")),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!("a=ssrc:99 cname:{ours}\r\n")),
+            "{out}"
+        );
+        assert!(out.contains("a=ssrc:12345 msid:x y\r\n"), "{out}");
+        assert_hidden(&out, &["alice", "127.0.0.2"]);
+        // Per leg: another session id, another CNAME.
+        let other = cname(&Origin {
+            session_id: 424243,
+            version: 1,
+        });
+        assert_ne!(ours, other);
+        assert_eq!(ours.len(), 16);
     }
 
     #[test]

@@ -214,6 +214,10 @@ pub async fn serve(loaded: LoadedConfig) -> Result<(), String> {
             idle_after,
             tos: cfg.media.tos,
             bind6: cfg.media.address6,
+            latch: crate::media::stream::LatchPolicy {
+                latching: cfg.media.latching,
+                relatch_after: cfg.media.relatch_after.0,
+            },
         },
     );
     {
