@@ -93,7 +93,7 @@ fn strangers_neither_steal_nor_inject_and_nat_rebinding_still_works() {
         .into_iter()
         .chain([("b1", audio(ca)), ("b2", carrier_cname.clone())])
     {
-        callee = callee.arg("-set").arg(name).arg(line);
+        callee = callee.arg("-set").arg(name).arg(&line);
     }
     let callee = callee.spawn();
     let mut caller = lab.sipp(Side::Pbx, "uac_moves.xml");
@@ -101,7 +101,7 @@ fn strangers_neither_steal_nor_inject_and_nat_rebinding_still_works() {
         .into_iter()
         .chain([("r1", audio(a1)), ("r2", pbx_cname.clone())])
     {
-        caller = caller.arg("-set").arg(name).arg(line);
+        caller = caller.arg("-set").arg(name).arg(&line);
     }
     let caller = caller.to(lab.veil_sip()).spawn();
     let answer = wait_for(&caller, "200 with SDP", |m| {

@@ -33,6 +33,7 @@ mod teardown;
 mod tests;
 #[cfg(test)]
 mod tests_hostile;
+#[cfg(test)]
 mod tests_leak;
 #[cfg(test)]
 mod tests_media;

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::tests::*;
-use crate::sip::{HeaderName, Message, Request, SipHeaders};
+use crate::sip::{HeaderName, Message, Request};
 
 const PBX_FROM: &str = "\"Alice\" <sip:alice@127.0.0.2>;tag=pbxtag";
 const HUGE: &str = "18446744073709551615";

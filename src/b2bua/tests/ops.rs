@@ -111,10 +111,19 @@ fn reload_with_an_overlapping_port_range_keeps_held_ports_out() {
         .collect();
     assert_eq!(held.len(), 2);
     let mut cfg = (*h.engine.cfg).clone();
-    cfg.media.ports = crate::config::PortRange {
-        first: 30000,
-        last: 30009,
+    // A range overlapping the held ports (drawn at random from the old one) and reaching
+    // past them: the new pool hands out every pair of it except the two held.
+    let low = held.iter().min().copied().unwrap_or(30000);
+    let high = held.iter().max().copied().unwrap_or(30000);
+    let range = crate::config::PortRange {
+        first: low,
+        last: high + 9,
     };
+    let capacity = {
+        let mut pool = crate::media::ports::PortPool::new(range);
+        std::iter::from_fn(|| pool.allocate()).count()
+    };
+    cfg.media.ports = range;
     let policy = h.engine.policy.clone();
     let resolved: Vec<Option<SocketAddr>> = [PBX, CARRIER, BACKUP]
         .iter()
@@ -131,7 +140,7 @@ fn reload_with_an_overlapping_port_range_keeps_held_ports_out() {
     while let Some(p) = h.engine.ports.allocate() {
         fresh.push(p);
     }
-    assert_eq!(fresh.len(), 3);
+    assert_eq!(fresh.len(), capacity - 2);
     assert!(
         fresh.iter().all(|p| !held.contains(p)),
         "{fresh:?} vs {held:?}"
