@@ -325,7 +325,7 @@ fn param<'a>(v: &'a str, name: &str) -> Option<&'a str> {
 
 /// The sent-by host of one Via value (`SIP/2.0/UDP host:port;...`).
 fn via_host(item: &str) -> Option<&str> {
-    let sent_by = item.trim().split_whitespace().nth(1)?;
+    let sent_by = item.split_whitespace().nth(1)?;
     let sent_by = sent_by.split(';').next()?;
     Some(split_host(sent_by))
 }
