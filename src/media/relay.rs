@@ -398,13 +398,14 @@ impl StreamTask {
                         continue;
                     };
                     let now = Instant::now();
-                    let due = last_rtp + after;
+                    let due = crate::b2bua::deadline::after(last_rtp, after);
                     if now >= due {
                         if !idle {
                             idle = true;
                             let _ = events.send(MediaEvent::Idle { id });
                         }
-                        t.as_mut().reset((now + after).into());
+                        t.as_mut()
+                            .reset(crate::b2bua::deadline::after(now, after).into());
                     } else {
                         t.as_mut().reset(due.into());
                     }

@@ -279,7 +279,8 @@ impl Guard {
         if self.is_exempt(ip) || self.is_banned(ip, now) {
             return false;
         }
-        self.banned.insert(ip, now + self.ban_time);
+        self.banned
+            .insert(ip, crate::b2bua::deadline::after(now, self.ban_time));
         self.generation += 1;
         true
     }

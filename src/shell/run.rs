@@ -339,12 +339,15 @@ pub async fn serve(loaded: LoadedConfig) -> Result<(), String> {
                     tracing::info!(signal = sig, "shutting down gracefully");
                     super::notify::notify("STOPPING=1");
                     engine.drain(now);
-                    stop_by = Some(now + running.config.calls.drain_timeout.0 + SHUTDOWN_GRACE);
+                    stop_by = Some(crate::b2bua::deadline::after(
+                        now,
+                        running.config.calls.drain_timeout.0.saturating_add(SHUTDOWN_GRACE),
+                    ));
                 } else {
                     // A second signal: the operator does not want to wait for the drain.
                     tracing::info!(signal = sig, "second signal: ending all calls now");
                     engine.shutdown(now);
-                    stop_by = stop_by.map(|t| t.min(now + SHUTDOWN_GRACE));
+                    stop_by = stop_by.map(|t| t.min(crate::b2bua::deadline::after(now, SHUTDOWN_GRACE)));
                 }
             }
             _ = sighup.recv() => {

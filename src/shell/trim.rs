@@ -81,7 +81,7 @@ impl Trim {
         let spaced = self.last.is_none_or(|t| now >= t + MIN_GAP);
         if self.peak > 0 && load <= self.peak / 4 && spaced {
             self.peak = 0;
-            self.again_at = Some(now + self.linger);
+            self.again_at = Some(crate::b2bua::deadline::after(now, self.linger));
             self.last = Some(now);
             return true;
         }
