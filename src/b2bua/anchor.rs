@@ -39,6 +39,9 @@ impl Engine {
         role: SdpRole,
     ) -> Result<Bytes, AnchorError> {
         let mut sdp = Sdp::parse(body).map_err(|_| AnchorError::BadSdp)?;
+        if role == SdpRole::Offer && !sdp.connections_complete() {
+            return Err(AnchorError::BadSdp);
+        }
         if let Some(call) = self.calls.get_mut(&key) {
             call.leg_mut(from).last_sdp_in = Some(Bytes::copy_from_slice(body));
         }

@@ -173,3 +173,50 @@ fn session_expires_of_twenty_digits_in_an_in_dialog_reinvite_is_lowered() {
     h.advance(Duration::from_secs(1800));
     assert_eq!(h.engine.call_count(), 0);
 }
+
+/// RFC 4566 §5.7: an offer whose active stream has no c= line (session or media level) is
+/// answered 488; veil does not invent a connection address for it (issue 13).
+#[test]
+fn offer_without_connection_line_is_refused_488() {
+    let mut h = Harness::new();
+    let invite = invite_from_pbx("no-c-1", "0123456").replace("c=IN IP4 127.0.0.2\r\n", "");
+    let invite = fix_length(&invite);
+    h.inject(PBX, &invite);
+    h.take_response(PBX, 488);
+    assert!(
+        h.take(CARRIER).is_empty(),
+        "nothing may be offered to the carrier"
+    );
+}
+
+/// A disabled stream (port 0) needs no c= line: such an offer still goes through.
+#[test]
+fn disabled_stream_without_connection_line_is_fine() {
+    let mut h = Harness::new();
+    let invite = invite_from_pbx("no-c-2", "0123456")
+        .replace("t=0 0\r\n", "t=0 0\r\nm=video 0 RTP/AVP 96\r\n");
+    // Move the session-level c= into the audio section; the video section has none.
+    let invite = invite
+        .replace("c=IN IP4 127.0.0.2\r\n", "")
+        .replace("a=rtpmap:101", "c=IN IP4 127.0.0.2\r\na=rtpmap:101");
+    let invite = fix_length(&invite);
+    h.inject(PBX, &invite);
+    h.take_request(CARRIER, "INVITE");
+}
+
+/// Content-Length of a hand-edited message.
+fn fix_length(msg: &str) -> String {
+    let (head, body) = msg.split_once("\r\n\r\n").unwrap();
+    let head: String = head
+        .lines()
+        .map(|l| {
+            if l.starts_with("Content-Length:") {
+                format!("Content-Length: {}", body.len())
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\r\n");
+    format!("{head}\r\n\r\n{body}")
+}

@@ -105,6 +105,17 @@ impl Sdp {
     }
 
     /// Whether this SDP puts the session on hold (some stream not sendrecv, or c=0.0.0.0).
+    /// RFC 4566 §5.7: every stream that is not disabled (port 0) has a connection line,
+    /// at session or media level. An offer without one cannot be answered usefully: veil
+    /// would have to invent where the party's media goes.
+    pub fn connections_complete(&self) -> bool {
+        fields::first(&self.session, b'c').is_some()
+            || self.media.iter().all(|m| {
+                let port = m.lines.first().and_then(|l| fields::media_port(&l.value));
+                port == Some(0) || fields::first(&m.lines, b'c').is_some()
+            })
+    }
+
     pub fn on_hold(&self) -> bool {
         endpoint::on_hold(self)
     }
