@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::pki::Pki;
 use common::sipp::SippOutcome;
 use common::trace::{Direction, parse_trace};
 use common::{Lab, Ports, Setup, Side, assert_all_succeeded, assert_no_leaks, assert_sdp_anchored};
@@ -27,104 +28,15 @@ fn tls_port(ports: &Ports) -> u16 {
     ports.veil_sip() + 7
 }
 
-/// A test PKI in its own temp dir: a CA, certificates it signed for veil, the PBX and the
-/// carrier, and a rogue CA with a carrier certificate veil must not trust.
-struct Pki {
-    dir: tempfile::TempDir,
-}
-
-impl Pki {
-    fn new() -> Pki {
-        let pki = Pki {
-            dir: tempfile::tempdir().expect("temp dir"),
-        };
-        pki.ca("ca");
-        pki.ca("rogue-ca");
-        pki.leaf("veil", "ca", "DNS:veil.test,IP:127.0.0.1");
-        pki.leaf("pbx", "ca", "DNS:pbx.test,IP:127.0.0.2");
-        pki.leaf("carrier", "ca", "DNS:carrier.test");
-        pki.leaf("rogue-carrier", "rogue-ca", "DNS:carrier.test");
-        pki
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn p(&self, name: &str) -> String {
-        self.path(name).display().to_string()
-    }
-
-    fn openssl(&self, args: &[&str]) {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(self.dir.path())
-            .output()
-            .expect("the openssl CLI is needed (apt-get install openssl)");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn ca(&self, name: &str) {
-        self.openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.pem"),
-            "-days",
-            "2",
-            "-subj",
-            &format!("/CN={name}"),
-        ]);
-    }
-
-    fn leaf(&self, name: &str, ca: &str, san: &str) {
-        self.openssl(&[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.csr"),
-            "-subj",
-            &format!("/CN={name}"),
-        ]);
-        let ext = format!(
-            "subjectAltName={san}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\n"
-        );
-        std::fs::write(self.path(&format!("{name}.ext")), ext).expect("write ext");
-        self.openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            &format!("{name}.csr"),
-            "-CA",
-            &format!("{ca}.pem"),
-            "-CAkey",
-            &format!("{ca}.key"),
-            "-CAcreateserial",
-            "-out",
-            &format!("{name}.pem"),
-            "-days",
-            "2",
-            "-extfile",
-            &format!("{name}.ext"),
-        ]);
-    }
+/// The lab PKI (`common::pki`: a CA and veil's certificate) plus certificates for the PBX
+/// and the carrier, and a rogue CA with a carrier certificate veil must not trust.
+fn tls_pki() -> Pki {
+    let pki = Pki::new();
+    pki.ca("rogue-ca");
+    pki.leaf("pbx", "ca", "DNS:pbx.test,IP:127.0.0.2");
+    pki.leaf("carrier", "ca", "DNS:carrier.test");
+    pki.leaf("rogue-carrier", "rogue-ca", "DNS:carrier.test");
+    pki
 }
 
 /// The standard lab config plus a TLS listener (client certificates required) and
@@ -295,7 +207,7 @@ fn assert_only_transport(o: &SippOutcome, tls: bool) {
 
 #[test]
 fn tls_caller_reaches_udp_callee() {
-    let pki = Pki::new();
+    let pki = tls_pki();
     let ports = Ports::new(22);
     let block = format!("{{ca: {}}}", pki.p("ca.pem"));
     let lab = Lab::start_edited(
@@ -330,7 +242,7 @@ fn tls_caller_reaches_udp_callee() {
 
 #[test]
 fn udp_caller_reaches_tls_callee_on_one_reused_connection() {
-    let pki = Pki::new();
+    let pki = tls_pki();
     let ports = Ports::new(25);
     let block = format!(
         "{{ca: {}, server_name: carrier.test, cert: {}, key: {}}}",
@@ -394,7 +306,7 @@ fn udp_caller_reaches_tls_callee_on_one_reused_connection() {
 
 #[test]
 fn callee_with_untrusted_certificate_fails_over() {
-    let pki = Pki::new();
+    let pki = tls_pki();
     let ports = Ports::new(26);
     let block = format!("{{ca: {}, server_name: carrier.test}}", pki.p("ca.pem"));
     let lab = Lab::start_edited(
@@ -434,7 +346,7 @@ fn callee_with_untrusted_certificate_fails_over() {
 
 #[test]
 fn listener_requiring_client_certificates_refuses_a_client_without_one() {
-    let pki = Pki::new();
+    let pki = tls_pki();
     let ports = Ports::new(23);
     let block = format!("{{ca: {}}}", pki.p("ca.pem"));
     let lab = Lab::start_edited(
@@ -456,7 +368,7 @@ fn listener_requiring_client_certificates_refuses_a_client_without_one() {
 
 #[test]
 fn crlf_ping_gets_a_pong_over_tls_and_tcp() {
-    let pki = Pki::new();
+    let pki = tls_pki();
     let ports = Ports::new(24);
     let block = format!("{{ca: {}}}", pki.p("ca.pem"));
     let lab = Lab::start_edited(

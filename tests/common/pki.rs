@@ -1,4 +1,4 @@
-//! A throw-away PKI made with the `openssl` CLI (as tests/edge_tls.rs does), for peers
+//! A throw-away PKI made with the `openssl` CLI, for peers (tests/edge_tls.rs, baresip)
 //! that speak TLS to veil.
 
 use std::path::PathBuf;
