@@ -27,6 +27,37 @@ pub(super) enum AnchorError {
     NoCrypto,
 }
 
+/// Why a body cannot cross as SDP ([`Engine::unusable_sdp`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Unusable {
+    /// A body that is not `application/sdp` where an answer (or offer) was due.
+    NotSdp,
+    /// Unreadable SDP, or an active stream without a connection line.
+    BadSdp,
+    NoCodecs,
+    NoCrypto,
+}
+
+impl Unusable {
+    /// What the party waiting for this answer is told: 502 when the peer sent no SDP at
+    /// all (a bad gateway), 488 when its SDP is not acceptable.
+    pub(super) fn code(self) -> u16 {
+        match self {
+            Unusable::NotSdp => 502,
+            _ => 488,
+        }
+    }
+
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            Unusable::NotSdp => "not_sdp",
+            Unusable::BadSdp => "bad_sdp",
+            Unusable::NoCodecs => "no_codecs",
+            Unusable::NoCrypto => "no_crypto",
+        }
+    }
+}
+
 impl Engine {
     /// Rewrite `body`, received on leg `from`, for the other leg. Allocates streams for new
     /// m= lines and updates the relay's view of `from`'s addresses (and SRTP keys).
@@ -39,7 +70,7 @@ impl Engine {
         role: SdpRole,
     ) -> Result<Bytes, AnchorError> {
         let mut sdp = Sdp::parse(body).map_err(|_| AnchorError::BadSdp)?;
-        if role == SdpRole::Offer && !sdp.connections_complete() {
+        if !sdp.connections_complete() {
             return Err(AnchorError::BadSdp);
         }
         if let Some(call) = self.calls.get_mut(&key) {
@@ -214,35 +245,47 @@ impl Engine {
         Ok(out)
     }
 
-    /// Whether SDP in `body`, sent by leg `from`, would be refused for its crypto (a
-    /// `required` leg, or veil's RTP/SAVP offer, answered without a line veil offered; a
-    /// `required` leg offering plain RTP). Checked before anything is relayed, on a copy
-    /// of the call's SRTP state, so that the call can be ended cleanly (488, legs hung
-    /// up) instead of being answered with a stripped body.
-    pub(super) fn sdp_lacks_crypto(
+    /// Why the body of a message from leg `from` cannot be relayed as SDP (issue 13: an
+    /// unusable answer is refused, never forwarded empty): not SDP, SDP veil cannot read
+    /// or anchor (no `c=` for an active stream), no codec left by the peers' allow-lists,
+    /// or no crypto a `required` leg (or veil's RTP/SAVP offer) needs. Checked before
+    /// anything is relayed, on a copy of the call's SRTP state, so that the call can be
+    /// refused cleanly. An empty body is the caller's to judge (`None`).
+    pub(super) fn unusable_sdp(
         &self,
         key: u64,
         from: Side,
+        content_type: Option<&str>,
         body: &[u8],
         role: SdpRole,
-    ) -> bool {
-        let Some(call) = self.calls.get(&key) else {
-            return false;
-        };
+    ) -> Option<Unusable> {
+        if body.is_empty() {
+            return None;
+        }
+        if !super::admission::is_sdp(content_type) {
+            return Some(Unusable::NotSdp);
+        }
+        let call = self.calls.get(&key)?;
         let Ok(mut sdp) = Sdp::parse(body) else {
-            return false;
+            return Some(Unusable::BadSdp);
         };
+        if !sdp.connections_complete() {
+            return Some(Unusable::BadSdp);
+        }
         let to = from.other();
         let cfg = |side: Side| call.peers.peers.get(call.leg(side).peer).map(|p| &p.cfg);
         for (side, reorder) in [(from, false), (to, true)] {
-            if let Some(allow) = cfg(side).and_then(|c| c.codecs.as_ref()) {
-                let _ = sdp.filter_codecs(allow, reorder);
+            if let Some(allow) = cfg(side).and_then(|c| c.codecs.as_ref())
+                && sdp.filter_codecs(allow, reorder) == CodecOutcome::NothingLeft
+            {
+                return Some(Unusable::NoCodecs);
             }
         }
         let mode = |side: Side| cfg(side).map(|c| c.srtp).unwrap_or_default();
         let mut srtp = call.srtp.clone();
         srtp.negotiate(&mut sdp, from, (mode(from), mode(to)), role)
             .is_err()
+            .then_some(Unusable::NoCrypto)
     }
 
     fn release_streams(&mut self, streams: &[Stream]) {

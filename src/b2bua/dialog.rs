@@ -11,6 +11,7 @@ use crate::sip::{HeaderName, Method, Request, Response, SipHeaders};
 use crate::transaction::{ClientTxId, Flow, ServerTxId};
 
 use super::admission::{is_sdp, response};
+use super::anchor::Unusable;
 use super::call::{AwaitAck, CallState, EndReason, Pending};
 use super::engine::Engine;
 use super::invite::set_local_to;
@@ -286,8 +287,6 @@ impl Engine {
         }
         if (200..300).contains(&resp.code)
             && matches!(pending.req.method, Method::Invite | Method::Update)
-            && is_sdp(resp.content_type())
-            && !resp.body.is_empty()
         {
             // An offer-less re-INVITE gets the offer in the 2xx.
             let role = if pending.req.body.is_empty() {
@@ -295,8 +294,15 @@ impl Engine {
             } else {
                 SdpRole::Answer
             };
-            if self.sdp_lacks_crypto(key, to, &resp.body, role) {
-                self.refuse_crossed_answer(key, &pending, &resp, now);
+            // An offer needs its answer, and an offer-less re-INVITE an offer, in the 2xx.
+            let missing = resp.body.is_empty() && (is_invite || !pending.req.body.is_empty());
+            let unusable = if missing {
+                Some(Unusable::NotSdp)
+            } else {
+                self.unusable_sdp(key, to, resp.content_type(), &resp.body, role)
+            };
+            if let Some(why) = unusable {
+                self.refuse_crossed_answer(key, &pending, &resp, why, now);
                 return;
             }
         }
@@ -340,24 +346,27 @@ impl Engine {
         self.reply(pending.stx, r, now);
     }
 
-    /// The 2xx to a forwarded re-INVITE/UPDATE brings no crypto its leg's `srtp:` mode
-    /// requires: relaying it with a stripped body would leave the legs with different
-    /// ideas of the media. The answerer's INVITE is ACKed, the offerer gets 488 and both
-    /// legs are hung up.
+    /// The 2xx to a forwarded re-INVITE/UPDATE brings SDP veil cannot relay
+    /// ([`Unusable`]); relaying it stripped would leave the legs with different ideas of
+    /// the media. The answerer's INVITE is ACKed and the offerer gets 488 (502 when the
+    /// answerer sent no SDP). The call stays on its previous media, except when the
+    /// answer lacks the crypto a `required` leg needs: the answerer has then moved to
+    /// media veil cannot secure, and both legs are hung up.
     fn refuse_crossed_answer(
         &mut self,
         key: u64,
         pending: &Pending,
         resp: &Response,
+        why: Unusable,
         now: Instant,
     ) {
         let Some(call) = self.calls.get(&key) else {
             return;
         };
         let (from, to) = (pending.from, pending.from.other());
-        tracing::info!(call = %call.vref, a_call_id = %call.a.call_id, b_call_id = %call.b.call_id,
-            method = pending.req.method.as_str(), "answer without acceptable crypto; ending the call");
-        let mut r = response(&pending.req, 488);
+        tracing::warn!(call = %call.vref, a_call_id = %call.a.call_id, b_call_id = %call.b.call_id,
+            method = pending.req.method.as_str(), why = why.as_str(), "answer cannot be relayed; refused");
+        let mut r = response(&pending.req, why.code());
         set_local_to(&mut r, &call.leg(from).local_hdr);
         if pending.req.method == Method::Invite {
             let their_cseq = resp.cseq().map(|c| c.seq).unwrap_or(0);
@@ -365,7 +374,11 @@ impl Engine {
         }
         self.stx_calls.remove(&pending.stx);
         self.reply(pending.stx, r, now);
-        self.end_call(key, EndReason::Error, None, now);
+        if why == Unusable::NoCrypto {
+            self.end_call(key, EndReason::Error, None, now);
+        } else if !pending.req.body.is_empty() {
+            self.restore_media(key, from, pending.prev_sdp_in.clone());
+        }
     }
 
     /// A forwarded request got no answer: tell its sender 408.
@@ -412,18 +425,31 @@ impl Engine {
         self.stx_calls.remove(&w.stx);
         if let Some(other_cseq) = w.ack_other {
             let body = if !req.body.is_empty() {
-                match self.anchor_sdp(key, side, &req.body, now, SdpRole::Answer) {
+                let anchored = match self.unusable_sdp(
+                    key,
+                    side,
+                    req.content_type(),
+                    &req.body,
+                    SdpRole::Answer,
+                ) {
+                    Some(why) => Err(why.as_str()),
+                    None => self
+                        .anchor_sdp(key, side, &req.body, now, SdpRole::Answer)
+                        .map_err(|_| "anchor"),
+                };
+                match anchored {
                     Ok(body) => body,
-                    // The answer in the ACK has no crypto a `required` leg needs: there is
-                    // no way left to refuse it but to end the call.
-                    Err(super::anchor::AnchorError::NoCrypto) => {
-                        tracing::info!(call = %self.calls.get(&key).map(|c| c.vref.clone()).unwrap_or_default(),
-                            "answer in ACK without acceptable crypto; ending the call");
+                    // An ACK cannot be refused: the call it would set up cannot be
+                    // anchored, so it ends (the other leg's 2xx is ACKed first).
+                    Err(why) => {
+                        if let Some(c) = self.calls.get(&key) {
+                            tracing::warn!(call = %c.vref, a_call_id = %c.a.call_id, b_call_id = %c.b.call_id,
+                                why, "answer in ACK cannot be relayed; ending the call");
+                        }
                         self.ack_leg(key, side.other(), other_cseq, Bytes::new());
                         self.end_call(key, EndReason::Error, None, now);
                         return;
                     }
-                    Err(_) => Bytes::new(),
                 }
             } else {
                 Bytes::new()

@@ -104,6 +104,10 @@ pub struct Engine {
     pub(super) standalone: HashMap<ClientTxId, super::standalone::Standalone>,
     /// Leg B Call-ID/tag/CSeq of relayed REGISTERs, so refreshes look like one UA's.
     pub(super) registrations: HashMap<(String, String, String), super::standalone::RegistrationLeg>,
+    /// What the current step works on, for the panic guard (`panic_guard.rs`).
+    pub(super) step: super::panic_guard::Step,
+    /// Test hook: requests with this header panic (`panic_guard.rs`).
+    pub(super) panic_header: Option<String>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -140,6 +144,8 @@ impl Engine {
             calls_by_peer: HashMap::new(),
             standalone: HashMap::new(),
             registrations: HashMap::new(),
+            step: Default::default(),
+            panic_header: None,
             media_ip: cfg.media.advertise.unwrap_or(cfg.media.address),
             media_ip6: cfg.media.advertise6.or(cfg.media.address6),
             ports: PortPool::new(cfg.media.ports),
@@ -221,7 +227,9 @@ impl Engine {
                 break;
             }
             self.timers.pop();
+            self.step.key = Some(key);
             self.on_timer(key, timer, now);
+            self.step.key = None;
             self.drain_tx(now);
         }
     }
@@ -575,7 +583,12 @@ impl Engine {
             };
             self.observe_event(&ev);
             match ev {
-                TxEvent::Request { id, req, flow } => self.on_request(id, req, flow, now),
+                TxEvent::Request { id, req, flow } => {
+                    self.step.stx = Some(id);
+                    self.panic_hook(&req);
+                    self.on_request(id, req, flow, now);
+                    self.step.stx = None;
+                }
                 TxEvent::Cancel {
                     id,
                     invite,
@@ -614,9 +627,15 @@ impl Engine {
                     if self.on_probe_result(id, None) || self.on_standalone_timeout(id, now) {
                         continue;
                     }
-                    self.on_client_timeout(id, now)
+                    self.step.key = self.ctx_calls.get(&id).copied();
+                    self.on_client_timeout(id, now);
+                    self.step.key = None;
                 }
-                TxEvent::AckTimeout { id } => self.on_ack_timeout(id, now),
+                TxEvent::AckTimeout { id } => {
+                    self.step.key = self.stx_calls.get(&id).copied();
+                    self.on_ack_timeout(id, now);
+                    self.step.key = None;
+                }
             }
         }
     }

@@ -17,6 +17,7 @@ use crate::transaction::{ClientTxId, Flow, ServerTxId};
 
 use super::Output;
 use super::admission::{is_sdp, response};
+use super::anchor::Unusable;
 use super::call::{AwaitAck, Call, CallState};
 use super::deadline::after;
 use super::engine::{Engine, Timer};
@@ -571,19 +572,24 @@ impl Engine {
         if (101..300).contains(&code) && call.state < CallState::Answered {
             learn_remote(&mut call.b, &resp);
         }
-        let answer_sdp = (101..300).contains(&code)
-            && !call.cancelled
-            && call.state < CallState::Answered
-            && is_sdp(resp.content_type())
-            && !resp.body.is_empty();
+        let answering =
+            (101..300).contains(&code) && !call.cancelled && call.state < CallState::Answered;
         // With a late offer, leg B's response carries the offer.
         let role = if call.late_offer {
             SdpRole::Offer
         } else {
             SdpRole::Answer
         };
-        if answer_sdp && self.sdp_lacks_crypto(key, Side::B, &resp.body, role) {
-            self.refuse_b_answer(key, code, now);
+        // A 2xx must bring the answer (or the late offer) unless the caller already has
+        // one from an 18x: an empty one is a broken peer, not a call to put through.
+        let missing = code >= 200 && resp.body.is_empty() && call.a.last_sdp.is_none();
+        let unusable = if missing {
+            Some(Unusable::NotSdp)
+        } else {
+            self.unusable_sdp(key, Side::B, resp.content_type(), &resp.body, role)
+        };
+        if answering && let Some(why) = unusable {
+            self.refuse_b_answer(key, code, why, now);
             return;
         }
         let Some(call) = self.calls.get_mut(&key) else {
@@ -640,15 +646,17 @@ impl Engine {
         }
     }
 
-    /// Leg B answered (18x or 2xx) without crypto its `srtp:` mode requires (or, with a
-    /// late offer, offered without it): the call cannot be anchored. Leg B is cancelled (provisional) or ACKed and hung up (2xx), the
-    /// caller gets 488; the CDR records a failed call with final code 488.
-    fn refuse_b_answer(&mut self, key: u64, code: u16, now: Instant) {
+    /// Leg B answered (18x or 2xx) with SDP veil cannot relay ([`Unusable`]: none where a
+    /// 2xx needs it, not SDP, unreadable, no codec, no crypto its `srtp:` mode requires):
+    /// the call cannot be anchored. Leg B is cancelled (provisional) or ACKed and hung up
+    /// (2xx), the caller gets 488 (502 when leg B sent no SDP); the CDR records a failed
+    /// call with that final code.
+    fn refuse_b_answer(&mut self, key: u64, code: u16, why: Unusable, now: Instant) {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        tracing::info!(call = %call.vref, a_call_id = %call.a.call_id, b_call_id = %call.b.call_id, code,
-            "leg B answered without acceptable crypto; refusing the call");
+        tracing::warn!(call = %call.vref, a_call_id = %call.a.call_id, b_call_id = %call.b.call_id, code,
+            why = why.as_str(), "leg B's answer cannot be relayed; refusing the call");
         if code < 200 {
             if call.state == CallState::Calling {
                 call.state = CallState::Early;
@@ -659,7 +667,7 @@ impl Engine {
             self.ack_leg(key, Side::B, cseq, Bytes::new());
             self.bye_leg(key, Side::B, now);
         }
-        self.fail_call(key, 488, None, now);
+        self.fail_call(key, why.code(), None, now);
     }
 
     fn on_b_answer(&mut self, key: u64, resp: Response, now: Instant) {

@@ -21,6 +21,7 @@ mod invite;
 pub mod leak_guard;
 pub mod leg;
 mod nat;
+pub mod panic_guard;
 pub mod peers;
 mod reoffer_cancel;
 pub mod session_timer;

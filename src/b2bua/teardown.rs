@@ -125,7 +125,7 @@ impl Engine {
     }
 
     /// Remove every trace of the call; close its streams; complete its CDR.
-    fn forget(&mut self, key: u64, reason: EndReason, final_code: u16, now: Instant) {
+    pub(super) fn forget(&mut self, key: u64, reason: EndReason, final_code: u16, now: Instant) {
         let Some(call) = self.calls.remove(&key) else {
             return;
         };

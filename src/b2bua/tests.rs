@@ -865,3 +865,9 @@ mod reoffer_cancel;
 
 /// Hold with c=0.0.0.0 crosses as a direction attribute (issue 14).
 mod hold;
+
+/// A panicking engine step ends its own call only (issue 13).
+mod panic_guard;
+
+/// Answers veil cannot relay are refused, never forwarded empty (issue 13).
+mod unusable_answer;

@@ -81,6 +81,8 @@ pub struct Metrics {
     pub sip_requests_received: prometheus::IntCounterVec,
     pub sip_responses_sent: prometheus::IntCounterVec,
     pub sip_invalid_messages: prometheus::IntCounter,
+    /// Engine steps that panicked and were caught (`b2bua::panic_guard`).
+    pub engine_panics: prometheus::IntCounter,
     /// Identifiers of a call's other leg removed by the leak guard, by kind.
     pub leak_guard_hits: prometheus::IntCounterVec,
     pub media_streams_active: prometheus::IntGauge,
@@ -206,6 +208,10 @@ impl Metrics {
             "veil_sip_invalid_messages_total",
             "Datagrams or stream messages that could not be parsed as SIP and were discarded.",
         )?;
+        let engine_panics = IntCounter::new(
+            "veil_engine_panics_total",
+            "Engine steps that panicked: caught, the call they belonged to ended with end_reason error, every other call kept.",
+        )?;
         let leak_guard_hits = IntCounterVec::new(
             Opts::new(
                 "veil_leak_guard_hits_total",
@@ -243,6 +249,7 @@ impl Metrics {
         registry.register(Box::new(sip_requests_received.clone()))?;
         registry.register(Box::new(sip_responses_sent.clone()))?;
         registry.register(Box::new(sip_invalid_messages.clone()))?;
+        registry.register(Box::new(engine_panics.clone()))?;
         registry.register(Box::new(leak_guard_hits.clone()))?;
         for k in crate::b2bua::leak_guard::Kind::ALL {
             leak_guard_hits.get_metric_with_label_values(&[k.as_str()])?;
@@ -363,6 +370,7 @@ impl Metrics {
             sip_requests_received,
             sip_responses_sent,
             sip_invalid_messages,
+            engine_panics,
             leak_guard_hits,
             media_streams_active,
             media_packets_relayed,

@@ -14,6 +14,7 @@ use super::ShellEvent;
 use super::dns::{DnsResult, PeerDns};
 use super::net;
 use super::trim::Trim;
+use crate::b2bua::panic_guard::StepInput;
 use crate::b2bua::{Engine, Input, Output};
 use crate::config::{LoadedConfig, Transport};
 use crate::media::relay::Relay;
@@ -47,6 +48,16 @@ pub fn run(config: &Path) -> i32 {
     if let Err(e) = crate::observe::log::init(loaded.config.log.format, &loaded.config.log.level) {
         eprintln!("logging: {e}");
     }
+    // A panic is logged where it happened, without a formatted message that may quote
+    // peer data; the engine loop catches its own (`b2bua::panic_guard`).
+    std::panic::set_hook(Box::new(|info| {
+        let at = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let panic = crate::b2bua::panic_guard::payload_text(info.payload());
+        tracing::error!(at, panic, "panic");
+    }));
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .on_thread_park(super::trim::on_park)
@@ -254,6 +265,13 @@ pub async fn serve(loaded: LoadedConfig) -> Result<(), String> {
         Instant::now(),
         SystemTime::now(),
     );
+    if let Some(h) = std::env::var("VEIL_TEST_PANIC_HEADER")
+        .ok()
+        .filter(|v| !v.is_empty())
+    {
+        tracing::warn!(header = %h, "test hook on: requests with this header make the engine panic");
+        engine.set_panic_header(Some(h));
+    }
     let mut io = Io {
         udp,
         local,
@@ -307,9 +325,13 @@ pub async fn serve(loaded: LoadedConfig) -> Result<(), String> {
                 match ev {
                     ShellEvent::Sip { data, flow } => {
                         handled += 1;
-                        engine.handle_input(Input::Sip { data: &data, flow }, now);
+                        let input = Input::Sip { data: &data, flow };
+                        engine.guarded(StepInput::of(&input), now, |e| e.handle_input(input, now));
                     }
-                    ShellEvent::Media(m) => engine.handle_input(Input::Media(m), now),
+                    ShellEvent::Media(m) => {
+                        let input = Input::Media(m);
+                        engine.guarded(StepInput::of(&input), now, |e| e.handle_input(input, now));
+                    }
                     ShellEvent::Dns { generation, peer, address, result } => {
                         if generation == dns.generation() {
                             dns.learn(&peer, address, &result);
@@ -324,7 +346,10 @@ pub async fn serve(loaded: LoadedConfig) -> Result<(), String> {
                     }
                 }
             }
-            () = sleep => engine.handle_timeout(Instant::now()),
+            () = sleep => {
+                let now = Instant::now();
+                engine.guarded(StepInput::Timeout, now, |e| e.handle_timeout(now));
+            }
             _ = trim_tick.tick() => {
                 let queued = QUEUE - ev_tx.capacity();
                 if trim.tick(handled.max(queued), Instant::now()) {
