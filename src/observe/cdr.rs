@@ -18,8 +18,9 @@
 //!   is and when it counts: [`spool`]). The first success after an outage logs it; once
 //!   the spool has drained, the WAL (grown by the catch-up) is truncated by one
 //!   `wal_checkpoint(TRUNCATE)`, giving the space back.
-//! - Disk full, busy and locked leave the connection usable (tested: SQLite writes again on
-//!   the same connection once space is back). Any other failure repeated
+//! - Disk full, busy and locked leave the connection usable (tested on a full tmpfs,
+//!   `tests/cdr_full_disk.rs`: every attempt fails with SQLITE_FULL, never an I/O error,
+//!   and the same connection writes again once space is back). Any other failure repeated
 //!   [`writer::REOPEN_AFTER`] times in a row reopens the connection, pragmas and schema
 //!   included: SQLite keeps a connection read-only if the file was not writable when it was
 //!   opened, and an I/O error may be tied to the file handle.

@@ -226,6 +226,7 @@ impl Writer {
         let (attempts, delay) = (o.attempts, o.delay);
         tracing::error!(
             error = %e,
+            code = ?e.sqlite_error_code(),
             attempt = attempts,
             retry_in_ms = delay.as_millis() as u64,
             backlog = self.spool.len(),
