@@ -85,6 +85,9 @@ struct PartialConfig {
 
 const LOG_LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error"];
 
+/// Upper bound of `cdr.spool_rows`: 10 million rows are about 10 GiB of memory.
+const MAX_SPOOL_ROWS: usize = 10_000_000;
+
 /// Load and validate `path` and the files it references. Returns every error found.
 pub fn load(path: &Path) -> Result<LoadedConfig, Vec<ConfigError>> {
     let text = read(path, path, None, "")?;
@@ -482,6 +485,12 @@ impl Validator<'_> {
         self.session_timer("calls.session_timer", &st);
         if c.cdr.retention.is_some_and(|r| r.0.as_secs() < 3600) {
             self.err("cdr.retention", "must be at least 1h (e.g. 90d)");
+        }
+        if !(1..=MAX_SPOOL_ROWS).contains(&c.cdr.spool_rows) {
+            self.err(
+                "cdr.spool_rows",
+                format!("must be between 1 and {MAX_SPOOL_ROWS} (about 1 KiB of memory per row)"),
+            );
         }
     }
 

@@ -457,7 +457,7 @@ pub struct LimitsConfig {
     pub cps: u32,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CdrConfig {
     /// SQLite file; absent = CDRs disabled (logged at start).
@@ -470,6 +470,25 @@ pub struct CdrConfig {
     /// When SQLite forces CDR writes to disk (see `observe::cdr`).
     #[serde(default)]
     pub fsync: CdrFsync,
+    /// Rows kept in memory while the database refuses writes (disk full, I/O errors);
+    /// beyond them rows are lost and counted (`veil_cdr_rows_lost_total`).
+    #[serde(default = "d_spool_rows")]
+    pub spool_rows: usize,
+}
+
+fn d_spool_rows() -> usize {
+    crate::observe::cdr::DEFAULT_SPOOL_ROWS
+}
+
+impl Default for CdrConfig {
+    fn default() -> Self {
+        CdrConfig {
+            sqlite: None,
+            retention: None,
+            fsync: CdrFsync::default(),
+            spool_rows: d_spool_rows(),
+        }
+    }
 }
 
 /// `normal`: a committed row survives a crash of veil, a power loss may take the last

@@ -7,8 +7,25 @@
 //!   engine only ever does a non-blocking `try_send`. When the queue is full the event is
 //!   dropped and counted ([`CdrWriter::dropped`]): losing a CDR row is bad, but stalling
 //!   call setup for every caller because the disk is slow is worse.
-//! - The thread drains whatever is queued and writes it in one transaction, so under load
-//!   (thousands of calls/s) the cost of a commit is shared by many events.
+//! - The thread moves whatever is queued into its spool ([`spool`]) and writes it in one
+//!   transaction, so under load (thousands of calls/s) the cost of a commit is shared by
+//!   many events.
+//! - A full disk, an I/O error or a lock held too long never costs a batch (issue 15): the
+//!   batch stays at the front of the spool and is retried, 100 ms after the failure, then
+//!   doubling up to every 5 s. Meanwhile the writer keeps draining the queue into the
+//!   spool, which holds up to `cdr.spool_rows` rows (100,000 by default; roughly 1 KiB
+//!   each); beyond that rows are lost and counted in `veil_cdr_rows_lost_total` (what a row
+//!   is and when it counts: [`spool`]). The first success after an outage logs it; once
+//!   the spool has drained, the WAL (grown by the catch-up) is truncated by one
+//!   `wal_checkpoint(TRUNCATE)`, giving the space back.
+//! - Disk full, busy and locked leave the connection usable (tested on a full tmpfs,
+//!   `tests/cdr_full_disk.rs`: every attempt fails with SQLITE_FULL, never an I/O error,
+//!   and the same connection writes again once space is back). Any other failure repeated
+//!   [`writer::REOPEN_AFTER`] times in a row reopens the connection, pragmas and schema
+//!   included: SQLite keeps a connection read-only if the file was not writable when it was
+//!   opened, and an I/O error may be tied to the file handle.
+//! - `close` keeps retrying for [`CLOSE_RETRY`]; rows still unwritten then are counted as
+//!   lost (stop log `cdr_rows_lost`), so shutdown never hangs on a dead disk.
 //! - `journal_mode=WAL` + `synchronous=NORMAL` (`cdr.fsync: normal`, the default): a
 //!   committed transaction survives a crash of the veil process, kill -9 included (it is in
 //!   the WAL file, which the OS holds), but a power loss or kernel crash may lose the last
@@ -28,12 +45,17 @@
 //! - Times are stored as RFC 3339 UTC text with milliseconds (`2026-11-23T13:05:01.123Z`):
 //!   readable with `sqlite3`, sortable as text, and understood by SQLite's date functions.
 
+mod spool;
+mod writer;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
+
+pub use crate::observe::metrics::CdrMetrics;
 
 use rusqlite::{Connection, TransactionBehavior, params};
 use time::OffsetDateTime;
@@ -101,7 +123,7 @@ pub enum CdrError {
 }
 
 /// How long a statement waits for a lock held by another connection (an operator's
-/// `sqlite3` session, a checkpoint) before the batch is given up and logged.
+/// `sqlite3` session, a checkpoint) before the batch attempt fails (and is retried).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Upper bound on events written in one transaction, so one huge backlog does not become
@@ -118,13 +140,35 @@ pub const HEARTBEAT: Duration = Duration::from_secs(5);
 /// How often rows older than `cdr.retention` are deleted.
 pub const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
 
+/// `cdr.spool_rows` when not configured.
+pub const DEFAULT_SPOOL_ROWS: usize = 100_000;
+
+/// How long `close` keeps retrying a database that refuses writes before the rows still
+/// spooled are given up (and counted as lost): shutdown must not hang on a dead disk.
+pub const CLOSE_RETRY: Duration = Duration::from_secs(5);
+
 /// Writer settings beyond the path (from `cdr.*`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct CdrOptions {
     /// Delete rows of calls that started longer ago than this.
     pub retention: Option<Duration>,
     /// `synchronous=FULL` instead of `NORMAL`.
     pub fsync_full: bool,
+    /// Rows the spool holds while writes fail (`cdr.spool_rows`).
+    pub spool_rows: usize,
+    /// Where backlog, write errors and lost rows are counted (unregistered by default).
+    pub metrics: CdrMetrics,
+}
+
+impl Default for CdrOptions {
+    fn default() -> CdrOptions {
+        CdrOptions {
+            retention: None,
+            fsync_full: false,
+            spool_rows: DEFAULT_SPOOL_ROWS,
+            metrics: CdrMetrics::default(),
+        }
+    }
 }
 
 const SCHEMA: &str = "
@@ -209,9 +253,8 @@ struct Inner {
     tx: Option<SyncSender<Msg>>,
     thread: Mutex<Option<JoinHandle<()>>>,
     dropped: AtomicU64,
-    /// Events accepted into the queue but lost because their batch could not be written;
-    /// shared with the writer thread.
-    failed: Arc<AtomicU64>,
+    /// Shared with the writer thread.
+    metrics: CdrMetrics,
     created: Instant,
     /// Milliseconds since `created` of the last drop warning (+1, 0 = never).
     last_warn_ms: AtomicU64,
@@ -242,14 +285,26 @@ impl CdrWriter {
         Self::start_with(path, instance, queue, CdrOptions::default())
     }
 
-    /// [`CdrWriter::start`] with retention and fsync settings. Rows this instance left
-    /// open in an earlier run are closed first (logged with their number), so they never
-    /// stay "in progress" after a crash.
+    /// [`CdrWriter::start`] with retention, fsync, spool and metrics settings. Rows this
+    /// instance left open in an earlier run are closed first (logged with their number), so
+    /// they never stay "in progress" after a crash.
     pub fn start_with(
         path: &Path,
         instance: &str,
         queue: usize,
         opts: CdrOptions,
+    ) -> Result<CdrWriter, CdrError> {
+        Self::start_hooked(path, instance, queue, opts, None)
+    }
+
+    /// [`CdrWriter::start_with`] with a hook run before each batch attempt (tests inject
+    /// write failures through it).
+    fn start_hooked(
+        path: &Path,
+        instance: &str,
+        queue: usize,
+        opts: CdrOptions,
+        hook: Option<writer::BatchHook>,
     ) -> Result<CdrWriter, CdrError> {
         let sql_err = |source| CdrError::Sqlite {
             path: path.to_path_buf(),
@@ -264,43 +319,45 @@ impl CdrWriter {
             );
         }
         let (tx, rx) = sync_channel(queue.max(1));
-        let instance = instance.to_string();
-        let failed = Arc::new(AtomicU64::new(0));
-        let thread_failed = Arc::clone(&failed);
+        let metrics = opts.metrics.clone();
+        let w = writer::Writer::new(conn, path, instance, opts, hook);
         let thread = std::thread::Builder::new()
             .name("veil-cdr".into())
-            .spawn(move || writer_loop(conn, &instance, rx, &thread_failed, opts.retention))
+            .spawn(move || w.run(&rx))
             .map_err(CdrError::Thread)?;
-        Ok(CdrWriter::with(Some(tx), Some(thread), failed))
+        Ok(CdrWriter::with(Some(tx), Some(thread), metrics))
     }
 
     /// A writer that discards every event, for when `cdr.sqlite` is not configured; lets
     /// the engine send unconditionally.
     pub fn disabled() -> CdrWriter {
-        CdrWriter::with(None, None, Arc::default())
+        CdrWriter::with(None, None, CdrMetrics::default())
     }
 
     fn with(
         tx: Option<SyncSender<Msg>>,
         thread: Option<JoinHandle<()>>,
-        failed: Arc<AtomicU64>,
+        metrics: CdrMetrics,
     ) -> CdrWriter {
         CdrWriter {
             inner: Arc::new(Inner {
                 tx,
                 thread: Mutex::new(thread),
                 dropped: AtomicU64::new(0),
-                failed,
+                metrics,
                 created: Instant::now(),
                 last_warn_ms: AtomicU64::new(0),
             }),
         }
     }
 
-    /// Queues `ev` for writing; never blocks. If the queue is full (or the writer has been
-    /// closed) the event is dropped, counted and warned about (at most once per second).
+    /// Queues `ev` for writing; never blocks, whatever the disk does. If the queue is full
+    /// (or the writer has been closed) the event is dropped, counted and warned about (at
+    /// most once per second).
     pub fn send(&self, ev: CdrEvent) {
         let Some(tx) = &self.inner.tx else { return };
+        // Counted before the send, so the writer can never take it off the gauge first.
+        self.inner.metrics.backlog.inc();
         match tx.try_send(Msg::Event(ev)) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => self.note_drop("queue full"),
@@ -313,14 +370,29 @@ impl CdrWriter {
         self.inner.dropped.load(Ordering::Relaxed)
     }
 
-    /// Events that were queued but lost because the database refused their batch (lock
-    /// held too long, disk full, I/O error). Each such batch is also logged as an error.
-    pub fn failed(&self) -> u64 {
-        self.inner.failed.load(Ordering::Relaxed)
+    /// Rows missing or incomplete so far (`veil_cdr_rows_lost_total`): rows the full spool
+    /// could not take, events dropped at the queue (one each), events SQLite refused on
+    /// their own (one each), and rows still spooled when `close` gave up.
+    pub fn rows_lost(&self) -> u64 {
+        self.inner.metrics.rows_lost.get()
     }
 
+    /// Events waiting in the queue and the spool (`veil_cdr_backlog`).
+    pub fn backlog(&self) -> i64 {
+        self.inner.metrics.backlog.get()
+    }
+
+    /// Failed write attempts so far (`veil_cdr_write_errors_total`).
+    pub fn write_errors(&self) -> u64 {
+        self.inner.metrics.write_errors.get()
+    }
+
+    /// A dropped event leaves its row missing or incomplete: counted as a lost row (a call
+    /// losing several events this way counts several times; the count errs high).
     fn note_drop(&self, why: &'static str) {
         let inner = &self.inner;
+        inner.metrics.backlog.dec();
+        inner.metrics.rows_lost.inc();
         let total = inner.dropped.fetch_add(1, Ordering::Relaxed) + 1;
         let now_ms = u64::try_from(inner.created.elapsed().as_millis()).unwrap_or(u64::MAX) + 1;
         let last = inner.last_warn_ms.load(Ordering::Relaxed);
@@ -410,74 +482,11 @@ fn purge(conn: &Connection, retention: Duration, now: SystemTime) -> rusqlite::R
     conn.execute(PURGE, [rfc3339(cutoff)])
 }
 
-fn writer_loop(
-    mut conn: Connection,
-    instance: &str,
-    rx: Receiver<Msg>,
-    failed: &AtomicU64,
-    retention: Option<Duration>,
-) {
-    let mut batch = Vec::new();
-    let mut next_beat = Instant::now();
-    let mut next_purge = Instant::now();
-    loop {
-        if let Some(keep) = retention
-            && Instant::now() >= next_purge
-        {
-            match purge(&conn, keep, SystemTime::now()) {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(rows = n, "old CDR rows deleted (cdr.retention)"),
-                Err(e) => tracing::error!(error = %e, "CDR retention purge failed"),
-            }
-            next_purge = Instant::now() + PURGE_INTERVAL;
-        }
-        // Block for the first message (or the next heartbeat), then take whatever else is
-        // already queued.
-        let wait = next_beat.saturating_duration_since(Instant::now());
-        let mut closing = match rx.recv_timeout(wait) {
-            Ok(Msg::Event(ev)) => {
-                batch.push(ev);
-                false
-            }
-            Err(RecvTimeoutError::Timeout) => false,
-            Ok(Msg::Close) | Err(RecvTimeoutError::Disconnected) => true,
-        };
-        while !closing && batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(Msg::Event(ev)) => batch.push(ev),
-                Ok(Msg::Close) => closing = true,
-                Err(_) => break,
-            }
-        }
-        if closing {
-            // Events sent before Close are all queued ahead of it, hence already in the
-            // batch; anything still in the channel arrived concurrently with close.
-            while let Ok(Msg::Event(ev)) = rx.try_recv() {
-                batch.push(ev);
-            }
-        }
-        let beat = closing || Instant::now() >= next_beat;
-        if !batch.is_empty() || beat {
-            let seen = beat.then(SystemTime::now);
-            if let Err(e) = write_batch(&mut conn, instance, &batch, seen) {
-                tracing::error!(error = %e, lost = batch.len(), "CDR batch write failed");
-                failed.fetch_add(batch.len() as u64, Ordering::Relaxed);
-            }
-            batch.clear();
-            if beat {
-                next_beat = Instant::now() + HEARTBEAT;
-            }
-        }
-        if closing {
-            return;
-        }
-    }
-}
-
-/// One transaction per batch. A statement failing on its own (e.g. a constraint) is logged
-/// and skipped so that one bad event does not cost the whole batch; a lock that outlasted
-/// [`BUSY_TIMEOUT`], an I/O error or a failing commit loses the batch (returned), rather
-/// than waiting out the timeout once per event.
+/// One transaction per batch; returns how many events SQLite refused on their own. Such a
+/// statement (e.g. a constraint) is logged and skipped so that one bad event does not hold
+/// up the batch; a lock that outlasted [`BUSY_TIMEOUT`], a full disk, an I/O error or a
+/// failing commit fails the whole batch (returned, for the caller to retry), rather than
+/// waiting out the timeout once per event.
 ///
 /// `BEGIN IMMEDIATE` takes the write lock up front, where SQLite's busy handler applies;
 /// a deferred transaction could instead fail with `SQLITE_BUSY_SNAPSHOT` mid-batch.
@@ -489,8 +498,9 @@ fn write_batch(
     instance: &str,
     batch: &[CdrEvent],
     seen: Option<SystemTime>,
-) -> rusqlite::Result<()> {
+) -> rusqlite::Result<u64> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut refused = 0;
     for ev in batch {
         match apply(&tx, instance, ev) {
             Ok(0) => tracing::debug!(
@@ -499,19 +509,24 @@ fn write_batch(
             ),
             Ok(_) => {}
             Err(e) if is_fatal_for_batch(&e) => return Err(e),
-            Err(e) => tracing::error!(id = event_id(ev), error = %e, "CDR event not written"),
+            Err(e) => {
+                refused += 1;
+                tracing::error!(id = event_id(ev), error = %e, "CDR event not written");
+            }
         }
     }
     if let Some(t) = seen {
         tx.prepare_cached(HEARTBEAT_SQL)?
             .execute(params![instance, rfc3339(t)])?;
     }
-    tx.commit()
+    tx.commit()?;
+    Ok(refused)
 }
 
+/// Errors that fail the whole batch (kept and retried) rather than one event.
 fn is_fatal_for_batch(e: &rusqlite::Error) -> bool {
     use rusqlite::ErrorCode::{
-        CannotOpen, DatabaseBusy, DatabaseCorrupt, DatabaseLocked, DiskFull, ReadOnly,
+        CannotOpen, DatabaseBusy, DatabaseCorrupt, DatabaseLocked, DiskFull, OutOfMemory, ReadOnly,
         SystemIoFailure,
     };
     matches!(
@@ -524,6 +539,7 @@ fn is_fatal_for_batch(e: &rusqlite::Error) -> bool {
                 | ReadOnly
                 | DatabaseCorrupt
                 | CannotOpen
+                | OutOfMemory
         )
     )
 }
@@ -824,6 +840,7 @@ mod tests {
         let opts = CdrOptions {
             retention: Some(90 * day),
             fsync_full: true,
+            ..CdrOptions::default()
         };
         CdrWriter::start_with(&path, "edge-1", 64, opts)
             .unwrap()
@@ -1102,8 +1119,9 @@ mod tests {
 
         locker.execute_batch("COMMIT").unwrap();
         w.close();
-        // Every event is accounted for: written or counted as dropped.
-        assert_eq!(w.failed(), 0);
+        // Every event is accounted for: written or counted as dropped (and as a lost row).
+        assert_eq!(w.rows_lost(), dropped);
+        assert_eq!(w.backlog(), 0);
         assert_eq!(count(&path) as u64 + dropped, N);
     }
 
@@ -1141,6 +1159,182 @@ mod tests {
         assert_eq!(w.dropped(), 500);
         let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
         assert_eq!(text.matches("CDR event dropped").count(), 1, "{text}");
+    }
+
+    /// Polls `cond` every 10 ms for up to 10 s.
+    fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !cond() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn spooled(spool_rows: usize) -> CdrOptions {
+        CdrOptions {
+            spool_rows,
+            ..CdrOptions::default()
+        }
+    }
+
+    /// Every call `0..n` as start, answer, end: a row is complete only if all three were
+    /// applied in that order (an end before its start updates nothing).
+    fn send_calls(w: &CdrWriter, n: u64) {
+        for i in 0..n {
+            let id = format!("call-{i}");
+            w.send(start(&id, at(i)));
+            w.send(CdrEvent::Answer {
+                id: id.clone(),
+                answered_at: at(i + 1_000),
+            });
+            w.send(end(&id, at(i + 61_000), 200, "caller_bye"));
+        }
+    }
+
+    fn complete_rows(path: &Path) -> i64 {
+        Connection::open(path)
+            .unwrap()
+            .query_row(
+                "SELECT count(*) FROM cdr WHERE ended_at IS NOT NULL AND final_code = 200 \
+                 AND answered_at IS NOT NULL AND duration_ms = 60000",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+    }
+
+    fn disk_full() -> rusqlite::Error {
+        rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+            Some("injected".into()),
+        )
+    }
+
+    /// A hook failing every attempt with SQLITE_FULL while `full` is set.
+    fn fail_while(full: &Arc<std::sync::atomic::AtomicBool>) -> writer::BatchHook {
+        let full = Arc::clone(full);
+        Box::new(move |_| match full.load(Ordering::SeqCst) {
+            true => Err(disk_full()),
+            false => Ok(()),
+        })
+    }
+
+    /// The database file may not grow beyond `pages` (SQLite raises a limit below the
+    /// current size to it): inserts fail with SQLITE_FULL as on a full disk.
+    #[test]
+    fn a_full_disk_loses_nothing_and_every_row_completes_once_space_is_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cdr.sqlite");
+        let pages = Arc::new(AtomicU64::new(1));
+        let limit = Arc::clone(&pages);
+        let hook: writer::BatchHook = Box::new(move |conn| {
+            let n = limit.load(Ordering::SeqCst);
+            conn.pragma_update(None, "max_page_count", n).map(|_| ())
+        });
+        // The queue holds every event: this test is about the disk, not queue overflow.
+        let w = CdrWriter::start_hooked(&path, "edge-1", 4096, CdrOptions::default(), Some(hook))
+            .unwrap();
+        const CALLS: u64 = 600;
+        send_calls(&w, CALLS);
+        wait_until("a retried write failing", || w.write_errors() >= 2);
+        assert!(w.backlog() > 0, "nothing waiting while the disk is full");
+        assert!(complete_rows(&path) < CALLS as i64);
+        pages.store(1_000_000, Ordering::SeqCst);
+        wait_until("the backlog to drain", || w.backlog() == 0);
+        assert_eq!(complete_rows(&path), CALLS as i64);
+        assert_eq!(count(&path), CALLS as i64);
+        assert_eq!((w.rows_lost(), w.dropped()), (0, 0));
+        let wal = dir.path().join("cdr.sqlite-wal");
+        wait_until("the WAL truncated after the outage", || {
+            std::fs::metadata(&wal).is_ok_and(|m| m.len() == 0)
+        });
+        w.close();
+        assert_eq!(w.backlog(), 0);
+    }
+
+    /// Spool of 10 rows, 30 calls while writes fail: 10 rows kept with all their events
+    /// (the ends arrive when the spool is already full of rows), 20 lost and counted once
+    /// each although each lost three events.
+    #[test]
+    fn spool_overflow_counts_each_lost_row_once_and_keeps_the_spooled_rows_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cdr.sqlite");
+        let full = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let w =
+            CdrWriter::start_hooked(&path, "edge-1", 1024, spooled(10), Some(fail_while(&full)))
+                .unwrap();
+        for i in 0..30 {
+            w.send(start(&format!("call-{i}"), at(i)));
+        }
+        for i in 0..30 {
+            let id = format!("call-{i}");
+            w.send(CdrEvent::Answer {
+                id: id.clone(),
+                answered_at: at(i + 1_000),
+            });
+            w.send(end(&id, at(i + 61_000), 200, "caller_bye"));
+        }
+        wait_until("the lost rows counted", || w.rows_lost() == 20);
+        wait_until("30 events spooled", || w.backlog() == 30);
+        assert!(w.write_errors() >= 1);
+        full.store(false, Ordering::SeqCst);
+        wait_until("the backlog to drain", || w.backlog() == 0);
+        w.close();
+        assert_eq!(complete_rows(&path), 10);
+        assert_eq!(count(&path), 10);
+        assert_eq!(w.rows_lost(), 20);
+        assert_eq!(w.dropped(), 0);
+    }
+
+    /// A connection SQLite keeps read-only (as when the file was not writable at open)
+    /// fails every retry; after three the writer opens a fresh one.
+    #[test]
+    fn a_connection_stuck_read_only_is_reopened() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cdr.sqlite");
+        let mut first = true;
+        let hook: writer::BatchHook = Box::new(move |conn| {
+            if std::mem::take(&mut first) {
+                conn.pragma_update(None, "query_only", true)?;
+            }
+            Ok(())
+        });
+        let w = CdrWriter::start_hooked(&path, "edge-1", 64, CdrOptions::default(), Some(hook))
+            .unwrap();
+        send_calls(&w, 5);
+        wait_until("the backlog to drain", || w.backlog() == 0);
+        assert_eq!(w.write_errors(), u64::from(writer::REOPEN_AFTER));
+        w.close();
+        assert_eq!(complete_rows(&path), 5);
+        assert_eq!(w.rows_lost(), 0);
+    }
+
+    /// Shutdown retries for CLOSE_RETRY, then gives the rows up, counted, instead of
+    /// hanging on a disk that never comes back.
+    #[test]
+    fn close_gives_up_on_a_dead_disk_and_counts_the_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cdr.sqlite");
+        let full = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let w = CdrWriter::start_hooked(
+            &path,
+            "edge-1",
+            64,
+            CdrOptions::default(),
+            Some(fail_while(&full)),
+        )
+        .unwrap();
+        send_calls(&w, 7);
+        wait_until("a failed write", || w.write_errors() >= 1);
+        let t = Instant::now();
+        w.close();
+        let took = t.elapsed();
+        assert!(
+            (CLOSE_RETRY..CLOSE_RETRY + Duration::from_secs(2)).contains(&took),
+            "close took {took:?}"
+        );
+        assert_eq!((w.rows_lost(), w.backlog()), (7, 0));
+        assert_eq!(count(&path), 0);
     }
 
     #[test]

@@ -111,7 +111,57 @@ pub struct Metrics {
     pub sip_connections: prometheus::IntGauge,
     /// Loss, jitter and MOS of closed streams.
     pub media_quality: MediaQualityMetrics,
+    /// The CDR writer's backlog, write errors and lost rows (issue 15).
+    pub cdr: CdrMetrics,
     pub registry: prometheus::Registry,
+}
+
+/// Updated by the CDR writer (`observe::cdr`): handles are atomics, so the engine's `send`
+/// and the writer thread update them without locks and a scrape reads them as they are.
+#[derive(Clone, Debug)]
+pub struct CdrMetrics {
+    /// Events accepted by `send` and not yet committed or discarded (queue + spool).
+    pub backlog: prometheus::IntGauge,
+    /// Failed write attempts: each failed batch transaction (every retry counts), and
+    /// each event SQLite refused on its own.
+    pub write_errors: prometheus::IntCounter,
+    /// CDR rows missing or incomplete (see `observe::cdr` for how rows are counted).
+    pub rows_lost: prometheus::IntCounter,
+}
+
+impl CdrMetrics {
+    /// The metrics, not yet in any registry.
+    pub fn unregistered() -> Result<CdrMetrics, prometheus::Error> {
+        Ok(CdrMetrics {
+            backlog: IntGauge::new(
+                "veil_cdr_backlog",
+                "CDR events waiting to be written (writer queue and spool).",
+            )?,
+            write_errors: IntCounter::new(
+                "veil_cdr_write_errors_total",
+                "CDR writes refused by SQLite (disk full, I/O error, lock timeout): failed \
+                 batches, each retry counted, and single events refused.",
+            )?,
+            rows_lost: IntCounter::new(
+                "veil_cdr_rows_lost_total",
+                "CDR rows missing or incomplete: spool full (cdr.spool_rows), writer queue \
+                 full, or still unwritten when shutdown gave up on the disk.",
+            )?,
+        })
+    }
+
+    fn register(&self, registry: &Registry) -> Result<(), prometheus::Error> {
+        registry.register(Box::new(self.backlog.clone()))?;
+        registry.register(Box::new(self.write_errors.clone()))?;
+        registry.register(Box::new(self.rows_lost.clone()))
+    }
+}
+
+impl Default for CdrMetrics {
+    /// Unregistered handles, for a writer without a metrics endpoint (tests, tools).
+    fn default() -> CdrMetrics {
+        CdrMetrics::unregistered().expect("constant metric names and help texts are valid")
+    }
 }
 
 /// Per-direction quality of every closed stream, observed once at close (cheap: nothing
@@ -349,6 +399,8 @@ impl Metrics {
         }
         let media_quality = MediaQualityMetrics::unregistered()?;
         media_quality.register(&registry)?;
+        let cdr = CdrMetrics::unregistered()?;
+        cdr.register(&registry)?;
 
         for outcome in CALL_OUTCOMES {
             calls_total.get_metric_with_label_values(&[outcome])?;
@@ -387,6 +439,7 @@ impl Metrics {
             sip_connections_closed,
             sip_connections,
             media_quality,
+            cdr,
             registry,
         })
     }
@@ -620,6 +673,14 @@ mod tests {
         );
         assert!(text.contains("# TYPE veil_calls_active gauge"));
         assert!(text.contains("# TYPE veil_calls_total counter"));
+        for name in [
+            "veil_cdr_backlog",
+            "veil_cdr_write_errors_total",
+            "veil_cdr_rows_lost_total",
+        ] {
+            assert_eq!(sample(&text, name, &[inst]), Some(0), "{name}\n{text}");
+        }
+        assert!(text.contains("# TYPE veil_cdr_backlog gauge"));
     }
 
     #[test]

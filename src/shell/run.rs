@@ -129,6 +129,8 @@ pub async fn serve(loaded: LoadedConfig) -> Result<(), String> {
             let opts = crate::observe::cdr::CdrOptions {
                 retention: cfg.cdr.retention.map(|d| d.0),
                 fsync_full: cfg.cdr.fsync == crate::config::CdrFsync::Full,
+                spool_rows: cfg.cdr.spool_rows,
+                metrics: metrics.cdr.clone(),
             };
             CdrWriter::start_with(p, &cfg.instance, CDR_QUEUE, opts)
                 .map_err(|e| format!("cdr: {e}"))?
@@ -415,11 +417,16 @@ pub async fn serve(loaded: LoadedConfig) -> Result<(), String> {
         }
     }
     let _ = stop_tx.send(true);
-    let dropped = cdr.dropped();
-    tokio::task::spawn_blocking(move || cdr.close())
+    let closing = cdr.clone();
+    tokio::task::spawn_blocking(move || closing.close())
         .await
         .map_err(|e| e.to_string())?;
-    tracing::info!(cdr_dropped = dropped, "veil stopped");
+    tracing::info!(
+        cdr_dropped = cdr.dropped(),
+        cdr_rows_lost = cdr.rows_lost(),
+        cdr_write_errors = cdr.write_errors(),
+        "veil stopped"
+    );
     Ok(())
 }
 

@@ -401,3 +401,19 @@ fn dns_section_defaults_values_and_strictness() {
     let e = one(&format!("{CONFIG}dns: {{attempts: 0}}\n"), POLICY);
     assert_eq!(e.key, "dns.attempts");
 }
+
+#[test]
+fn cdr_spool_rows_default_value_and_bounds() {
+    let (_dir, path) = setup(CONFIG, POLICY);
+    assert_eq!(load(&path).unwrap().config.cdr.spool_rows, 100_000);
+    let (_dir, path) = setup(&format!("{CONFIG}cdr: {{spool_rows: 500}}\n"), POLICY);
+    assert_eq!(load(&path).unwrap().config.cdr.spool_rows, 500);
+    for bad in ["0", "10000001"] {
+        let e = one(&format!("{CONFIG}cdr:\n  spool_rows: {bad}\n"), POLICY);
+        assert_eq!(e.key, "cdr.spool_rows", "{bad}");
+        assert_eq!(e.line, Some(14), "{bad}");
+        assert!(e.message.contains("between 1 and 10000000"), "{e:?}");
+    }
+    let e = one(&format!("{CONFIG}cdr: {{spool_rows: -1}}\n"), POLICY);
+    assert_eq!(e.key, "cdr.spool_rows");
+}
