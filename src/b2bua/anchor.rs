@@ -165,6 +165,19 @@ impl Engine {
                 }));
             }
         }
+        // veil's RTCP CNAME towards each leg, the one its SDP to that leg names: relayed
+        // RTCP carries it instead of the sender's. Restated like the parties, as leg B's
+        // (and so its CNAME) is new with every attempt.
+        let cnames = [Side::A, Side::B].map(|side| (side, call.leg(side).origin.cname()));
+        for s in &call.streams {
+            for (side, cname) in &cnames {
+                self.out.push_back(Output::Media(MediaCommand::SetCname {
+                    id: s.id,
+                    side: *side,
+                    cname: cname.clone(),
+                }));
+            }
+        }
         // Clock rates only when the SDP gives some type a rate the relay would not assume
         // (opus and other dynamic types), so plain narrowband calls cost no command.
         for (s, rates) in call.streams.iter().zip(rates) {

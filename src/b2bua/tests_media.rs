@@ -674,3 +674,56 @@ fn optional_callee_answering_plain_is_answered() {
 }
 
 mod srtp_required;
+
+/// The CNAME of an SDP's `a=ssrc:<n> cname:` line.
+fn ssrc_cname(sdp: &str) -> &str {
+    sdp.lines()
+        .find_map(|l| l.split_once(" cname:").map(|(_, c)| c))
+        .unwrap_or_else(|| panic!("no a=ssrc cname in {sdp}"))
+}
+
+#[test]
+fn the_relay_gets_the_cname_of_each_legs_sdp() {
+    let mut h = Harness::new(&config("", "", ""));
+    let (b_inv, ok) = h.answered(
+        "c1",
+        &sdp(
+            "127.0.0.2",
+            6000,
+            "8",
+            "a=ssrc:11 cname:sip:alice@127.0.0.2\r\n",
+        ),
+        &sdp(
+            "127.0.0.3",
+            7000,
+            "8",
+            "a=ssrc:22 cname:bob@carrier.example\r\n",
+        ),
+    );
+    let (to_b, to_a) = (body(&Message::Request(b_inv)), body(&Message::Response(ok)));
+    let id = h.opened()[0];
+    let last = |side: crate::media::Side| {
+        h.media
+            .iter()
+            .rev()
+            .find_map(|c| match c {
+                MediaCommand::SetCname {
+                    id: i,
+                    side: s,
+                    cname,
+                } if *i == id && *s == side => Some(cname.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no SetCname for {side:?}: {:?}", h.media))
+    };
+    let (a, b) = (last(crate::media::Side::A), last(crate::media::Side::B));
+    assert_eq!(b, ssrc_cname(&to_b), "{to_b}");
+    assert_eq!(a, ssrc_cname(&to_a), "{to_a}");
+    assert_ne!(a, b, "one CNAME per leg");
+    // Nothing of the parties' own CNAMEs reaches the relay.
+    for c in &h.media {
+        if let MediaCommand::SetCname { cname, .. } = c {
+            assert!(!cname.contains('@'), "{cname}");
+        }
+    }
+}

@@ -3,6 +3,7 @@
 
 pub mod ports;
 pub mod relay;
+pub mod rtcp_sdes;
 pub mod rtp;
 pub mod srtp;
 pub mod stream;
@@ -82,6 +83,14 @@ pub enum MediaCommand {
     /// codec's units; merged into what the stream knows, latest wins. Types not listed
     /// use the RFC 3551 static rate (8000 Hz for unknown dynamic ones).
     SetClockRates { id: StreamId, rates: Vec<(u8, u32)> },
+    /// The RTCP CNAME veil uses towards a side (its SDP's `a=ssrc` cname): relayed RTCP
+    /// going to that side carries it in every SDES chunk instead of the sender's (see
+    /// `rtcp_sdes`). At most 255 octets.
+    SetCname {
+        id: StreamId,
+        side: Side,
+        cname: String,
+    },
     /// Unbind and forget the stream. The sockets are closed before the relay executes the
     /// next command, so the ports can be reused at once.
     Close { id: StreamId },

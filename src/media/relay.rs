@@ -20,8 +20,9 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Sleep;
 
+use super::rtcp_sdes::{self, Rewrite};
 use super::srtp::{SrtpKey, SrtpSession};
-use super::stream::{Channel, LatchPolicy, Socket, StreamState, Verdict};
+use super::stream::{Channel, DropReason, LatchPolicy, Socket, StreamState, Verdict};
 use super::{MediaCommand, MediaEvent, Side, StreamId};
 use crate::observe::Metrics;
 
@@ -87,6 +88,10 @@ enum StreamCommand {
     },
     SetClockRates {
         rates: Vec<(u8, u32)>,
+    },
+    SetCname {
+        side: Side,
+        cname: String,
     },
     /// Answered once the stream's sockets are closed.
     Close(oneshot::Sender<()>),
@@ -241,6 +246,11 @@ async fn run(
                     let _ = tx.send(StreamCommand::SetClockRates { rates });
                 }
             }
+            MediaCommand::SetCname { id, side, cname } => {
+                if let Some(tx) = streams.get(&id) {
+                    let _ = tx.send(StreamCommand::SetCname { side, cname });
+                }
+            }
             // Unknown ids (never opened, bind failed, closed twice) need no answer.
             MediaCommand::Close { id } => {
                 if let Some(tx) = streams.remove(&id) {
@@ -355,6 +365,10 @@ impl StreamTask {
         let mut crypto = [SideCrypto::default(), SideCrypto::default()];
         let mut closed: Option<oneshot::Sender<()>> = None;
         let mut buf = vec![0u8; BUFFER];
+        // The CNAME veil uses towards each side (A, B), and where relayed RTCP is
+        // rewritten to carry it (reused: no allocation per packet once warm).
+        let mut cnames: [Option<Box<[u8]>>; 2] = [None, None];
+        let mut rtcp_out: Vec<u8> = Vec::with_capacity(BUFFER);
         let mut start = 0;
         // One timer per stream, re-armed only when it fires: a packet costs a clock read,
         // not a timer update.
@@ -387,6 +401,9 @@ impl StreamTask {
                 }
                 Wake::Command(Some(StreamCommand::SetClockRates { rates })) => {
                     state.set_clock_rates(&rates);
+                }
+                Wake::Command(Some(StreamCommand::SetCname { side, cname })) => {
+                    cnames[side_index(side)] = Some(cname.into_bytes().into_boxed_slice());
                 }
                 Wake::Command(Some(StreamCommand::Close(done))) => {
                     closed = Some(done);
@@ -444,6 +461,24 @@ impl StreamTask {
                                 }
                             }
                         }
+                    };
+                    // RTCP in the clear: the sender's SDES (CNAME with its AOR and address,
+                    // NAME, TOOL...) becomes veil's CNAME for the receiving side; what
+                    // cannot be parsed cannot be rewritten and does not cross.
+                    let data: Cow<'_, [u8]> = if rtcp {
+                        let cname = cnames[side_index(on.side.other())].as_deref();
+                        match rtcp_sdes::rewrite(&data, cname, &mut rtcp_out) {
+                            Ok(Rewrite::Unchanged) => data,
+                            Ok(Rewrite::Rewritten) => Cow::Borrowed(&rtcp_out),
+                            Err(rtcp_sdes::Malformed) => {
+                                state.count_drop(DropReason::MalformedRtcp);
+                                metrics.media_dropped(DropReason::MalformedRtcp);
+                                tracing::trace!(stream = id.0, %source, "malformed RTCP dropped");
+                                continue;
+                            }
+                        }
+                    } else {
+                        data
                     };
                     if !rtcp {
                         last_rtp = now;

@@ -160,26 +160,17 @@ async fn forwards_rtp_and_rtcp_both_ways() {
 
     a_rtp.send_to(b"rtp from a", at(a_port)).await.unwrap();
     assert_eq!(recv(&b_rtp).await, (b"rtp from a".to_vec(), at(b_port)));
-    a_rtcp
-        .send_to(b"rtcp from a", at(a_port + 1))
-        .await
-        .unwrap();
-    assert_eq!(
-        recv(&b_rtcp).await,
-        (b"rtcp from a".to_vec(), at(b_port + 1))
-    );
+    // RTCP (here a receiver report, which is not rewritten) passes byte for byte.
+    let rr_a = [0x80, 201, 0, 1, 0, 0, 0, 0xa];
+    a_rtcp.send_to(&rr_a, at(a_port + 1)).await.unwrap();
+    assert_eq!(recv(&b_rtcp).await, (rr_a.to_vec(), at(b_port + 1)));
 
     // A has no SDP address here: its replies go where its packets came from.
     b_rtp.send_to(b"rtp from b", at(b_port)).await.unwrap();
     assert_eq!(recv(&a_rtp).await, (b"rtp from b".to_vec(), at(a_port)));
-    b_rtcp
-        .send_to(b"rtcp from b", at(b_port + 1))
-        .await
-        .unwrap();
-    assert_eq!(
-        recv(&a_rtcp).await,
-        (b"rtcp from b".to_vec(), at(a_port + 1))
-    );
+    let rr_b = [0x80, 201, 0, 1, 0, 0, 0, 0xb];
+    b_rtcp.send_to(&rr_b, at(b_port + 1)).await.unwrap();
+    assert_eq!(recv(&a_rtcp).await, (rr_b.to_vec(), at(a_port + 1)));
     assert_eq!(h.metrics.media_packets_relayed.get(), 4);
 
     h.relay.command(MediaCommand::Close { id });
@@ -576,4 +567,174 @@ async fn default_policy_refuses_strangers_and_waits_before_relatching() {
     }
     // Only the two accepted packets of A were metered.
     assert_eq!(stats.map(|s| s.packets), Some(2));
+}
+
+/// A sender report (no report blocks) and an SDES chunk with `items`, as a phone sends
+/// them in one compound.
+fn sr_sdes(ssrc: u32, items: &[(u8, &[u8])]) -> Vec<u8> {
+    let mut p = vec![0x80, 200, 0, 6];
+    p.extend_from_slice(&ssrc.to_be_bytes());
+    p.extend_from_slice(&[0x11; 20]);
+    let mut chunk = ssrc.to_be_bytes().to_vec();
+    for (kind, text) in items {
+        chunk.extend_from_slice(&[*kind, text.len() as u8]);
+        chunk.extend_from_slice(text);
+    }
+    chunk.push(0);
+    while chunk.len() % 4 != 0 {
+        chunk.push(0);
+    }
+    p.extend_from_slice(&[0x81, 202]);
+    p.extend_from_slice(&((chunk.len() / 4) as u16).to_be_bytes());
+    p.extend_from_slice(&chunk);
+    p
+}
+
+fn phone(ssrc: u32, cname: &[u8]) -> Vec<u8> {
+    sr_sdes(
+        ssrc,
+        &[(1, cname), (2, b"Alice Example"), (6, b"Acme Phone 5.1")],
+    )
+}
+
+const CNAME_A: &[u8] = b"aaaaaaaaaaaaaaaa";
+const CNAME_B: &[u8] = b"bbbbbbbbbbbbbbbb";
+
+fn set_cnames(h: &Harness, id: StreamId) {
+    for (side, cname) in [(Side::A, CNAME_A), (Side::B, CNAME_B)] {
+        h.relay.command(MediaCommand::SetCname {
+            id,
+            side,
+            cname: String::from_utf8(cname.to_vec()).unwrap(),
+        });
+    }
+}
+
+/// Relayed RTCP carries veil's CNAME for the receiving side instead of the sender's, and
+/// none of its NAME/TOOL; on the RTCP port and multiplexed on the RTP port alike. RTCP
+/// whose lengths do not add up is dropped and counted.
+#[tokio::test]
+async fn rtcp_sdes_carries_veils_cname_for_the_receiving_side() {
+    let mut h = Harness::start();
+    let id = StreamId(50);
+    let (a_port, b_port) = h.open(id).await;
+    let (a_rtp, a_rtcp, b_rtp, b_rtcp) = (
+        client().await,
+        client().await,
+        client().await,
+        client().await,
+    );
+    h.set_remote(
+        id,
+        Side::A,
+        Some(a_rtp.local_addr().unwrap()),
+        Some(a_rtcp.local_addr().unwrap()),
+    )
+    .await;
+    h.set_remote(
+        id,
+        Side::B,
+        Some(b_rtp.local_addr().unwrap()),
+        Some(b_rtcp.local_addr().unwrap()),
+    )
+    .await;
+    set_cnames(&h, id);
+    h.relay.flush().await;
+
+    a_rtcp
+        .send_to(&phone(0xa1, b"sip:alice@127.0.0.2"), at(a_port + 1))
+        .await
+        .unwrap();
+    assert_eq!(recv(&b_rtcp).await.0, sr_sdes(0xa1, &[(1, CNAME_B)]));
+    b_rtcp
+        .send_to(&phone(0xb1, b"bob@10.9.8.7"), at(b_port + 1))
+        .await
+        .unwrap();
+    assert_eq!(recv(&a_rtcp).await.0, sr_sdes(0xb1, &[(1, CNAME_A)]));
+    // Multiplexed on the RTP port (RFC 5761: told apart by its packet type).
+    a_rtp
+        .send_to(&phone(0xa1, b"sip:alice@127.0.0.2"), at(a_port))
+        .await
+        .unwrap();
+    assert_eq!(recv(&b_rtcp).await.0, sr_sdes(0xa1, &[(1, CNAME_B)]));
+
+    // Malformed: the SDES length runs past the datagram; and junk on the RTCP port.
+    let mut bad = phone(0xa1, b"sip:alice@127.0.0.2");
+    bad[31] += 1;
+    a_rtcp.send_to(&bad, at(a_port + 1)).await.unwrap();
+    a_rtcp.send_to(b"junk", at(a_port + 1)).await.unwrap();
+    assert_silent(&b_rtcp).await;
+    let dropped = h
+        .metrics
+        .media_drops
+        .with_label_values(&["malformed_rtcp"])
+        .get();
+    assert_eq!(dropped, 2);
+    h.relay.command(MediaCommand::Close { id });
+    assert_eq!(
+        h.event().await,
+        MediaEvent::Closed {
+            id,
+            a_packets: 2,
+            b_packets: 1
+        },
+        "malformed RTCP is not counted as received"
+    );
+}
+
+/// SRTCP: the SDES is rewritten after unprotecting and before protecting, both ways; a
+/// malformed compound that authenticates is a malformed_rtcp drop, not an SRTP error.
+#[tokio::test]
+async fn srtcp_sdes_is_rewritten_between_unprotect_and_protect() {
+    use super::srtp::{SrtpKey, SrtpSession, Suite};
+    let mut h = Harness::start();
+    let id = StreamId(51);
+    let (a_port, b_port) = h.open(id).await;
+    let (a_rtcp, b_rtcp) = (client().await, client().await);
+    h.set_remote(id, Side::A, None, Some(a_rtcp.local_addr().unwrap()))
+        .await;
+    h.set_remote(id, Side::B, None, Some(b_rtcp.local_addr().unwrap()))
+        .await;
+    let (inbound, outbound) = (
+        SrtpKey::generate(Suite::AesCm128HmacSha1_80),
+        SrtpKey::generate(Suite::AesCm128HmacSha1_80),
+    );
+    h.relay.command(MediaCommand::SetCrypto {
+        id,
+        side: Side::A,
+        inbound: Some(inbound.clone()),
+        outbound: Some(outbound.clone()),
+    });
+    set_cnames(&h, id);
+    h.relay.flush().await;
+    let (mut a_tx, mut a_rx) = (SrtpSession::new(inbound), SrtpSession::new(outbound));
+
+    let sealed = a_tx
+        .protect_rtcp(&phone(0xa1, b"sip:alice@127.0.0.2"))
+        .unwrap();
+    a_rtcp.send_to(&sealed, at(a_port + 1)).await.unwrap();
+    assert_eq!(recv(&b_rtcp).await.0, sr_sdes(0xa1, &[(1, CNAME_B)]));
+
+    b_rtcp
+        .send_to(&phone(0xb1, b"bob@10.9.8.7"), at(b_port + 1))
+        .await
+        .unwrap();
+    let (got, _) = recv(&a_rtcp).await;
+    let plain = a_rx
+        .unprotect_rtcp(&got)
+        .expect("veil's SRTCP authenticates");
+    assert_eq!(&plain[..], &sr_sdes(0xb1, &[(1, CNAME_A)])[..]);
+
+    let mut bad = phone(0xa1, b"sip:alice@127.0.0.2");
+    bad[31] += 1;
+    let sealed = a_tx.protect_rtcp(&bad).unwrap();
+    a_rtcp.send_to(&sealed, at(a_port + 1)).await.unwrap();
+    assert_silent(&b_rtcp).await;
+    let dropped = h
+        .metrics
+        .media_drops
+        .with_label_values(&["malformed_rtcp"])
+        .get();
+    assert_eq!(dropped, 1);
+    assert_eq!(h.metrics.media_srtp_errors.get(), 0);
 }

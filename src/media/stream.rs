@@ -68,13 +68,17 @@ pub enum DropReason {
     NotParty,
     /// The socket is latched to another source, which may not take over (yet).
     UnlatchedSource,
+    /// RTCP whose lengths do not add up (`rtcp_sdes::Malformed`); found after SRTCP
+    /// authentication, as it needs the plain packet.
+    MalformedRtcp,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 3] = [
+    pub const ALL: [DropReason; 4] = [
         DropReason::NotAllowed,
         DropReason::NotParty,
         DropReason::UnlatchedSource,
+        DropReason::MalformedRtcp,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -82,6 +86,7 @@ impl DropReason {
             DropReason::NotAllowed => "not_allowed",
             DropReason::NotParty => "not_party",
             DropReason::UnlatchedSource => "unlatched_source",
+            DropReason::MalformedRtcp => "malformed_rtcp",
         }
     }
 
@@ -177,7 +182,7 @@ pub struct StreamState {
     /// Networks each side's packets may come from (A, B); empty: any.
     allowed: [Vec<ipnet::IpNet>; 2],
     /// Packets dropped, by `DropReason::index`.
-    drops: [u64; 3],
+    drops: [u64; DropReason::ALL.len()],
 }
 
 impl StreamState {

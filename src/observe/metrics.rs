@@ -91,7 +91,8 @@ pub struct Metrics {
     pub media_srtp_errors: prometheus::IntCounter,
     /// Media packets dropped because their source is outside the peer's `media_sources`.
     pub media_source_drops: prometheus::IntCounter,
-    /// Media packets dropped for their source, by `media::stream::DropReason`.
+    /// Media packets dropped for their source or malformed RTCP, by
+    /// `media::stream::DropReason`.
     pub media_drops: prometheus::IntCounterVec,
     pub peer_up: prometheus::IntGaugeVec,
     /// Messages dropped unread, by reason: banned, rate_limited, scanner, overload.
@@ -311,9 +312,10 @@ impl Metrics {
         let media_drops = IntCounterVec::new(
             Opts::new(
                 "veil_media_dropped_total",
-                "Media packets dropped before SRTP, statistics and forwarding, by reason: \
+                "Media packets dropped before statistics and forwarding, by reason: \
                  not_allowed (outside media_sources), not_party (no latch yet and not the \
-                 leg's party), unlatched_source (not the latched source).",
+                 leg's party), unlatched_source (not the latched source), all three before \
+                 SRTP; malformed_rtcp (RTCP whose lengths do not add up, after SRTCP).",
             ),
             &["reason"],
         )?;
@@ -444,7 +446,7 @@ impl Metrics {
         })
     }
 
-    /// Counts a media packet dropped for its source; `not_allowed` also feeds the older
+    /// Counts a dropped media packet; `not_allowed` also feeds the older
     /// `veil_media_source_dropped_total`, kept as an alias.
     pub fn media_dropped(&self, reason: crate::media::stream::DropReason) {
         self.media_drops.with_label_values(&[reason.as_str()]).inc();

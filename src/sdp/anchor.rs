@@ -95,7 +95,7 @@ pub(super) fn anchor(sdp: &mut Sdp, addr: IpAddr, ports: &[u16], origin: &Origin
 
 /// veil's RTCP CNAME for a leg: 16 hex digits mixed from the leg's random session id
 /// (splitmix64), so it is stable across the leg's offers and says nothing of either party.
-fn cname(origin: &Origin) -> String {
+pub(super) fn cname(origin: &Origin) -> String {
     let mut z = origin.session_id.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);

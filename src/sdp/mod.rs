@@ -74,6 +74,13 @@ pub struct Origin {
     pub version: u64,
 }
 
+impl Origin {
+    /// veil's RTCP CNAME for the leg (its `a=ssrc` lines; the relay's rewritten SDES).
+    pub fn cname(&self) -> String {
+        anchor::cname(self)
+    }
+}
+
 impl Sdp {
     /// Parse an SDP body. Lines may end in CRLF or LF; trailing empty lines are ignored.
     pub fn parse(data: &[u8]) -> Result<Sdp, SdpError> {
