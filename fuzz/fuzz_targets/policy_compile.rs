@@ -16,7 +16,11 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut headers = Headers::new();
     headers.push(HeaderName::parse("X-Account"), "4711");
-    for (peer, user) in [(Some("pbx"), "+4930123456"), (None, ""), (Some("carrier"), "*#")] {
+    for (peer, user) in [
+        (Some("pbx"), "+4930123456"),
+        (None, ""),
+        (Some("carrier"), "*#"),
+    ] {
         let facts = Facts {
             from_peer: peer,
             to_user: user,

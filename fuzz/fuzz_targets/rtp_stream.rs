@@ -8,8 +8,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use libfuzzer_sys::fuzz_target;
-use veil::media::Side;
 use std::time::{Duration, Instant};
+use veil::media::Side;
 
 use veil::media::stream::{LatchPolicy, Latching, Socket, StreamState};
 
@@ -18,7 +18,19 @@ fn addr(b: &[u8]) -> SocketAddr {
     if b[0] & 1 == 0 {
         SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, b[0], b[3])), port)
     } else {
-        SocketAddr::new(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, b[0].into(), b[3].into())), port)
+        SocketAddr::new(
+            IpAddr::V6(Ipv6Addr::new(
+                0x2001,
+                0xdb8,
+                0,
+                0,
+                0,
+                0,
+                b[0].into(),
+                b[3].into(),
+            )),
+            port,
+        )
     }
 }
 
@@ -48,7 +60,8 @@ fuzz_target!(|data: &[u8]| {
                 s.set_party(side, Some(source.ip()));
                 continue;
             }
-            let rtcp = (op[0] & 0x40 != 0).then(|| addr(&[op[1], op[2], op[3].wrapping_add(1), op[4]]));
+            let rtcp =
+                (op[0] & 0x40 != 0).then(|| addr(&[op[1], op[2], op[3].wrapping_add(1), op[4]]));
             let rtp = (op[0] & 0x20 != 0).then_some(source);
             seen.extend(rtp.iter().chain(rtcp.iter()));
             s.set_remote(side, rtp, rtcp);
@@ -57,7 +70,16 @@ fuzz_target!(|data: &[u8]| {
         let on = Socket::ALL[usize::from(op[0] >> 1) % 4];
         seen.push(source);
         // RTP (or RTCP when bit 6 is set) with a one-of-16 SSRC.
-        let mut packet = vec![0x80, if op[0] & 0x40 != 0 { 200 } else { 0 }, 0, 1, 0, 0, 0, 0];
+        let mut packet = vec![
+            0x80,
+            if op[0] & 0x40 != 0 { 200 } else { 0 },
+            0,
+            1,
+            0,
+            0,
+            0,
+            0,
+        ];
         packet.extend_from_slice(&u32::from(op[5] >> 4).to_be_bytes());
         packet.truncate(usize::from(op[4] % 13));
         if s.check(on, source, &packet, now).is_ok() {
@@ -69,7 +91,10 @@ fuzz_target!(|data: &[u8]| {
         if let Some((out, dest)) = s.on_datagram(on, source, &packet, now) {
             assert_ne!(out, on, "sent back out of the socket it came in on");
             assert_ne!(out.side, on.side, "stayed on the same leg");
-            assert!(seen.contains(&dest), "sent to an address never signalled or seen");
+            assert!(
+                seen.contains(&dest),
+                "sent to an address never signalled or seen"
+            );
         }
         assert_eq!(s.counters(), (a, b));
     }

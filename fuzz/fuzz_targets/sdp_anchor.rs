@@ -11,7 +11,9 @@ use veil::sdp::{Origin, Sdp};
 const VEIL: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 77));
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(mut sdp) = Sdp::parse(data) else { return };
+    let Ok(mut sdp) = Sdp::parse(data) else {
+        return;
+    };
     let endpoints = sdp.endpoints();
     let ports: Vec<u16> = (0..endpoints.len()).map(|i| 40000 + 2 * i as u16).collect();
     let origin = Origin {

@@ -94,6 +94,11 @@ impl LegIds {
         self.ids.is_empty()
     }
 
+    /// The identifiers kept, oldest first.
+    pub fn values(&self) -> impl Iterator<Item = &str> {
+        self.ids.iter().map(|(_, v)| v.as_str())
+    }
+
     /// Keep `value` as an identifier of this leg unless it is not one (see the module doc)
     /// or the set is full. `own` are veil's own hosts and addresses.
     pub fn add(&mut self, kind: Kind, value: &str, own: &[String]) {

@@ -13,6 +13,8 @@ pub mod call;
 pub mod deadline;
 mod dialog;
 mod engine;
+#[cfg(any(test, feature = "testkit"))]
+pub mod harness;
 pub mod header_policy;
 mod housekeeping;
 pub mod ids;

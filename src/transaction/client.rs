@@ -87,6 +87,16 @@ impl ClientTx {
         tx
     }
 
+    /// A CANCEL of this INVITE went out. A provisional response disarmed timer B, so
+    /// without this a callee that ignores the CANCEL would keep the transaction for ever:
+    /// with no final response 64*T1 after the CANCEL it is considered cancelled and
+    /// destroyed (RFC 3261 §9.1), reported as a timeout.
+    pub fn cancel_sent(&mut self, ctx: &mut Ctx) {
+        if self.is_invite() && self.state == State::Proceeding {
+            ctx.arm(&mut self.deadlines, TimerKind::Expire, timers::t64(ctx.cfg));
+        }
+    }
+
     pub(crate) fn flow(&self) -> Flow {
         self.flow
     }

@@ -96,6 +96,14 @@ impl ClientKey {
         })
     }
 
+    /// The key of the INVITE a CANCEL with this key cancels (same branch).
+    pub fn invite(&self) -> ClientKey {
+        ClientKey {
+            branch: self.branch.clone(),
+            method: Method::Invite,
+        }
+    }
+
     pub fn of_response(resp: &Response) -> Option<ClientKey> {
         let branch = raw::top_via(&resp.headers)?.branch?.to_string();
         let (_, method) = raw::cseq(&resp.headers)?;

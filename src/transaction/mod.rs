@@ -275,6 +275,13 @@ impl TransactionLayer {
             now,
             out: &mut self.out,
         };
+        if req.method == Method::Cancel
+            && let Some(k) = &key
+            && let Some(invite) = self.client_index.get(&k.invite())
+            && let Some(tx) = self.clients.get_mut(invite)
+        {
+            tx.cancel_sent(&mut ctx);
+        }
         let tx = ClientTx::start(id, req, flow, key.clone(), &mut ctx);
         if let Some(key) = key {
             self.client_index.insert(key, id);

@@ -79,3 +79,23 @@ fn caller_cancel_before_any_provisional_is_sent_on_the_first_100() {
         h.cdr
     );
 }
+
+/// A callee that rang, then ignores the CANCEL (neither 200 to it nor 487): its INVITE
+/// transaction is destroyed 64*T1 after the CANCEL (RFC 3261 §9.1) instead of being kept
+/// for ever once the provisional stopped timer B (found by the `engine_call` fuzz target).
+#[test]
+fn a_cancel_never_answered_does_not_keep_leg_bs_invite_for_ever() {
+    let (mut h, b_inv) = calling();
+    h.inject(CARRIER, &answer(&b_inv, 180, false));
+    h.inject(PBX, CANCEL);
+    h.take_response(PBX, 487);
+    let c = h.take_request(CARRIER, "CANCEL");
+    assert_cancels(&c, &b_inv);
+    h.advance(Duration::from_secs(120));
+    assert_eq!(h.engine.call_count(), 0);
+    assert!(
+        h.engine.idle(),
+        "leg B's INVITE still awaits its final response"
+    );
+    assert_eq!(h.engine.transaction_count(), 0);
+}

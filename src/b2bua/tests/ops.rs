@@ -27,7 +27,7 @@ rules:
 "#;
 
 fn reload_v2(h: &mut Harness) {
-    let dir = h._dir.path();
+    let dir = h.dir();
     std::fs::write(dir.join("veil2.yaml"), CONFIG_V2).unwrap();
     std::fs::write(dir.join("policy2.yaml"), POLICY_V2).unwrap();
     let loaded = crate::config::load(&dir.join("veil2.yaml")).unwrap();
