@@ -92,7 +92,7 @@ fn saturated_queue_sheds_new_invites_and_serves_dialogs() {
 
     // Calls up first: they re-INVITE 3 s after their ACK, then BYE.
     let callee = lab
-        .sipp(Side::Carrier, "uas_reinvite.xml")
+        .sipp(Side::Carrier, "uas_reinvite_lossy.xml")
         .calls(CALLS)
         .spawn();
     let callers = lab

@@ -84,8 +84,9 @@ impl Engine {
                     if side == Side::A {
                         self.cancel_call(key, now);
                     } else {
-                        self.bye_leg(key, Side::B, now);
-                        self.fail_call(key, 480, None, now);
+                        // A callee must not BYE an early dialog (RFC 3261 §15); its INVITE
+                        // is still pending, so it is cancelled, not left open for ever.
+                        self.end_call(key, EndReason::Failed, Some(480), now);
                     }
                     return;
                 }
@@ -171,7 +172,7 @@ impl Engine {
             return;
         };
         if target_refresh && let Some(c) = contact {
-            call.leg_mut(from).remote_target = c;
+            call.leg_mut(from).set_remote_target(c);
         }
         let leg = call.leg_mut(to);
         let mut out = leg.request(req.method.clone(), None, &listener, &mut self.ids);
@@ -280,7 +281,7 @@ impl Engine {
             && matches!(pending.req.method, Method::Invite | Method::Update)
             && let Some(Ok(c)) = resp.contact()
         {
-            call.leg_mut(to).remote_target = c.uri.to_string();
+            call.leg_mut(to).set_remote_target(c.uri.to_string());
         }
         if resp.code >= 200 && !is_invite {
             self.ctx_calls.remove(&ctx);

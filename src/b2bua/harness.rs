@@ -83,6 +83,12 @@ pub fn offer_sdp(ip: &str, port: u16, user: &str) -> String {
     )
 }
 
+impl Default for Harness {
+    fn default() -> Harness {
+        Harness::new()
+    }
+}
+
 impl Harness {
     pub fn new() -> Harness {
         Harness::with(CONFIG, POLICY)

@@ -194,6 +194,7 @@ impl Engine {
             .contact()
             .and_then(|c| c.ok())
             .map(|c| c.uri.to_string())
+            .filter(|u| super::leg::usable_target(u))
             .unwrap_or_else(|| req.uri.to_string());
         let a = Leg {
             peer: src,
@@ -1107,7 +1108,7 @@ fn learn_remote(leg: &mut Leg, resp: &Response) {
         }
     }
     if let Some(Ok(c)) = resp.contact() {
-        leg.remote_target = c.uri.to_string();
+        leg.set_remote_target(c.uri.to_string());
     }
     let rr: Vec<String> = resp
         .headers

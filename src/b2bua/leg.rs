@@ -56,6 +56,24 @@ pub struct Leg {
     pub last_sdp_in: Option<Bytes>,
 }
 
+impl Leg {
+    /// Take `uri` from a Contact as the leg's remote target, unless it could not be a
+    /// Request-URI (empty, no scheme, whitespace): a peer's broken Contact must not make
+    /// veil send requests it cannot even frame (found by the engine_call fuzz target).
+    pub fn set_remote_target(&mut self, uri: String) {
+        if usable_target(&uri) {
+            self.remote_target = uri;
+        }
+    }
+}
+
+/// Whether `uri` can stand as a Request-URI veil sends.
+pub fn usable_target(uri: &str) -> bool {
+    !uri.is_empty()
+        && uri.contains(':')
+        && !uri.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
 /// veil's Contact on a listener: `sips:` only in a `sips:` dialog on TLS (RFC 5630: TLS
 /// on one hop does not make a dialog `sips:`), else `sip:` naming the transport.
 pub fn contact(listener: &Listener, secure: bool) -> String {

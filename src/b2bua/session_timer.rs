@@ -451,7 +451,7 @@ impl Engine {
             }
         }
         if let Some(Ok(c)) = req.contact() {
-            leg.remote_target = c.uri.to_string();
+            leg.set_remote_target(c.uri.to_string());
         }
         let listener = call.peers.listeners[call.leg(side).flow.listener].clone();
         let leg = call.leg(side);
