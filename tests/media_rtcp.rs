@@ -70,7 +70,7 @@ fn phone_rtcp(ssrc: u32, cname: &str) -> Vec<u8> {
         chunk.extend_from_slice(text);
     }
     chunk.push(0);
-    while chunk.len() % 4 != 0 {
+    while !chunk.len().is_multiple_of(4) {
         chunk.push(0);
     }
     p.extend_from_slice(&[0x81, 202]);

@@ -581,7 +581,7 @@ fn sr_sdes(ssrc: u32, items: &[(u8, &[u8])]) -> Vec<u8> {
         chunk.extend_from_slice(text);
     }
     chunk.push(0);
-    while chunk.len() % 4 != 0 {
+    while !chunk.len().is_multiple_of(4) {
         chunk.push(0);
     }
     p.extend_from_slice(&[0x81, 202]);

@@ -144,7 +144,7 @@ fn rewrite_sdes(one: &[u8], cname: Option<&[u8]>, out: &mut Vec<u8>) -> Result<(
             }
         }
         out.push(END);
-        while (out.len() - start) % 4 != 0 {
+        while !(out.len() - start).is_multiple_of(4) {
             out.push(END);
         }
     }
@@ -178,7 +178,7 @@ mod tests {
             v.extend_from_slice(i);
         }
         v.push(0);
-        while v.len() % 4 != 0 {
+        while !v.len().is_multiple_of(4) {
             v.push(0);
         }
         v
