@@ -301,7 +301,7 @@ fn phone_rtcp() -> Vec<u8> {
         chunk.extend_from_slice(text);
     }
     chunk.push(0);
-    while chunk.len() % 4 != 0 {
+    while !chunk.len().is_multiple_of(4) {
         chunk.push(0);
     }
     p.extend_from_slice(&[0x81, 202, 0, (chunk.len() / 4) as u8]);

@@ -51,7 +51,10 @@ fuzz_target!(|data: &[u8]| {
     match rewrite(data, cname, &mut out) {
         Err(_) => {}
         Ok(Rewrite::Unchanged) => {
-            assert!(packets(data).iter().all(|(pt, _)| *pt != 202), "SDES left unchanged");
+            assert!(
+                packets(data).iter().all(|(pt, _)| *pt != 202),
+                "SDES left unchanged"
+            );
         }
         Ok(Rewrite::Rewritten) => {
             let (before, after) = (packets(data), packets(&out));
