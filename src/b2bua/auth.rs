@@ -52,7 +52,7 @@ impl Engine {
             tracing::warn!(code = resp.code, method = %req.method, "credentials refused by peer");
             return false;
         }
-        let key = self.ctx_calls.get(&old).copied();
+        let key = self.owners.get(&old).and_then(|o| o.call());
         let call_id = req.call_id().unwrap_or_default().to_string();
         let from_call = key.and_then(|k| self.calls.get(&k)).and_then(|c| {
             let side = if c.b.call_id == call_id {
@@ -108,16 +108,20 @@ impl Engine {
         let new = self.send_request(again, flow, now);
         self.auth.retried.insert(new);
         tracing::info!(%peer, code = resp.code, method = %req.method, algorithm = challenge.algorithm.as_str(), nc, "answering digest challenge");
-        if let Some(probe) = self.probes.remove(&old) {
-            self.probes.insert(new, probe);
+        if let Some(owner) = self.owners.remove(&old) {
+            match key {
+                Some(k) => self.own(k, new, owner),
+                None => {
+                    self.owners.insert(new, owner);
+                }
+            }
         }
-        self.standalone_retried(old, new);
         if let Some(k) = key {
-            self.ctx_calls.remove(&old);
-            self.track_ctx(k, new);
             if let Some(call) = self.calls.get_mut(&k) {
-                if call.b_invite_ctx == Some(old) {
-                    call.b_invite_ctx = Some(new);
+                if let Some(attempt) = call.attempt_mut()
+                    && attempt.invite == Some(old)
+                {
+                    attempt.invite = Some(new);
                     call.b.invite_cseq = seq;
                 }
                 for side in [Side::A, Side::B] {
@@ -133,9 +137,6 @@ impl Engine {
                 }
                 for p in call.pending.iter_mut().filter(|p| p.ctx == old) {
                     p.ctx = new;
-                }
-                for r in call.refreshes.iter_mut().filter(|r| r.0 == old) {
-                    r.0 = new;
                 }
             }
         }

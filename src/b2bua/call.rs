@@ -11,15 +11,27 @@ use crate::transaction::{ClientTxId, ServerTxId};
 use super::leg::Leg;
 use super::peers::Peers;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum CallState {
-    /// Leg B's INVITE sent, nothing heard yet.
-    Calling,
-    /// A provisional response crossed to leg A.
-    Early,
-    /// 2xx sent to leg A, its ACK not yet received.
-    Answered,
-    Confirmed,
+/// Where a call is; each phase carries what only it has. The call moves
+/// `Setup -> Answered { confirmed: false } -> Answered { confirmed: true }`, and leaves
+/// `Engine::calls` from any phase when it ends (`teardown.rs`).
+#[derive(Debug, Clone)]
+pub enum Phase {
+    /// Leg B is being set up: the attempt in progress (`Call::attempt` counts them).
+    Setup(Attempt),
+    /// Leg B's 2xx crossed to the caller at `at`; `confirmed` once the caller's ACK came.
+    Answered { at: Instant, confirmed: bool },
+}
+
+/// One try of leg B's INVITE towards a target of the route.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Attempt {
+    /// Leg B's INVITE of this attempt (none between attempts).
+    pub invite: Option<ClientTxId>,
+    /// A provisional response (100 included) arrived: the INVITE may be cancelled
+    /// (RFC 3261 §9.1). Per attempt: an earlier attempt's 180 does not count.
+    pub provisional: bool,
+    /// A provisional response crossed to the caller.
+    pub early: bool,
 }
 
 /// Why a call ended, as in the `veil_calls_ended_total{reason}` metric and the CDR.
@@ -110,13 +122,12 @@ pub struct Call {
     pub peers: std::sync::Arc<Peers>,
     /// veil's id for the call (logs, CDR row id).
     pub vref: String,
-    pub state: CallState,
+    pub phase: Phase,
     pub a: Leg,
     pub b: Leg,
     /// The caller's INVITE and its server transaction.
     pub a_invite: Request,
     pub a_invite_stx: ServerTxId,
-    pub b_invite_ctx: Option<ClientTxId>,
     pub route: Route,
     /// Index into `route.targets` of the target of leg B.
     pub target: usize,
@@ -129,32 +140,22 @@ pub struct Call {
     pub streams: Vec<Stream>,
     pub pending: Vec<Pending>,
     pub await_ack: Vec<AwaitAck>,
-    /// The caller cancelled; leg B is being cancelled.
-    pub cancelled: bool,
-    /// CANCEL to be sent on leg B once it has answered provisionally.
-    pub cancel_pending: bool,
     /// The caller's INVITE had no SDP: the offer comes in leg B's 2xx.
     pub late_offer: bool,
     pub started: Instant,
     pub started_wall: SystemTime,
-    pub answered: Option<Instant>,
     /// Hold state and idle streams (RTP inactivity).
     pub media: super::inactivity::CallMedia,
     /// SRTP keys per stream and leg.
     pub srtp: super::srtp::CallSrtp,
-    /// Refreshes veil sent (its own transactions), by leg.
-    pub refreshes: Vec<(ClientTxId, Side)>,
     /// Leg A's session timer as agreed from the caller's INVITE; applied at answer.
     pub a_session: Option<super::session_timer::SessionTimer>,
     /// Leg B's INVITE was re-sent once after a 422, asking for this Min-SE.
     pub b_min_se: Option<std::time::Duration>,
-    /// Leg B's current INVITE has had a provisional response, so it may be cancelled
-    /// (RFC 3261 §9.1). Per attempt: an earlier attempt's 180 does not count.
-    pub b_ringing: bool,
     /// To tags of extra 2xx forks of leg B's INVITE already ACKed and hung up.
     pub b_extra_forks: Vec<String>,
     /// Server and client transactions of this call possibly still in `stx_calls` /
-    /// `ctx_calls`, so ending it removes just these (not a scan of every call's).
+    /// `owners`, so ending it removes just these (not a scan of every call's).
     pub stxs: Vec<ServerTxId>,
     pub ctxs: Vec<ClientTxId>,
     /// Each leg's identifiers, for the leak guard (`leak_guard.rs`).
@@ -162,6 +163,30 @@ pub struct Call {
 }
 
 impl Call {
+    /// When leg B's answer crossed to the caller; `None` while the call is set up.
+    pub fn answered(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Answered { at, .. } => Some(at),
+            Phase::Setup(_) => None,
+        }
+    }
+
+    /// The attempt in progress, while the call is set up.
+    pub fn attempt_mut(&mut self) -> Option<&mut Attempt> {
+        match &mut self.phase {
+            Phase::Setup(a) => Some(a),
+            Phase::Answered { .. } => None,
+        }
+    }
+
+    /// Leg B's INVITE of the attempt in progress.
+    pub fn b_invite(&self) -> Option<ClientTxId> {
+        match &self.phase {
+            Phase::Setup(a) => a.invite,
+            Phase::Answered { .. } => None,
+        }
+    }
+
     pub fn leg(&self, side: Side) -> &Leg {
         match side {
             Side::A => &self.a,

@@ -12,9 +12,10 @@ use crate::transaction::{ClientTxId, Flow, ServerTxId};
 
 use super::admission::{is_sdp, response};
 use super::anchor::Unusable;
-use super::call::{AwaitAck, CallState, EndReason, Pending};
+use super::call::{AwaitAck, EndReason, Pending, Phase};
 use super::engine::Engine;
 use super::invite::set_local_to;
+use super::owner::TxOwner;
 use super::srtp::SdpRole;
 
 impl Engine {
@@ -74,7 +75,7 @@ impl Engine {
             leg.flow = flow;
         }
         let local_hdr = leg.local_hdr.clone();
-        let answered = call.answered.is_some();
+        let answered = call.answered().is_some();
         match req.method {
             Method::Bye => {
                 let mut ok = response(&req, 200);
@@ -103,7 +104,7 @@ impl Engine {
 
     /// Re-originate an in-dialog request on the other leg.
     fn forward(&mut self, key: u64, from: Side, stx: ServerTxId, req: Request, now: Instant) {
-        if self.calls.get(&key).is_some_and(|c| c.answered.is_some())
+        if self.calls.get(&key).is_some_and(|c| c.answered().is_some())
             && self.is_refresh(key, from, &req)
         {
             self.answer_refresh(key, from, stx, req, now);
@@ -191,17 +192,13 @@ impl Engine {
         let flow = leg.flow;
         let is_invite = out.method == Method::Invite;
         let ctx = self.send_request(out, flow, now);
+        if is_invite {
+            self.replace_last_invite(key, to, ctx);
+        }
+        self.own(key, ctx, TxOwner::Forward { call: key });
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        let leg = call.leg_mut(to);
-        if is_invite
-            && let Some(old) = leg.last_invite_ctx.replace(ctx)
-            && call.b_invite_ctx != Some(old)
-        {
-            self.ctx_calls.remove(&old);
-        }
-        super::teardown::track(&mut self.ctx_calls, &mut call.ctxs, key, ctx);
         super::teardown::track(&mut self.stx_calls, &mut call.stxs, key, stx);
         call.pending.push(Pending {
             ctx,
@@ -226,23 +223,6 @@ impl Engine {
             return;
         };
         let Some(pos) = call.pending.iter().position(|p| p.ctx == ctx) else {
-            // Not pending any more: a retransmitted 2xx to a re-INVITE wants its ACK again.
-            if resp.code >= 200
-                && resp.code < 300
-                && let Ok(c) = resp.cseq()
-            {
-                let side = if resp.call_id().ok() == Some(call.b.call_id.as_str()) {
-                    Side::B
-                } else {
-                    Side::A
-                };
-                if let Some((seq, ack)) = call.leg(side).last_ack.clone()
-                    && seq == c.seq
-                {
-                    let flow = call.leg(side).flow;
-                    self.send_raw(flow, ack);
-                }
-            }
             return;
         };
         if resp.code < 200 {
@@ -283,8 +263,17 @@ impl Engine {
         {
             call.leg_mut(to).set_remote_target(c.uri.to_string());
         }
-        if resp.code >= 200 && !is_invite {
-            self.ctx_calls.remove(&ctx);
+        // Done with it, but a re-INVITE's 2xx may come again and wants its ACK again.
+        if (200..300).contains(&resp.code) && is_invite {
+            self.owners.insert(
+                ctx,
+                TxOwner::Acked {
+                    call: key,
+                    side: to,
+                },
+            );
+        } else if resp.code >= 200 {
+            self.owners.remove(&ctx);
         }
         if (200..300).contains(&resp.code)
             && matches!(pending.req.method, Method::Invite | Method::Update)
@@ -418,8 +407,10 @@ impl Engine {
             return;
         };
         let w = call.await_ack.remove(pos);
-        if call.state == CallState::Answered && side == Side::A {
-            call.state = CallState::Confirmed;
+        if let Phase::Answered { confirmed, .. } = &mut call.phase
+            && side == Side::A
+            && !std::mem::replace(confirmed, true)
+        {
             tracing::info!(call = %call.vref, a_call_id = %call.a.call_id, b_call_id = %call.b.call_id, "confirmed");
         }
         self.tx.ack_received(w.stx);
@@ -467,6 +458,19 @@ impl Engine {
         };
         tracing::warn!("2xx never acknowledged; ending call");
         self.end_call(key, EndReason::NoAck, None, now);
+    }
+
+    /// Leg `side` got a new INVITE of veil's, `ctx`: the one before it (not leg B's
+    /// initial INVITE, which stays for its own 2xx retransmissions) is let go.
+    pub(super) fn replace_last_invite(&mut self, key: u64, side: Side, ctx: ClientTxId) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if let Some(old) = call.leg_mut(side).last_invite_ctx.replace(ctx)
+            && !matches!(self.owners.get(&old), Some(TxOwner::Invite { .. }))
+        {
+            self.owners.remove(&old);
+        }
     }
 
     /// Send BYE on one leg (veil's own transaction; its answer is not waited for).

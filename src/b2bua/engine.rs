@@ -68,10 +68,8 @@ pub struct Engine {
     /// Leg B dialogs by veil's Call-ID.
     pub(super) b_index: FastMap<String, u64>,
     pub(super) stx_calls: FastMap<ServerTxId, u64>,
-    pub(super) ctx_calls: FastMap<ClientTxId, u64>,
-    /// Leg B INVITEs still pending when their call was forgotten unanswered, and whether
-    /// a CANCEL is still owed (none can be sent before a provisional response).
-    pub(super) orphan_invites: FastMap<ClientTxId, bool>,
+    /// Who each client transaction of veil's belongs to (`owner.rs`).
+    pub(super) owners: FastMap<ClientTxId, super::owner::TxOwner>,
     pub(super) stream_calls: FastMap<StreamId, u64>,
     /// Ended calls whose stream counters are still on their way back from the relay.
     pub(super) closing: FastMap<u64, Closing>,
@@ -87,8 +85,6 @@ pub struct Engine {
     pub(super) draining: bool,
     /// Digest challenges answered towards peers (`auth.rs`).
     pub(super) auth: super::auth::AuthState,
-    /// Keep-alive OPTIONS in flight: peer name and index (`nat.rs`).
-    pub(super) probes: HashMap<ClientTxId, (String, usize)>,
     /// Peers whose keep-alive timed out: skipped by routing until they answer again.
     pub(super) down: std::collections::HashSet<String>,
     /// Where `nat: true` peers' traffic last came from.
@@ -100,8 +96,6 @@ pub struct Engine {
     pub(super) guard: crate::security::Guard,
     /// Calls in memory by source peer name (`limits.max_calls`).
     pub(super) calls_by_peer: HashMap<String, u32>,
-    /// Out-of-dialog MESSAGE/PUBLISH/REGISTER/OPTIONS relayed, by leg B's transaction.
-    pub(super) standalone: HashMap<ClientTxId, super::standalone::Standalone>,
     /// Leg B Call-ID/tag/CSeq of relayed REGISTERs, so refreshes look like one UA's.
     pub(super) registrations: HashMap<(String, String, String), super::standalone::RegistrationLeg>,
     /// What the current step works on, for the panic guard (`panic_guard.rs`).
@@ -142,7 +136,6 @@ impl Engine {
         let mut engine = Engine {
             guard,
             calls_by_peer: HashMap::new(),
-            standalone: HashMap::new(),
             registrations: HashMap::new(),
             step: Default::default(),
             panic_header: None,
@@ -158,8 +151,7 @@ impl Engine {
             a_index: FastMap::default(),
             b_index: FastMap::default(),
             stx_calls: FastMap::default(),
-            ctx_calls: FastMap::default(),
-            orphan_invites: FastMap::default(),
+            owners: FastMap::default(),
             stream_calls: FastMap::default(),
             closing: FastMap::default(),
             ids: IdGen::default(),
@@ -171,7 +163,6 @@ impl Engine {
             clock: (now, wall),
             draining: false,
             auth: Default::default(),
-            probes: HashMap::new(),
             down: Default::default(),
             nat_sources: HashMap::new(),
             keepalive_epoch: 0,
@@ -401,9 +392,13 @@ impl Engine {
     /// request of veil's (a BYE at shutdown) still waiting for its answer.
     pub fn idle(&self) -> bool {
         // Keep-alive probes do not count: nobody waits for their answer at shutdown.
-        self.calls.is_empty()
-            && self.closing.is_empty()
-            && self.tx.awaiting_final() <= self.probes.len()
+        let probes = || {
+            self.owners
+                .values()
+                .filter(|o| matches!(o, super::owner::TxOwner::Probe { .. }))
+                .count()
+        };
+        self.calls.is_empty() && self.closing.is_empty() && self.tx.awaiting_final() <= probes()
     }
 
     pub(super) fn set_timer(&mut self, at: Instant, key: u64, timer: Timer) {
@@ -612,22 +607,14 @@ impl Engine {
                     }
                     if resp.code >= 200 {
                         self.auth_done(id);
-                        if self.on_probe_result(id, Some(resp.code)) {
-                            continue;
-                        }
                     }
-                    if self.standalone.contains_key(&id) {
-                        self.on_standalone_response(id, resp, now);
-                        continue;
-                    }
-                    self.on_response(id, resp, now)
+                    self.step.key = self.owners.get(&id).and_then(|o| o.call());
+                    self.on_response(id, resp, now);
+                    self.step.key = None;
                 }
                 TxEvent::Timeout { id } => {
                     self.auth_done(id);
-                    if self.on_probe_result(id, None) || self.on_standalone_timeout(id, now) {
-                        continue;
-                    }
-                    self.step.key = self.ctx_calls.get(&id).copied();
+                    self.step.key = self.owners.get(&id).and_then(|o| o.call());
                     self.on_client_timeout(id, now);
                     self.step.key = None;
                 }
@@ -693,7 +680,7 @@ impl Engine {
         match timer {
             Timer::Ring { attempt } => self.on_ring_timeout(key, attempt, now),
             Timer::MaxDuration => {
-                if self.calls.get(&key).is_some_and(|c| c.answered.is_some()) {
+                if self.calls.get(&key).is_some_and(|c| c.answered().is_some()) {
                     self.end_call(key, super::call::EndReason::MaxDuration, None, now);
                 }
             }

@@ -45,11 +45,9 @@ impl Engine {
         shrink_map(&mut self.a_index);
         shrink_map(&mut self.b_index);
         shrink_map(&mut self.stx_calls);
-        shrink_map(&mut self.ctx_calls);
+        shrink_map(&mut self.owners);
         shrink_map(&mut self.stream_calls);
         shrink_map(&mut self.closing);
-        shrink_map(&mut self.probes);
-        shrink_map(&mut self.standalone);
         self.prune_registrations(now);
         self.shrink_timers();
         if self.out.capacity() > KEEP && self.out.capacity() > 4 * self.out.len() {

@@ -57,7 +57,7 @@ impl Engine {
         let Some(call) = self.calls.get(&key) else {
             return;
         };
-        if call.answered.is_none()
+        if call.answered().is_none()
             || call.streams.is_empty()
             || !call
                 .streams

@@ -18,10 +18,11 @@ use crate::transaction::{ClientTxId, Flow, ServerTxId};
 use super::Output;
 use super::admission::{is_sdp, response};
 use super::anchor::Unusable;
-use super::call::{AwaitAck, Call, CallState};
+use super::call::{Attempt, AwaitAck, Call, EndReason, Phase};
 use super::deadline::after;
 use super::engine::{Engine, Timer};
 use super::leg::{Leg, contact, copy_record_route, via};
+use super::owner::TxOwner;
 use super::peers::retry_after;
 use super::srtp::SdpRole;
 
@@ -239,12 +240,11 @@ impl Engine {
             key,
             peers: self.peers.clone(),
             vref: vref.clone(),
-            state: CallState::Calling,
+            phase: Phase::Setup(Attempt::default()),
             a,
             b,
             a_invite: req,
             a_invite_stx: stx,
-            b_invite_ctx: None,
             route,
             target: 0,
             hops: Vec::new(),
@@ -253,18 +253,13 @@ impl Engine {
             streams: Vec::new(),
             pending: Vec::new(),
             await_ack: Vec::new(),
-            cancelled: false,
-            cancel_pending: false,
             late_offer,
             started: now,
             started_wall: self.wall(now),
-            answered: None,
             media: Default::default(),
             srtp: Default::default(),
-            refreshes: Vec::new(),
             a_session,
             b_min_se: None,
-            b_ringing: false,
             b_extra_forks: Vec::new(),
             stxs: vec![stx],
             ctxs: Vec::new(),
@@ -535,9 +530,12 @@ impl Engine {
         };
         self.b_index.insert(call_id.clone(), key);
         let ctx = self.send_request(req, flow, now);
-        self.track_ctx(key, ctx);
+        self.own(key, ctx, TxOwner::Invite { call: key });
         if let Some(call) = self.calls.get_mut(&key) {
-            call.b_invite_ctx = Some(ctx);
+            call.phase = Phase::Setup(Attempt {
+                invite: Some(ctx),
+                ..Attempt::default()
+            });
             call.b.last_invite_ctx = Some(ctx);
         }
         self.out.push_back(Output::Cdr(CdrEvent::Route {
@@ -554,27 +552,39 @@ impl Engine {
     }
 
     /// A response to leg B's INVITE.
-    pub(super) fn on_b_invite_response(&mut self, key: u64, resp: Response, now: Instant) {
+    pub(super) fn on_b_invite_response(
+        &mut self,
+        key: u64,
+        ctx: ClientTxId,
+        resp: Response,
+        now: Instant,
+    ) {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
         let code = resp.code;
-        // RFC 3261 §9.1: any provisional, 100 included, makes the INVITE cancellable. A 100
-        // is hop-by-hop: it is not relayed.
-        if code == 100 {
-            call.b_ringing = true;
-            if call.cancel_pending {
-                call.cancel_pending = false;
-                self.cancel_b(key, now);
+        if call.b_invite() != Some(ctx) {
+            // The answered INVITE: a 2xx again (retransmission, or another fork).
+            if (200..300).contains(&code) {
+                self.on_b_answer(key, ctx, resp, now);
             }
             return;
         }
-        // After the answer, a 2xx with another To tag is a second fork: not this dialog.
-        if (101..300).contains(&code) && call.state < CallState::Answered {
+        let Some(attempt) = call.attempt_mut() else {
+            return;
+        };
+        // RFC 3261 §9.1: any provisional, 100 included, makes the INVITE cancellable. A 100
+        // is hop-by-hop: it is not relayed.
+        if code < 200 {
+            attempt.provisional = true;
+        }
+        if code == 100 {
+            return;
+        }
+        if (101..300).contains(&code) {
             learn_remote(&mut call.b, &resp);
         }
-        let answering =
-            (101..300).contains(&code) && !call.cancelled && call.state < CallState::Answered;
+        let answering = (101..300).contains(&code);
         // With a late offer, leg B's response carries the offer.
         let role = if call.late_offer {
             SdpRole::Offer
@@ -597,30 +607,19 @@ impl Engine {
             return;
         };
         if code < 200 {
-            call.b_ringing = true;
-            if call.cancel_pending {
-                call.cancel_pending = false;
-                self.cancel_b(key, now);
-                return;
-            }
-            if call.cancelled {
-                return;
-            }
-            if call.state == CallState::Calling {
-                call.state = CallState::Early;
+            if let Some(attempt) = call.attempt_mut()
+                && !std::mem::replace(&mut attempt.early, true)
+            {
                 tracing::info!(call = %call.vref, a_call_id = %call.a.call_id, b_call_id = %call.b.call_id, code, "early");
             }
             self.relay_b_invite_response(key, resp, now);
             return;
         }
         if code < 300 {
-            self.on_b_answer(key, resp, now);
+            self.on_b_answer(key, ctx, resp, now);
             return;
         }
         // Final failure of this attempt. The transaction layer has ACKed it.
-        if call.cancelled || call.state >= CallState::Answered {
-            return;
-        }
         if code == 422
             && call.b_min_se.is_none()
             && let Some(n) = super::session_timer::min_se_of(&resp.headers)
@@ -658,12 +657,13 @@ impl Engine {
         };
         tracing::warn!(call = %call.vref, a_call_id = %call.a.call_id, b_call_id = %call.b.call_id, code,
             why = why.as_str(), "leg B's answer cannot be relayed; refusing the call");
-        if code < 200 {
-            if call.state == CallState::Calling {
-                call.state = CallState::Early;
+        // A provisional one: ending the call cancels leg B's INVITE (`forget`).
+        if code >= 200 {
+            // Answered: nothing to cancel; a retransmission of the 2xx gets ACK and BYE.
+            if let Some(ctx) = call.attempt_mut().and_then(|a| a.invite.take()) {
+                self.owners
+                    .insert(ctx, TxOwner::Abandoned { cancel_owed: false });
             }
-            self.cancel_b(key, now);
-        } else {
             let cseq = call.b.invite_cseq;
             self.ack_leg(key, Side::B, cseq, Bytes::new());
             self.bye_leg(key, Side::B, now);
@@ -671,34 +671,29 @@ impl Engine {
         self.fail_call(key, why.code(), None, now);
     }
 
-    fn on_b_answer(&mut self, key: u64, resp: Response, now: Instant) {
+    fn on_b_answer(&mut self, key: u64, ctx: ClientTxId, resp: Response, now: Instant) {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
         let cseq = call.b.invite_cseq;
         let tag = resp.to_tag().map(str::to_string);
-        if call.state >= CallState::Answered && tag.is_some() && tag != call.b.remote_tag {
-            self.on_b_extra_fork(key, &resp, tag.unwrap_or_default(), now);
-            return;
-        }
-        if call.state >= CallState::Answered || call.cancelled {
-            // A retransmitted 2xx is ACKed again; a 2xx after CANCEL is ACKed and hung up.
-            if let Some((seq, ack)) = call.b.last_ack.clone()
+        if call.answered().is_some() {
+            if tag.is_some() && tag != call.b.remote_tag {
+                self.on_b_extra_fork(key, ctx, &resp, tag.unwrap_or_default(), now);
+            } else if let Some((seq, ack)) = call.b.last_ack.clone()
                 && seq == cseq
             {
+                // A retransmitted 2xx is ACKed again.
                 let flow = call.b.flow;
                 self.send_raw(flow, ack);
-                return;
-            }
-            if call.cancelled {
-                self.ack_leg(key, Side::B, cseq, Bytes::new());
-                self.bye_leg(key, Side::B, now);
             }
             return;
         }
         learn_remote(&mut call.b, &resp);
-        call.state = CallState::Answered;
-        call.answered = Some(now);
+        call.phase = Phase::Answered {
+            at: now,
+            confirmed: false,
+        };
         let (src, dst) = (
             &call.peers.peers[call.a.peer].cfg,
             &call.peers.peers[call.b.peer].cfg,
@@ -758,11 +753,17 @@ impl Engine {
     /// A 2xx from a second fork of the callee after leg B is answered (another To tag):
     /// ACKed in its own dialog and hung up (RFC 3261 §13.2.2.4); the caller sees nothing.
     /// A retransmission of it is ACKed again, not hung up again.
-    fn on_b_extra_fork(&mut self, key: u64, resp: &Response, tag: String, now: Instant) {
+    fn on_b_extra_fork(
+        &mut self,
+        key: u64,
+        ctx: ClientTxId,
+        resp: &Response,
+        tag: String,
+        now: Instant,
+    ) {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        let Some(ctx) = call.b_invite_ctx else { return };
         let Some(invite) = self.tx.client_request(ctx) else {
             return;
         };
@@ -789,7 +790,7 @@ impl Engine {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        let Some(ctx) = call.b_invite_ctx else { return };
+        let Some(ctx) = call.b_invite() else { return };
         let Some(mut req) = self.tx.client_request(ctx).cloned() else {
             return;
         };
@@ -811,11 +812,13 @@ impl Engine {
         let flow = call.b.flow;
         tracing::info!(call = %call.vref, min_se = min_se.as_secs(), "leg B asked for a longer session interval; retrying");
         let new_ctx = self.send_request(req, flow, now);
-        self.ctx_calls.remove(&ctx);
-        self.track_ctx(key, new_ctx);
+        self.owners.remove(&ctx);
+        self.own(key, new_ctx, TxOwner::Invite { call: key });
         if let Some(call) = self.calls.get_mut(&key) {
-            call.b_ringing = false;
-            call.b_invite_ctx = Some(new_ctx);
+            call.phase = Phase::Setup(Attempt {
+                invite: Some(new_ctx),
+                ..Attempt::default()
+            });
             call.b.last_invite_ctx = Some(new_ctx);
         }
     }
@@ -929,56 +932,42 @@ impl Engine {
     }
 
     pub(super) fn cancel_call(&mut self, key: u64, now: Instant) {
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
+        if call.answered().is_some() {
+            return;
+        }
+        tracing::info!(call = %call.vref, a_call_id = %call.a.call_id, b_call_id = %call.b.call_id, "cancelled by caller");
+        self.fail_call_for(key, 487, None, EndReason::Cancelled, now);
+    }
+
+    /// The call moves on from leg B's current INVITE (next attempt, or no attempt left, or
+    /// the call ends unanswered): if that INVITE still awaits its final response it becomes
+    /// [`TxOwner::Abandoned`], cancelled now if it has had a provisional response, else on
+    /// its first one; a 2xx it sends anyway gets ACK and BYE.
+    pub(super) fn abandon_b_invite(&mut self, key: u64, now: Instant) {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        if call.state >= CallState::Answered || call.cancelled {
-            return;
-        }
-        call.cancelled = true;
-        tracing::info!(call = %call.vref, a_call_id = %call.a.call_id, b_call_id = %call.b.call_id, "cancelled by caller");
-        if call.b_ringing {
-            self.cancel_b(key, now);
-        } else {
-            // RFC 3261 §9.1: no CANCEL before a provisional response; send it on the first one.
-            call.cancel_pending = true;
-        }
-        self.fail_call(key, 487, None, now);
-    }
-
-    pub(super) fn cancel_b(&mut self, key: u64, now: Instant) {
-        let Some(call) = self.calls.get(&key) else {
+        let Some(attempt) = call.attempt_mut().map(std::mem::take) else {
             return;
         };
-        let Some(ctx) = call.b_invite_ctx else { return };
-        let Some(invite) = self.tx.client_request(ctx) else {
-            return;
-        };
-        let cancel = cancel_request(invite, call.b.invite_cseq);
-        let flow = call.b.flow;
-        self.send_request(cancel, flow, now);
-    }
-
-    /// The call moves on from leg B's current INVITE (next attempt, or no attempt left):
-    /// if that INVITE still awaits its final response, it joins `orphan_invites`, so it is
-    /// cancelled now if it has rung, else on its first provisional, and a 2xx it sends
-    /// anyway gets ACK and BYE.
-    fn abandon_b_invite(&mut self, key: u64, now: Instant) {
-        let Some(call) = self.calls.get(&key) else {
-            return;
-        };
-        let Some(old) = call.b_invite_ctx else { return };
-        let ringing = call.b_ringing;
-        if self.ctx_calls.remove(&old).is_some() {
-            if ringing {
-                self.cancel_b(key, now);
+        let Some(old) = attempt.invite else { return };
+        if self.owners.contains_key(&old) {
+            if attempt.provisional {
+                if let Some(invite) = self.tx.client_request(old) {
+                    let cancel = cancel_request(invite, call.b.invite_cseq);
+                    let flow = call.b.flow;
+                    self.send_request(cancel, flow, now);
+                }
             }
-            self.orphan_invites.insert(old, !ringing);
-        }
-        if let Some(call) = self.calls.get_mut(&key) {
-            call.b_invite_ctx = None;
-            call.b_ringing = false;
-            call.cancel_pending = false;
+            self.owners.insert(
+                old,
+                TxOwner::Abandoned {
+                    cancel_owed: !attempt.provisional,
+                },
+            );
         }
     }
 
@@ -986,7 +975,7 @@ impl Engine {
         let Some(call) = self.calls.get(&key) else {
             return;
         };
-        if call.attempt != attempt || call.state >= CallState::Answered || call.cancelled {
+        if call.attempt != attempt || call.answered().is_some() {
             return;
         }
         tracing::info!(call = %call.vref, a_call_id = %call.a.call_id, b_call_id = %call.b.call_id, "ring timeout");
@@ -995,46 +984,88 @@ impl Engine {
     }
 
     /// Client transaction timeout (timer B/F).
+    /// Client transaction timeout (timer B/F): to its owner.
     pub(super) fn on_client_timeout(&mut self, ctx: ClientTxId, now: Instant) {
-        let Some(key) = self.ctx_calls.remove(&ctx) else {
-            self.orphan_invites.remove(&ctx);
-            return;
+        match self.owners.remove(&ctx) {
+            Some(TxOwner::Invite { call: key }) => {
+                let Some(call) = self.calls.get(&key) else {
+                    return;
+                };
+                if call.b_invite() == Some(ctx) {
+                    tracing::info!(call = %call.vref, a_call_id = %call.a.call_id, b_call_id = %call.b.call_id, "leg B timed out");
+                    self.next_attempt(key, None, now);
+                }
+            }
+            Some(TxOwner::Refresh { call, .. }) => self.on_refresh_timeout(call, now),
+            Some(TxOwner::Forward { call }) => self.on_forward_timeout(call, ctx, now),
+            Some(TxOwner::Probe { peer }) => self.on_probe_result(&peer, None),
+            Some(TxOwner::Standalone(s)) => self.on_standalone_timeout(*s, now),
+            Some(TxOwner::Acked { .. } | TxOwner::Abandoned { .. }) | None => {}
+        }
+    }
+
+    /// A response to a request of veil's: to the owner of its transaction.
+    pub(super) fn on_response(&mut self, ctx: ClientTxId, resp: Response, now: Instant) {
+        let owner = match self.owners.get(&ctx) {
+            Some(o) => o.call().filter(|k| self.calls.contains_key(k)).map(|_| o),
+            None => None,
         };
+        match owner {
+            Some(&TxOwner::Invite { call }) => {
+                if resp.code >= 300 {
+                    self.owners.remove(&ctx);
+                }
+                self.on_b_invite_response(call, ctx, resp, now)
+            }
+            Some(&TxOwner::Refresh { call, side }) => {
+                self.on_refresh_response(call, ctx, side, resp, now)
+            }
+            Some(&TxOwner::Forward { call }) => self.on_forward_response(call, ctx, resp, now),
+            Some(&TxOwner::Acked { call, side }) => self.ack_again(call, side, &resp),
+            _ => match self.owners.get(&ctx) {
+                Some(TxOwner::Probe { .. }) if resp.code >= 200 => {
+                    if let Some(TxOwner::Probe { peer }) = self.owners.remove(&ctx) {
+                        self.on_probe_result(&peer, Some(resp.code));
+                    }
+                }
+                Some(TxOwner::Probe { .. }) => {}
+                Some(TxOwner::Standalone(_)) => self.on_standalone_response(ctx, resp, now),
+                _ => self.on_orphan_response(ctx, &resp, now),
+            },
+        }
+    }
+
+    /// A 2xx to an INVITE of veil's on leg `side` again: the ACK it got, again.
+    fn ack_again(&mut self, key: u64, side: Side, resp: &Response) {
         let Some(call) = self.calls.get(&key) else {
             return;
         };
-        if call.b_invite_ctx == Some(ctx) {
-            if call.state < CallState::Answered && !call.cancelled {
-                tracing::info!(call = %call.vref, a_call_id = %call.a.call_id, b_call_id = %call.b.call_id, "leg B timed out");
-                self.next_attempt(key, None, now);
-            }
+        if !(200..300).contains(&resp.code) {
             return;
         }
-        if self.on_refresh_timeout(key, ctx, now) {
-            return;
+        let Ok(c) = resp.cseq() else { return };
+        if let Some((seq, ack)) = call.leg(side).last_ack.clone()
+            && seq == c.seq
+        {
+            let flow = call.leg(side).flow;
+            self.send_raw(flow, ack);
         }
-        self.on_forward_timeout(key, ctx, now);
     }
 
-    pub(super) fn on_response(&mut self, ctx: ClientTxId, resp: Response, now: Instant) {
-        let Some(call) = self.ctx_calls.get(&ctx).and_then(|k| self.calls.get(k)) else {
-            self.ctx_calls.remove(&ctx);
-            self.on_orphan_response(ctx, &resp, now);
-            return;
-        };
-        let key = call.key;
-        if call.b_invite_ctx == Some(ctx) {
-            if resp.code >= 300 {
-                self.ctx_calls.remove(&ctx);
+    /// Note that `ctx` belongs to `owner`, a part of call `key`: the call's own list of
+    /// its transactions lets [`Self::forget`] drop them without a scan of every call's.
+    /// Ids no longer owned by the call are dropped whenever the list is full, so a long
+    /// call's list stays about as short as its live transactions (amortised O(1)).
+    pub(super) fn own(&mut self, key: u64, ctx: ClientTxId, owner: TxOwner) {
+        self.owners.insert(ctx, owner);
+        if let Some(call) = self.calls.get_mut(&key) {
+            let ids = &mut call.ctxs;
+            if ids.len() >= 8 && ids.len() == ids.capacity() {
+                let owners = &self.owners;
+                ids.retain(|i| owners.get(i).and_then(|o| o.call()) == Some(key));
             }
-            self.on_b_invite_response(key, resp, now);
-            return;
+            ids.push(ctx);
         }
-        if call.refreshes.iter().any(|(c, _)| *c == ctx) {
-            self.on_refresh_response(key, ctx, resp, now);
-            return;
-        }
-        self.on_forward_response(key, ctx, resp, now);
     }
 
     /// A response to an INVITE of veil's whose call has ended meanwhile. A 2xx still gets
@@ -1045,20 +1076,25 @@ impl Engine {
     /// end already has, or will get, veil's BYE.
     fn on_orphan_response(&mut self, ctx: ClientTxId, resp: &Response, now: Instant) {
         let Some(flow) = self.tx.client_flow(ctx) else {
-            self.orphan_invites.remove(&ctx);
+            self.owners.remove(&ctx);
             return;
         };
+        let abandoned = self.owners.get_mut(&ctx).and_then(|o| match o {
+            TxOwner::Abandoned { cancel_owed } => Some(cancel_owed),
+            _ => None,
+        });
         if resp.code < 200 {
-            if self.orphan_invites.get(&ctx) == Some(&true)
+            if let Some(owed) = abandoned
+                && std::mem::take(owed)
                 && let Some(invite) = self.tx.client_request(ctx)
             {
                 let cancel = cancel_request(invite, 0);
-                self.orphan_invites.insert(ctx, false);
                 self.send_request(cancel, flow, now);
             }
             return;
         }
-        let hang_up = self.orphan_invites.remove(&ctx).is_some();
+        let hang_up = abandoned.is_some();
+        self.owners.remove(&ctx);
         if resp.code >= 300 {
             return;
         }

@@ -23,6 +23,7 @@ mod invite;
 pub mod leak_guard;
 pub mod leg;
 mod nat;
+mod owner;
 pub mod panic_guard;
 pub mod peers;
 mod reoffer_cancel;

@@ -15,11 +15,12 @@ use std::time::Instant;
 
 use crate::sip::uri::{write_ip, write_u32};
 use crate::sip::{HeaderName, Headers, Method, Request, Uri};
-use crate::transaction::{ClientTxId, Flow};
+use crate::transaction::Flow;
 
 use super::deadline::after;
 use super::engine::{Engine, Timer};
 use super::leg::via;
+use super::owner::TxOwner;
 
 /// Add `received`/`rport` to the top Via of a request that came from `src`. Runs on
 /// every request, so the new value is written in one pass, without splitting into parts.
@@ -90,7 +91,8 @@ impl Engine {
             self.keepalive_epoch,
             Timer::Keepalive { peer: peer as u32 },
         );
-        if self.probes.values().any(|(n, _)| n == &p.name) {
+        let probing = |o: &TxOwner| matches!(o, TxOwner::Probe { peer } if peer == &p.name);
+        if self.owners.values().any(probing) {
             // The last probe is still waiting for its answer or its timeout.
             return;
         }
@@ -116,7 +118,12 @@ impl Engine {
             body: bytes::Bytes::new(),
         };
         let ctx = self.tx.send_request(req, flow, now);
-        self.probes.insert(ctx, (p.name.clone(), peer));
+        self.owners.insert(
+            ctx,
+            TxOwner::Probe {
+                peer: p.name.clone(),
+            },
+        );
     }
 
     /// Where a peer is reached: its latched source (`nat: true`) or its resolved address.
@@ -131,12 +138,9 @@ impl Engine {
         Some(flow)
     }
 
-    /// A keep-alive probe was answered (`Some(code)`) or timed out (`None`).
-    /// Returns false when `id` is not a probe.
-    pub(super) fn on_probe_result(&mut self, id: ClientTxId, code: Option<u16>) -> bool {
-        let Some((name, _)) = self.probes.remove(&id) else {
-            return false;
-        };
+    /// The keep-alive probe of peer `name` was answered (`Some(code)`) or timed out (`None`).
+    pub(super) fn on_probe_result(&mut self, name: &str, code: Option<u16>) {
+        let name = name.to_string();
         let up = code.is_some();
         let was_down = self.down.contains(&name);
         if up && was_down {
@@ -147,7 +151,6 @@ impl Engine {
             self.down.insert(name.clone());
         }
         self.metrics.set_peer_up(&name, up);
-        true
     }
 
     /// Traffic from a `nat: true` peer: remember where it comes from, and move the legs of

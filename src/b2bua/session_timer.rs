@@ -19,6 +19,7 @@ use super::deadline::after;
 use super::engine::{Engine, Timer};
 use super::invite::set_local_to;
 use super::leg::contact;
+use super::owner::TxOwner;
 
 /// What was agreed on one leg.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -289,19 +290,11 @@ impl Engine {
         }
         let flow = leg.flow;
         let ctx = self.send_request(req, flow, now);
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        let leg = call.leg_mut(side);
-        if method == Method::Invite
-            && let Some(old) = leg.last_invite_ctx.replace(ctx)
-            && call.b_invite_ctx != Some(old)
-        {
-            self.ctx_calls.remove(&old);
+        if method == Method::Invite {
+            self.replace_last_invite(key, side, ctx);
         }
-        call.refreshes.push((ctx, side));
-        super::teardown::track(&mut self.ctx_calls, &mut call.ctxs, key, ctx);
-        tracing::debug!(call = %call.vref, leg = ?side, method = %method, "session refresh sent");
+        self.own(key, ctx, TxOwner::Refresh { call: key, side });
+        tracing::debug!(call = key, leg = ?side, method = %method, "session refresh sent");
     }
 
     /// The answer to one of veil's refreshes.
@@ -309,25 +302,22 @@ impl Engine {
         &mut self,
         key: u64,
         ctx: ClientTxId,
+        side: Side,
         resp: Response,
         now: Instant,
     ) {
         if resp.code < 200 {
             return;
         }
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        let Some(pos) = call.refreshes.iter().position(|(c, _)| *c == ctx) else {
-            return;
-        };
-        let (_, side) = call.refreshes.remove(pos);
         let is_invite = resp
             .cseq()
             .map(|c| c.method == Method::Invite)
             .unwrap_or(false);
-        if !is_invite {
-            self.ctx_calls.remove(&ctx);
+        // Answered; a re-INVITE's 2xx may come again and wants its ACK again.
+        if is_invite && (200..300).contains(&resp.code) {
+            self.owners.insert(ctx, TxOwner::Acked { call: key, side });
+        } else {
+            self.owners.remove(&ctx);
         }
         match resp.code {
             200..=299 => {
@@ -388,17 +378,12 @@ impl Engine {
     }
 
     /// A refresh of veil's that got no answer at all.
-    pub(super) fn on_refresh_timeout(&mut self, key: u64, ctx: ClientTxId, now: Instant) -> bool {
-        let Some(call) = self.calls.get_mut(&key) else {
-            return false;
+    pub(super) fn on_refresh_timeout(&mut self, key: u64, now: Instant) {
+        let Some(call) = self.calls.get(&key) else {
+            return;
         };
-        let Some(pos) = call.refreshes.iter().position(|(c, _)| *c == ctx) else {
-            return false;
-        };
-        call.refreshes.remove(pos);
         tracing::info!(call = %call.vref, "session refresh timed out; ending call");
         self.end_call(key, EndReason::SessionTimer, None, now);
-        true
     }
 
     /// Is this in-dialog INVITE/UPDATE from `side` only a refresh (no SDP change)?

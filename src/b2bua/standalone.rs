@@ -293,7 +293,8 @@ impl Engine {
         };
         tracing::info!(method = %req.method, rule = %s.route.rule, target = %p.name, "request relayed");
         let ctx = self.tx.send_request(req, flow, now);
-        self.standalone.insert(ctx, s);
+        self.owners
+            .insert(ctx, super::owner::TxOwner::Standalone(Box::new(s)));
     }
 
     /// Leg A's answer for leg B's final response `b`.
@@ -343,7 +344,7 @@ impl Engine {
 
     /// Whether a challenge to client transaction `id` goes back to the caller as it is.
     pub(super) fn standalone_passes_challenge(&self, id: ClientTxId) -> bool {
-        self.standalone.get(&id).is_some_and(|s| s.pass_challenges)
+        matches!(self.owners.get(&id), Some(super::owner::TxOwner::Standalone(s)) if s.pass_challenges)
     }
 
     /// A response to the relayed request on client transaction `id` (provisional ones
@@ -352,9 +353,10 @@ impl Engine {
         if resp.code < 200 {
             return;
         }
-        let Some(mut s) = self.standalone.remove(&id) else {
+        let Some(super::owner::TxOwner::Standalone(s)) = self.owners.remove(&id) else {
             return;
         };
+        let mut s = *s;
         if resp.code == 408 || resp.code >= 500 {
             s.target += 1;
             self.standalone_attempt(s, Some(resp), now);
@@ -364,27 +366,16 @@ impl Engine {
         self.reply(s.stx, r, now);
     }
 
-    /// No answer to a relayed request: the next target, or 408. False when `id` is not one.
-    pub(super) fn on_standalone_timeout(&mut self, id: ClientTxId, now: Instant) -> bool {
-        let Some(mut s) = self.standalone.remove(&id) else {
-            return false;
-        };
+    /// No answer to a relayed request: the next target, or 408.
+    pub(super) fn on_standalone_timeout(&mut self, mut s: Standalone, now: Instant) {
         s.target += 1;
         self.standalone_attempt(s, None, now);
-        true
     }
 
     /// Forget registration legs whose binding has expired (housekeeping).
     pub(super) fn prune_registrations(&mut self, now: Instant) {
         self.registrations.retain(|_, r| now < r.until);
         super::housekeeping::shrink_map(&mut self.registrations);
-    }
-
-    /// veil answered a challenge for `old` with credentials: the retry is `new`.
-    pub(super) fn standalone_retried(&mut self, old: ClientTxId, new: ClientTxId) {
-        if let Some(s) = self.standalone.remove(&old) {
-            self.standalone.insert(new, s);
-        }
     }
 }
 

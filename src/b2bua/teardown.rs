@@ -10,11 +10,10 @@ use crate::media::{MediaCommand, Side, StreamId};
 use crate::observe::CdrEvent;
 use crate::observe::cdr::CallQuality;
 use crate::sip::Response;
-use crate::transaction::ClientTxId;
 
 use super::Output;
 use super::admission::response;
-use super::call::{CallState, EndReason};
+use super::call::EndReason;
 use super::engine::{Engine, Timer};
 use super::invite::set_local_to;
 
@@ -40,15 +39,11 @@ impl Engine {
     /// Give the caller a final failure (`resp` from leg B, rewritten, or a plain `code`) and
     /// forget the unanswered call.
     pub(super) fn fail_call(&mut self, key: u64, code: u16, resp: Option<Response>, now: Instant) {
-        let reason = if self.calls.get(&key).is_some_and(|c| c.cancelled) {
-            EndReason::Cancelled
-        } else {
-            EndReason::Failed
-        };
-        self.fail_call_for(key, code, resp, reason, now);
+        self.fail_call_for(key, code, resp, EndReason::Failed, now);
     }
 
-    fn fail_call_for(
+    /// [`Self::fail_call`] for `reason` (a caller's CANCEL, a shutdown, an error).
+    pub(super) fn fail_call_for(
         &mut self,
         key: u64,
         code: u16,
@@ -59,7 +54,7 @@ impl Engine {
         let Some(call) = self.calls.get(&key) else {
             return;
         };
-        if call.state >= CallState::Answered {
+        if call.answered().is_some() {
             return;
         }
         let stx = call.a_invite_stx;
@@ -89,17 +84,12 @@ impl Engine {
         let Some(call) = self.calls.get(&key) else {
             return;
         };
-        if call.answered.is_none() {
+        if call.answered().is_none() {
             let code = code.unwrap_or(if reason == EndReason::Shutdown {
                 503
             } else {
                 500
             });
-            if call.b_ringing {
-                self.cancel_b(key, now);
-            } else if let Some(call) = self.calls.get_mut(&key) {
-                call.cancel_pending = true;
-            }
             self.fail_call_for(key, code, None, reason, now);
             return;
         }
@@ -114,18 +104,10 @@ impl Engine {
         self.forget(key, reason, 200, now);
     }
 
-    /// Map a client transaction to call `key` (see [`track`]).
-    pub(super) fn track_ctx(&mut self, key: u64, ctx: ClientTxId) {
-        match self.calls.get_mut(&key) {
-            Some(call) => track(&mut self.ctx_calls, &mut call.ctxs, key, ctx),
-            None => {
-                self.ctx_calls.insert(ctx, key);
-            }
-        }
-    }
-
-    /// Remove every trace of the call; close its streams; complete its CDR.
+    /// Remove every trace of the call; close its streams; complete its CDR. Leg B's
+    /// INVITE, if it is still waiting for its final response, is abandoned (cancelled).
     pub(super) fn forget(&mut self, key: u64, reason: EndReason, final_code: u16, now: Instant) {
+        self.abandon_b_invite(key, now);
         let Some(call) = self.calls.remove(&key) else {
             return;
         };
@@ -135,7 +117,7 @@ impl Engine {
         {
             *n = n.saturating_sub(1);
         }
-        if call.answered.is_some() {
+        if call.answered().is_some() {
             self.metrics
                 .calls_ended
                 .with_label_values(&[reason.as_str()])
@@ -157,20 +139,14 @@ impl Engine {
         if self.b_index.get(&call.b.call_id) == Some(&key) {
             self.b_index.remove(&call.b.call_id);
         }
-        if call.state < CallState::Answered
-            && let Some(ctx) = call.b_invite_ctx
-            && self.ctx_calls.contains_key(&ctx)
-        {
-            self.orphan_invites.insert(ctx, call.cancel_pending);
-        }
         for stx in &call.stxs {
             if self.stx_calls.get(stx) == Some(&key) {
                 self.stx_calls.remove(stx);
             }
         }
         for ctx in &call.ctxs {
-            if self.ctx_calls.get(ctx) == Some(&key) {
-                self.ctx_calls.remove(ctx);
+            if self.owners.get(ctx).and_then(|o| o.call()) == Some(key) {
+                self.owners.remove(ctx);
             }
         }
         let mut closing = Closing {
@@ -255,7 +231,7 @@ impl Engine {
     }
 }
 
-/// Map transaction `id` to call `key` in `map` (`stx_calls`/`ctx_calls`) and note it in
+/// Map transaction `id` to call `key` in `map` (`stx_calls`) and note it in
 /// the call's own list `ids`, which [`Engine::forget`] walks instead of the whole map.
 /// Ids no longer mapped to the call are dropped whenever the list is full, so a long
 /// call's list stays about as short as its live transactions (amortised O(1)).
