@@ -158,6 +158,8 @@ pub struct Call {
     /// `owners`, so ending it removes just these (not a scan of every call's).
     pub stxs: Vec<ServerTxId>,
     pub ctxs: Vec<ClientTxId>,
+    /// What the call waits for, and until when (`call_timers.rs`).
+    pub deadlines: super::call_timers::CallDeadlines,
     /// Each leg's identifiers, for the leak guard (`leak_guard.rs`).
     pub leak: super::leak_guard::CallIds,
 }

@@ -20,6 +20,7 @@ use crate::transaction::{
 };
 
 use super::call::Call;
+use super::call_timers::{CallDeadlines, CallTimer};
 use super::deadline::after;
 use super::ids::IdGen;
 use super::peers::Peers;
@@ -30,18 +31,10 @@ use crate::security::{BanReason, DropReason};
 /// Engine timers. Each carries enough to be recognised as stale after the call moved on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum Timer {
-    /// Leg B of attempt `attempt` rang too long (`sip.timers.invite_timeout`).
-    Ring { attempt: u32 },
-    /// `calls.max_duration` reached.
-    MaxDuration,
+    /// Look at the deadlines of call `key` (`Call::deadlines`).
+    Call,
     /// Stream counters did not all come back from the relay: write the CDR anyway.
     CloseCdr,
-    /// Look whether every stream of the call has been silent too long.
-    RtpCheck,
-    /// veil refreshes the session on leg B (`b`) or A.
-    SessionRefresh { b: bool, generation: u32 },
-    /// The far end of leg B (`b`) or A should have refreshed by now.
-    SessionExpire { b: bool, generation: u32 },
     /// `calls.drain_timeout` after [`Engine::drain`]: end what is left (key 0).
     Drain,
     /// Send the next OPTIONS keep-alive to peer `peer` (index in the current peer table).
@@ -405,19 +398,44 @@ impl Engine {
         self.timers.push(Reverse((at, key, timer)));
     }
 
+    /// Arm (or move) `timer` of call `key` to `at`.
+    pub(super) fn arm(&mut self, key: u64, timer: CallTimer, at: Instant) {
+        if let Some(call) = self.calls.get_mut(&key) {
+            call.deadlines.set(timer, at);
+            self.set_timer(at, key, Timer::Call);
+        }
+    }
+
+    /// Everything of call `key` that is due at `now`, earliest first.
+    fn on_call_deadlines(&mut self, key: u64, now: Instant) {
+        for _ in 0..CallDeadlines::COUNT {
+            let Some(timer) = self
+                .calls
+                .get_mut(&key)
+                .and_then(|c| c.deadlines.pop_due(now))
+            else {
+                return;
+            };
+            match timer {
+                CallTimer::Ring => self.on_ring_timeout(key, now),
+                CallTimer::MaxDuration => {
+                    if self.calls.get(&key).is_some_and(|c| c.answered().is_some()) {
+                        self.end_call(key, super::call::EndReason::MaxDuration, None, now);
+                    }
+                }
+                CallTimer::RtpCheck => self.check_rtp(key, now),
+                CallTimer::SessionRefresh(side) => self.on_session_timer(key, side, true, now),
+                CallTimer::SessionExpire(side) => self.on_session_timer(key, side, false, now),
+            }
+        }
+    }
+
     /// Drop the per-call timers of calls that are gone (they would only fire as no-ops,
     /// the max-duration one hours later) and give back the heap's spare capacity.
     pub(super) fn shrink_timers(&mut self) {
         let (calls, closing) = (&self.calls, &self.closing);
         self.timers.retain(|Reverse((_, key, timer))| {
-            let per_call = matches!(
-                timer,
-                Timer::Ring { .. }
-                    | Timer::MaxDuration
-                    | Timer::RtpCheck
-                    | Timer::SessionRefresh { .. }
-                    | Timer::SessionExpire { .. }
-            );
+            let per_call = matches!(timer, Timer::Call | Timer::CloseCdr);
             !per_call || calls.contains_key(key) || closing.contains_key(key)
         });
         if self.timers.capacity() > 1024 && self.timers.capacity() > 4 * self.timers.len() {
@@ -678,20 +696,8 @@ impl Engine {
 
     fn on_timer(&mut self, key: u64, timer: Timer, now: Instant) {
         match timer {
-            Timer::Ring { attempt } => self.on_ring_timeout(key, attempt, now),
-            Timer::MaxDuration => {
-                if self.calls.get(&key).is_some_and(|c| c.answered().is_some()) {
-                    self.end_call(key, super::call::EndReason::MaxDuration, None, now);
-                }
-            }
+            Timer::Call => self.on_call_deadlines(key, now),
             Timer::CloseCdr => self.finish_closing(key, now),
-            Timer::RtpCheck => self.check_rtp(key, now),
-            Timer::SessionRefresh { b, generation } => {
-                self.on_session_timer(key, b, generation, true, now)
-            }
-            Timer::SessionExpire { b, generation } => {
-                self.on_session_timer(key, b, generation, false, now)
-            }
             Timer::Drain => {
                 if !self.calls.is_empty() {
                     tracing::info!(calls = self.calls.len(), "drain timeout: ending calls");

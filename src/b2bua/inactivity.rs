@@ -15,7 +15,8 @@ use crate::media::StreamId;
 use crate::media::rtp::DirectionStats;
 
 use super::call::EndReason;
-use super::engine::{Engine, Timer};
+use super::call_timers::CallTimer;
+use super::engine::Engine;
 
 /// What the engine tracks of a call's media.
 #[derive(Debug, Clone, Default)]
@@ -48,7 +49,7 @@ impl Engine {
     /// The call answered: look again once a full `rtp_timeout` has passed.
     pub(super) fn arm_rtp_check(&mut self, key: u64, now: Instant) {
         let after = self.cfg.media.rtp_timeout.0;
-        self.set_timer(super::deadline::after(now, after), key, Timer::RtpCheck);
+        self.arm(key, CallTimer::RtpCheck, super::deadline::after(now, after));
     }
 
     /// End the call if all its streams have been silent for its limit; otherwise, if all
@@ -81,7 +82,7 @@ impl Engine {
             tracing::info!(call = %call.vref, hold = call.media.hold, "no RTP: ending call");
             self.end_call(key, EndReason::RtpTimeout, None, now);
         } else {
-            self.set_timer(deadline, key, Timer::RtpCheck);
+            self.arm(key, CallTimer::RtpCheck, deadline);
         }
     }
 

@@ -10,17 +10,16 @@ use crate::media::Side;
 use crate::observe::CdrEvent;
 use crate::policy::{Decision, Facts};
 use crate::sdp::Origin;
-use crate::sip::{
-    CSeq, HeaderName, Headers, Method, Request, Response, SipHeaders, Uri, reason_phrase,
-};
+use crate::sip::{HeaderName, Headers, Method, Request, Response, SipHeaders, Uri, reason_phrase};
 use crate::transaction::{ClientTxId, Flow, ServerTxId};
 
 use super::Output;
 use super::admission::{is_sdp, response};
 use super::anchor::Unusable;
 use super::call::{Attempt, AwaitAck, Call, EndReason, Phase};
+use super::call_timers::CallTimer;
 use super::deadline::after;
-use super::engine::{Engine, Timer};
+use super::engine::Engine;
 use super::leg::{Leg, contact, copy_record_route, via};
 use super::owner::TxOwner;
 use super::peers::retry_after;
@@ -264,6 +263,7 @@ impl Engine {
             stxs: vec![stx],
             ctxs: Vec::new(),
             leak: Default::default(),
+            deadlines: Default::default(),
         };
         self.a_index.insert((call.a.call_id.clone(), from_tag), key);
         self.stx_calls.insert(stx, key);
@@ -421,7 +421,6 @@ impl Engine {
         let call_id = self.ids.call_id();
         let local_tag = self.ids.tag();
         let cseq = self.ids.cseq();
-        let branch = self.ids.branch();
         let origin = Origin {
             session_id: self.ids.u64() >> 2,
             version: 1,
@@ -462,27 +461,13 @@ impl Engine {
             Some(Ok(n)) => n.saturating_sub(1).min(70),
             _ => 70,
         };
-        let mut h = Headers::new();
-        h.push(HeaderName::Via, via(&listener, &branch));
-        let (from_hdr, to_hdr) = (from.to_string(), to.to_string());
-        h.push(HeaderName::MaxForwards, max_fwd.to_string());
-        h.push(HeaderName::From, from_hdr.clone());
-        h.push(HeaderName::To, to_hdr.clone());
-        h.push(HeaderName::CallId, call_id.clone());
-        h.push(HeaderName::CSeq, CSeq::value(cseq, &Method::Invite));
-        h.push(HeaderName::Contact, contact(&listener, ruri.secure));
-        filter.copy(&call.a_invite.headers, &mut h);
-        for (name, value) in &call.route.set_headers {
-            h.set(HeaderName::parse(name), value.clone());
-        }
-        super::session_timer::offer_headers(&mut h, &b_timer_cfg, None);
         call.b = Leg {
             peer,
             call_id: call_id.clone(),
             local_tag,
             remote_tag: None,
-            local_hdr: from_hdr,
-            remote_hdr: to_hdr,
+            local_hdr: from.to_string(),
+            remote_hdr: to.to_string(),
             local_cseq: cseq,
             remote_cseq: None,
             invite_cseq: cseq,
@@ -497,6 +482,17 @@ impl Engine {
             session: None,
             last_sdp_in: None,
         };
+        // The same builder as every in-dialog request of the leg, then what crosses.
+        let mut req = call
+            .b
+            .request(Method::Invite, Some(cseq), &listener, &mut self.ids);
+        let h = &mut req.headers;
+        h.set(HeaderName::MaxForwards, max_fwd.to_string());
+        filter.copy(&call.a_invite.headers, h);
+        for (name, value) in &call.route.set_headers {
+            h.set(HeaderName::parse(name), value.clone());
+        }
+        super::session_timer::offer_headers(h, &b_timer_cfg, None);
         let vref = call.vref.clone();
         let a_call_id = call.a.call_id.clone();
         let attempt = call.attempt;
@@ -522,12 +518,7 @@ impl Engine {
                 }
             }
         }
-        let req = Request {
-            method: Method::Invite,
-            uri: Uri::Sip(ruri),
-            headers: h,
-            body,
-        };
+        req.body = body;
         self.b_index.insert(call_id.clone(), key);
         let ctx = self.send_request(req, flow, now);
         self.own(key, ctx, TxOwner::Invite { call: key });
@@ -544,10 +535,10 @@ impl Engine {
             dest_peer: peers.peers[peer].name.clone(),
         }));
         tracing::info!(call = %vref, a_call_id = %a_call_id, b_call_id = %call_id, target = %peers.peers[peer].name, address = %target, attempt, "leg B originated");
-        self.set_timer(
-            after(now, self.cfg.sip.timers.invite_timeout.0),
+        self.arm(
             key,
-            Timer::Ring { attempt },
+            CallTimer::Ring,
+            after(now, self.cfg.sip.timers.invite_timeout.0),
         );
     }
 
@@ -731,7 +722,10 @@ impl Engine {
             answered_at: wall,
         }));
         tracing::info!(call = %vref, %a_call_id, %b_call_id, "answered");
-        self.set_timer(after(now, max), key, Timer::MaxDuration);
+        if let Some(call) = self.calls.get_mut(&key) {
+            call.deadlines.clear(CallTimer::Ring);
+        }
+        self.arm(key, CallTimer::MaxDuration, after(now, max));
         self.arm_rtp_check(key, now);
         let offer_in_answer = late_offer && !resp.body.is_empty();
         if !offer_in_answer {
@@ -971,11 +965,11 @@ impl Engine {
         }
     }
 
-    pub(super) fn on_ring_timeout(&mut self, key: u64, attempt: u32, now: Instant) {
+    pub(super) fn on_ring_timeout(&mut self, key: u64, now: Instant) {
         let Some(call) = self.calls.get(&key) else {
             return;
         };
-        if call.attempt != attempt || call.answered().is_some() {
+        if call.answered().is_some() {
             return;
         }
         tracing::info!(call = %call.vref, a_call_id = %call.a.call_id, b_call_id = %call.b.call_id, "ring timeout");

@@ -10,6 +10,7 @@ mod admission;
 mod anchor;
 mod auth;
 pub mod call;
+pub mod call_timers;
 pub mod deadline;
 mod dialog;
 mod engine;

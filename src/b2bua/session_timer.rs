@@ -15,8 +15,9 @@ use crate::transaction::{ClientTxId, ServerTxId};
 
 use super::admission::{is_sdp, response};
 use super::call::{AwaitAck, EndReason};
+use super::call_timers::CallTimer;
 use super::deadline::after;
-use super::engine::{Engine, Timer};
+use super::engine::Engine;
 use super::invite::set_local_to;
 use super::leg::contact;
 use super::owner::TxOwner;
@@ -34,8 +35,6 @@ pub struct SessionTimer {
     /// Min-SE if higher): a larger Session-Expires from the peer is lowered to it
     /// (RFC 4028 §9), never trusted raw.
     pub max_interval: Duration,
-    /// Bumped on every (re)schedule, so that timers of an older schedule are ignored.
-    pub generation: u32,
 }
 
 /// `Session-Expires: 1800;refresher=uac` -> (1800 s, Some(true)); refresher=uas -> Some(false).
@@ -163,7 +162,6 @@ pub fn plan_uas(req: &Request, cfg: &SessionTimerConfig) -> Result<Option<Sessio
         update_ok: has_tag(&req.headers, &HeaderName::Allow, "UPDATE"),
         min_se: cfg.min_se.0.max(their_min),
         max_interval: cfg.expires.0.max(their_min),
-        generation: 0,
     }))
 }
 
@@ -194,7 +192,6 @@ pub fn plan_uac(
         update_ok: has_tag(&resp.headers, &HeaderName::Allow, "UPDATE"),
         min_se,
         max_interval: offered,
-        generation: 0,
     })
 }
 
@@ -207,44 +204,30 @@ impl Engine {
         let Some(st) = call.leg_mut(side).session.as_mut() else {
             return;
         };
-        st.generation = st.generation.wrapping_add(1);
-        let (generation, interval, veil) = (st.generation, st.interval, st.veil_refreshes);
-        let b = side == Side::B;
+        let (interval, veil) = (st.interval, st.veil_refreshes);
+        // One of the two runs: the other is from an older schedule.
+        let (refresh, expire) = (
+            CallTimer::SessionRefresh(side),
+            CallTimer::SessionExpire(side),
+        );
         if veil {
-            self.set_timer(
-                after(now, interval / 2),
-                key,
-                Timer::SessionRefresh { b, generation },
-            );
+            call.deadlines.clear(expire);
+            self.arm(key, refresh, after(now, interval / 2));
         } else {
+            call.deadlines.clear(refresh);
             // RFC 4028 §10: the far end's refresh must have arrived by then.
             let slack = (interval / 3).min(Duration::from_secs(32));
-            self.set_timer(
-                after(now, interval.saturating_sub(slack)),
-                key,
-                Timer::SessionExpire { b, generation },
-            );
+            self.arm(key, expire, after(now, interval.saturating_sub(slack)));
         }
     }
 
-    pub(super) fn on_session_timer(
-        &mut self,
-        key: u64,
-        b: bool,
-        generation: u32,
-        refresh: bool,
-        now: Instant,
-    ) {
-        let side = if b { Side::B } else { Side::A };
+    pub(super) fn on_session_timer(&mut self, key: u64, side: Side, refresh: bool, now: Instant) {
         let Some(call) = self.calls.get(&key) else {
             return;
         };
         let Some(st) = call.leg(side).session else {
             return;
         };
-        if st.generation != generation {
-            return;
-        }
         if !refresh {
             tracing::info!(call = %call.vref, a_call_id = %call.a.call_id, b_call_id = %call.b.call_id,
                 leg = ?side, "session expired without refresh");
@@ -253,10 +236,10 @@ impl Engine {
         }
         self.send_refresh(key, side, now);
         // The refresh must succeed before the session runs out.
-        self.set_timer(
-            after(now, st.interval / 2),
+        self.arm(
             key,
-            Timer::SessionExpire { b, generation },
+            CallTimer::SessionExpire(side),
+            after(now, st.interval / 2),
         );
     }
 
@@ -359,16 +342,13 @@ impl Engine {
             }
             491 => {
                 // Glare with the far end's own re-INVITE: try again shortly.
-                if let Some(st) = self.calls.get(&key).and_then(|c| c.leg(side).session) {
-                    let b = side == Side::B;
-                    self.set_timer(
-                        after(now, Duration::from_secs(2)),
-                        key,
-                        Timer::SessionRefresh {
-                            b,
-                            generation: st.generation,
-                        },
-                    );
+                if self
+                    .calls
+                    .get(&key)
+                    .is_some_and(|c| c.leg(side).session.is_some())
+                {
+                    let at = after(now, Duration::from_secs(2));
+                    self.arm(key, CallTimer::SessionRefresh(side), at);
                 }
             }
             // Anything else: the session runs on until it expires, unless a later
@@ -504,7 +484,6 @@ mod tests {
             update_ok: true,
             min_se: Duration::from_secs(90),
             max_interval: Duration::from_secs(1800),
-            generation: 0,
         };
         // A 2xx naming the caller as refresher requires `timer`.
         write_headers(&mut h, &st, false);
