@@ -10,7 +10,8 @@
 #
 # Knobs (environment): CALLS (5000) calls per CPS trial, RUNS (3) searches per target
 # (the figure is their median), BUDGET (900) seconds per interleaved search of all
-# targets, TARGETS ("direct veil veil-nocdr kamailio-topos kamailio-topoh"), HOLD
+# targets, TARGETS ("direct veil veil-nocdr kamailio-topos kamailio-topoh"; also
+# veil-noguard: leak guard off, veil-base: the binary VEIL_BASE names), HOLD
 # ("10000 50000") held-call counts, HOLD_SDP ("2000 4500") the same with SDP, OUT (work dir).
 #
 # Addresses: uac 127.0.0.2:15060 -> veil 127.0.0.1:15060 (or Kamailio 127.0.0.1:15070)
@@ -54,17 +55,22 @@ need() {
 }
 
 # ---------------------------------------------------------------- the system under test
-start_veil() { # $1 = cdr|nocdr
+start_veil() { # $1 = cdr|nocdr|noguard|base
     mkdir -p "$OUT/veil"
     cp "$HERE/bench-policy.yaml" "$OUT/veil/"
     rm -f "$OUT/veil/cdr.sqlite"*
-    if [ "$1" = cdr ]; then
-        sed "s#sqlite: .*#sqlite: $OUT/veil/cdr.sqlite#" "$HERE/veil-bench.yaml" >"$OUT/veil/veil.yaml"
-    else
+    local bin="$VEIL"
+    if [ "$1" = nocdr ]; then
         sed '/^cdr:/,/^$/d' "$HERE/veil-bench.yaml" >"$OUT/veil/veil.yaml"
+    else
+        sed "s#sqlite: .*#sqlite: $OUT/veil/cdr.sqlite#" "$HERE/veil-bench.yaml" >"$OUT/veil/veil.yaml"
     fi
+    # The leak guard's cost: the same veil with the guard off (`sip.leak_guard: false`).
+    [ "$1" = noguard ] && sed -i 's#^sip:$#sip:\n  leak_guard: false#' "$OUT/veil/veil.yaml"
+    # Another build of veil (VEIL_BASE, e.g. the commit before a change), same config.
+    [ "$1" = base ] && bin="${VEIL_BASE:?VEIL_BASE names the baseline binary}"
     [ -n "${MEDIA_PORTS:-}" ] && sed -i "s#^  ports: .*#  ports: $MEDIA_PORTS#" "$OUT/veil/veil.yaml"
-    "$VEIL" run --config "$OUT/veil/veil.yaml" 2>>"$OUT/veil/stderr.log" &
+    "$bin" run --config "$OUT/veil/veil.yaml" 2>>"$OUT/veil/stderr.log" &
     SUT_PID=$!
     PIDS+=("$SUT_PID")
     for _ in $(seq 50); do
@@ -173,6 +179,8 @@ target_trial() {
     direct) hop="$UAS_IP:$PORT" ;;
     veil) start_veil cdr || { stop_sut; echo "fail veil did not start"; return; }; hop="127.0.0.1:$PORT" ;;
     veil-nocdr) start_veil nocdr || { stop_sut; echo "fail veil did not start"; return; }; hop="127.0.0.1:$PORT" ;;
+    veil-noguard) start_veil noguard || { stop_sut; echo "fail veil did not start"; return; }; hop="127.0.0.1:$PORT" ;;
+    veil-base) start_veil base || { stop_sut; echo "fail veil did not start"; return; }; hop="127.0.0.1:$PORT" ;;
     kamailio-topos | kamailio-topoh)
         start_kamailio "${1#kamailio-}" || { stop_sut; echo "fail kamailio did not start"; return; }
         hop="127.0.0.1:$KAM_PORT"

@@ -221,6 +221,36 @@ impl Harness {
         mine.into_iter().map(|(_, m, t)| (m, t)).collect()
     }
 
+    /// [`Self::take`] without the texts.
+    pub fn take_messages(&mut self, to: &str) -> Vec<Message> {
+        self.take(to).into_iter().map(|(m, _)| m).collect()
+    }
+
+    /// One event of the relay's (a stream idle, active, closed, its statistics).
+    pub fn media_event(&mut self, ev: crate::media::MediaEvent) {
+        self.engine.handle_input(Input::Media(ev), self.now);
+        self.collect();
+    }
+
+    /// Streams the engine asked the relay to open, in order.
+    pub fn opened(&self) -> Vec<crate::media::StreamId> {
+        self.media
+            .iter()
+            .filter_map(|c| match c {
+                MediaCommand::Open { id, .. } => Some(*id),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The `end_reason` of the first CDR end row.
+    pub fn end_reason(&self) -> Option<String> {
+        self.cdr.iter().find_map(|c| match c {
+            CdrEvent::End { end_reason, .. } => Some(end_reason.clone()),
+            _ => None,
+        })
+    }
+
     pub fn take_request(&mut self, to: &str, method: &str) -> Request {
         let got = self.take(to);
         got.iter()

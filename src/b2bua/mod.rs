@@ -36,14 +36,6 @@ mod teardown;
 
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod tests_hostile;
-#[cfg(test)]
-mod tests_leak;
-#[cfg(test)]
-mod tests_media;
-#[cfg(test)]
-mod tests_session;
 
 pub use engine::Engine;
 pub(crate) use housekeeping::shrink_map;

@@ -395,7 +395,3 @@ mod tests {
         assert_eq!(contact_expires("<sip:a@h>;expires=x"), None);
     }
 }
-
-#[cfg(test)]
-#[path = "standalone_tests.rs"]
-mod standalone_tests;

@@ -1,16 +1,11 @@
-//! Engine scenarios about media: codec policy, RTP inactivity, stream lifetimes. Own small
-//! harness (config per test) in the style of `tests.rs`: scripted peers, fake clock.
+//! Engine scenarios about media: codec policy, RTP inactivity, stream lifetimes, on the
+//! engine harness (`harness.rs`) with a config per test.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
-use super::{Engine, Input, Output};
-use crate::config::Transport;
 use crate::media::{MediaCommand, MediaEvent, StreamId};
-use crate::observe::{CdrEvent, Metrics};
+use crate::observe::CdrEvent;
 use crate::sip::{HeaderName, Message, Request, Response};
-use crate::transaction::Flow;
 
 const POLICY: &str = r#"
 rules:
@@ -22,18 +17,8 @@ rules:
     then: {route: [pbx]}
 "#;
 
-const PBX: &str = "127.0.0.2:5060";
-const CARRIER: &str = "127.0.0.3:5060";
+use crate::b2bua::harness::{CARRIER, Harness, PBX};
 const FROM_A: &str = "\"Alice\" <sip:alice@127.0.0.2>;tag=pbxtag";
-
-struct Harness {
-    engine: Engine,
-    now: Instant,
-    sent: Vec<(SocketAddr, Message)>,
-    media: Vec<MediaCommand>,
-    cdr: Vec<CdrEvent>,
-    _dir: tempfile::TempDir,
-}
 
 /// `media` is the YAML of the media section's extra keys, `pbx`/`carrier` extra peer keys.
 fn config(media: &str, pbx: &str, carrier: &str) -> String {
@@ -75,7 +60,7 @@ fn invite(call_id: &str, body: &str) -> String {
 }
 
 fn answer(req: &Request, code: u16, body: &str) -> String {
-    let out = super::tests::response_head(req, code);
+    let out = super::response_head(req, code);
     with_body(out, body)
 }
 
@@ -89,144 +74,21 @@ fn in_dialog(method: &str, to_hdr: &str, call_id: &str, cseq: u32, body: &str) -
     )
 }
 
-impl Harness {
-    fn new(config: &str) -> Harness {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("veil.yaml"), config).unwrap();
-        std::fs::write(dir.path().join("policy.yaml"), POLICY).unwrap();
-        let loaded = match crate::config::load(&dir.path().join("veil.yaml")) {
-            Ok(l) => l,
-            Err(e) => panic!("config: {e:?}"),
-        };
-        let resolved: Vec<Option<SocketAddr>> = [PBX, CARRIER]
-            .iter()
-            .map(|a| Some(a.parse().unwrap()))
-            .collect();
-        let now = Instant::now();
-        let engine = Engine::new(
-            Arc::new(loaded.config),
-            Arc::new(loaded.policy),
-            &resolved,
-            Metrics::new("test").unwrap(),
-            now,
-            SystemTime::now(),
-        );
-        Harness {
-            engine,
-            now,
-            sent: Vec::new(),
-            media: Vec::new(),
-            cdr: Vec::new(),
-            _dir: dir,
-        }
-    }
+/// The one engine harness (`harness.rs`) on a config of this file's two peers.
+fn harness(config: &str) -> Harness {
+    Harness::with(config, POLICY)
+}
 
-    fn collect(&mut self) {
-        while let Some(o) = self.engine.poll_output() {
-            match o {
-                Output::Transmit(t) => {
-                    let msg = Message::parse(&t.data).unwrap();
-                    self.sent.push((t.flow.remote, msg));
-                }
-                Output::Media(m) => self.media.push(m),
-                Output::Cdr(c) => self.cdr.push(c),
-            }
-        }
-    }
-
-    fn inject(&mut self, from: &str, text: &str) {
-        let flow = Flow {
-            listener: 0,
-            transport: Transport::Udp,
-            remote: from.parse().unwrap(),
-            conn: None,
-        };
-        let data = text.as_bytes();
-        self.engine
-            .handle_input(Input::Sip { data, flow }, self.now);
-        self.collect();
-    }
-
-    fn media_event(&mut self, ev: MediaEvent) {
-        self.engine.handle_input(Input::Media(ev), self.now);
-        self.collect();
-    }
-
-    fn advance(&mut self, d: Duration) {
-        let end = self.now + d;
-        while let Some(t) = self.engine.poll_timeout() {
-            if t > end {
-                break;
-            }
-            self.now = t.max(self.now);
-            self.engine.handle_timeout(self.now);
-            self.collect();
-        }
-        self.now = end;
-    }
-
-    fn take(&mut self, to: &str) -> Vec<Message> {
-        let addr: SocketAddr = to.parse().unwrap();
-        let (mine, rest): (Vec<_>, Vec<_>) = self.sent.drain(..).partition(|(a, _)| *a == addr);
-        self.sent = rest;
-        mine.into_iter().map(|(_, m)| m).collect()
-    }
-
-    fn take_request(&mut self, to: &str, method: &str) -> Request {
-        self.take(to)
-            .into_iter()
-            .find_map(|m| match m {
-                Message::Request(r) if r.method.as_str() == method => Some(r),
-                _ => None,
-            })
-            .unwrap_or_else(|| panic!("no {method} to {to}"))
-    }
-
-    fn take_response(&mut self, to: &str, code: u16) -> Response {
-        let got = self.take(to);
-        let codes: Vec<u16> = got
-            .iter()
-            .filter_map(|m| match m {
-                Message::Response(r) => Some(r.code),
-                _ => None,
-            })
-            .collect();
-        got.into_iter()
-            .find_map(|m| match m {
-                Message::Response(r) if r.code == code => Some(r),
-                _ => None,
-            })
-            .unwrap_or_else(|| panic!("no {code} to {to}; got {codes:?}"))
-    }
-
-    /// An answered, confirmed call pbx -> carrier; returns (leg B INVITE, 200 to A).
-    fn answered(&mut self, call_id: &str, offer: &str, answer_sdp: &str) -> (Request, Response) {
-        self.inject(PBX, &invite(call_id, offer));
-        let b_inv = self.take_request(CARRIER, "INVITE");
-        self.inject(CARRIER, &answer(&b_inv, 200, answer_sdp));
-        let ok = self.take_response(PBX, 200);
-        self.take_request(CARRIER, "ACK");
-        let to = ok.headers.get(&HeaderName::To).unwrap().to_string();
-        self.inject(PBX, &in_dialog("ACK", &to, call_id, 10, ""));
-        (b_inv, ok)
-    }
-
-    fn opened(&self) -> Vec<StreamId> {
-        self.media
-            .iter()
-            .filter_map(|c| match c {
-                MediaCommand::Open { id, .. } => Some(*id),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn end_reason(&self) -> Option<String> {
-        self.cdr.iter().find_map(|c| match c {
-            CdrEvent::End { end_reason, .. } => Some(end_reason.clone()),
-            _ => None,
-        })
-    }
+/// An answered, confirmed call pbx -> carrier; returns (leg B INVITE, 200 to A).
+fn answered(h: &mut Harness, call_id: &str, offer: &str, answer_sdp: &str) -> (Request, Response) {
+    h.inject(PBX, &invite(call_id, offer));
+    let b_inv = h.take_request(CARRIER, "INVITE");
+    h.inject(CARRIER, &answer(&b_inv, 200, answer_sdp));
+    let ok = h.take_response(PBX, 200);
+    h.take_request(CARRIER, "ACK");
+    let to = ok.headers.get(&HeaderName::To).unwrap().to_string();
+    h.inject(PBX, &in_dialog("ACK", &to, call_id, 10, ""));
+    (b_inv, ok)
 }
 
 fn body(m: &Message) -> String {
@@ -244,8 +106,9 @@ fn m_line(text: &str) -> &str {
 #[test]
 fn offer_towards_a_restricted_peer_keeps_only_its_codecs_in_its_order() {
     let cfg = config("", "", ", codecs: [PCMA, PCMU, telephone-event]");
-    let mut h = Harness::new(&cfg);
-    let (b_inv, ok) = h.answered(
+    let mut h = harness(&cfg);
+    let (b_inv, ok) = answered(
+        &mut h,
         "c1",
         &sdp("127.0.0.2", 6000, "9 0 8 101", ""),
         &sdp("127.0.0.3", 7000, "8 101", ""),
@@ -262,8 +125,9 @@ fn offer_towards_a_restricted_peer_keeps_only_its_codecs_in_its_order() {
 fn answer_back_from_a_restricted_peer_is_filtered_too() {
     // The carrier answers with a codec its own allow-list forbids (a broken peer).
     let cfg = config("", "", ", codecs: [PCMA, telephone-event]");
-    let mut h = Harness::new(&cfg);
-    let (_, ok) = h.answered(
+    let mut h = harness(&cfg);
+    let (_, ok) = answered(
+        &mut h,
         "c1",
         &sdp("127.0.0.2", 6000, "9 8 101", ""),
         &sdp("127.0.0.3", 7000, "9 8 101", ""),
@@ -276,10 +140,13 @@ fn answer_back_from_a_restricted_peer_is_filtered_too() {
 #[test]
 fn nothing_left_gets_488_and_no_ports_stay_allocated() {
     let cfg = config("", "", ", codecs: [G729, telephone-event]");
-    let mut h = Harness::new(&cfg);
+    let mut h = harness(&cfg);
     h.inject(PBX, &invite("c1", &sdp("127.0.0.2", 6000, "9 0 8 101", "")));
     h.take_response(PBX, 488);
-    assert!(h.take(CARRIER).is_empty(), "no INVITE towards the carrier");
+    assert!(
+        h.take_messages(CARRIER).is_empty(),
+        "no INVITE towards the carrier"
+    );
     assert_eq!(h.engine.call_count(), 0);
     assert_eq!(h.engine.ports.in_use(), 0);
     h.advance(Duration::from_secs(3));
@@ -289,7 +156,7 @@ fn nothing_left_gets_488_and_no_ports_stay_allocated() {
 #[test]
 fn callers_own_list_applies_to_its_offer() {
     let cfg = config("", ", codecs: [G729]", "");
-    let mut h = Harness::new(&cfg);
+    let mut h = harness(&cfg);
     h.inject(PBX, &invite("c1", &sdp("127.0.0.2", 6000, "0 8", "")));
     h.take_response(PBX, 488);
 }
@@ -297,8 +164,9 @@ fn callers_own_list_applies_to_its_offer() {
 #[test]
 fn reinvite_with_nothing_left_gets_488_and_the_call_stays() {
     let cfg = config("", "", ", codecs: [PCMA]");
-    let mut h = Harness::new(&cfg);
-    let (_, ok) = h.answered(
+    let mut h = harness(&cfg);
+    let (_, ok) = answered(
+        &mut h,
         "c1",
         &sdp("127.0.0.2", 6000, "8", ""),
         &sdp("127.0.0.3", 7000, "8", ""),
@@ -314,8 +182,9 @@ fn reinvite_with_nothing_left_gets_488_and_the_call_stays() {
 
 #[test]
 fn no_allow_list_changes_nothing() {
-    let mut h = Harness::new(&config("", "", ""));
-    let (b_inv, _) = h.answered(
+    let mut h = harness(&config("", "", ""));
+    let (b_inv, _) = answered(
+        &mut h,
         "c1",
         &sdp("127.0.0.2", 6000, "9 0 8 101", ""),
         &sdp("127.0.0.3", 7000, "8 101", ""),
@@ -327,8 +196,9 @@ fn no_allow_list_changes_nothing() {
 
 #[test]
 fn dynamic_clock_rates_reach_the_relay_narrowband_ones_do_not() {
-    let mut h = Harness::new(&config("", "", ""));
-    h.answered(
+    let mut h = harness(&config("", "", ""));
+    answered(
+        &mut h,
         "c1",
         &sdp(
             "127.0.0.2",
@@ -355,8 +225,9 @@ fn dynamic_clock_rates_reach_the_relay_narrowband_ones_do_not() {
     assert!(rates.len() >= 2, "{rates:?}");
     assert!(rates.iter().all(|r| r.contains(&(111, 48000))), "{rates:?}");
     assert!(rates[0].contains(&(8, 8000)), "{rates:?}");
-    let mut h = Harness::new(&config("", "", ""));
-    h.answered(
+    let mut h = harness(&config("", "", ""));
+    answered(
+        &mut h,
         "c2",
         &sdp("127.0.0.2", 6000, "9 0 8 101", ""),
         &sdp("127.0.0.3", 7000, "8 101", ""),
@@ -378,11 +249,11 @@ fn idle_all(h: &mut Harness) {
 
 fn bye_sent_to_both(h: &mut Harness) -> bool {
     let to_a = h
-        .take(PBX)
+        .take_messages(PBX)
         .iter()
         .any(|m| matches!(m, Message::Request(r) if r.method.as_str() == "BYE"));
     let to_b = h
-        .take(CARRIER)
+        .take_messages(CARRIER)
         .iter()
         .any(|m| matches!(m, Message::Request(r) if r.method.as_str() == "BYE"));
     to_a && to_b
@@ -390,8 +261,9 @@ fn bye_sent_to_both(h: &mut Harness) -> bool {
 
 #[test]
 fn idle_streams_end_an_answered_call_with_rtp_timeout() {
-    let mut h = Harness::new(&config(TIMEOUTS, "", ""));
-    h.answered(
+    let mut h = harness(&config(TIMEOUTS, "", ""));
+    answered(
+        &mut h,
         "c1",
         &sdp("127.0.0.2", 6000, "8", ""),
         &sdp("127.0.0.3", 7000, "8", ""),
@@ -452,10 +324,10 @@ fn idle_streams_end_an_answered_call_with_rtp_timeout() {
 
 #[test]
 fn one_active_stream_keeps_the_call() {
-    let mut h = Harness::new(&config(TIMEOUTS, "", ""));
+    let mut h = harness(&config(TIMEOUTS, "", ""));
     let two = "v=0\r\no=x 1 1 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\n\
                m=audio 6000 RTP/AVP 8\r\nm=video 6002 RTP/AVP 31\r\n";
-    h.answered("c1", two, &two.replace("127.0.0.2", "127.0.0.3"));
+    answered(&mut h, "c1", two, &two.replace("127.0.0.2", "127.0.0.3"));
     let ids = h.opened();
     assert_eq!(ids.len(), 2);
     h.media_event(MediaEvent::Idle { id: ids[0] });
@@ -468,10 +340,10 @@ fn one_active_stream_keeps_the_call() {
 
 #[test]
 fn activity_after_idle_resets() {
-    let mut h = Harness::new(&config(TIMEOUTS, "", ""));
+    let mut h = harness(&config(TIMEOUTS, "", ""));
     let two = "v=0\r\no=x 1 1 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\n\
                m=audio 6000 RTP/AVP 8\r\nm=video 6002 RTP/AVP 31\r\n";
-    h.answered("c1", two, &two.replace("127.0.0.2", "127.0.0.3"));
+    answered(&mut h, "c1", two, &two.replace("127.0.0.2", "127.0.0.3"));
     let ids = h.opened();
     h.media_event(MediaEvent::Idle { id: ids[0] });
     h.media_event(MediaEvent::Active { id: ids[0] });
@@ -482,8 +354,9 @@ fn activity_after_idle_resets() {
 
 #[test]
 fn held_call_gets_the_hold_timeout() {
-    let mut h = Harness::new(&config(TIMEOUTS, "", ""));
-    let (_, ok) = h.answered(
+    let mut h = harness(&config(TIMEOUTS, "", ""));
+    let (_, ok) = answered(
+        &mut h,
         "c1",
         &sdp("127.0.0.2", 6000, "8", ""),
         &sdp("127.0.0.3", 7000, "8", ""),
@@ -525,7 +398,7 @@ fn held_call_gets_the_hold_timeout() {
 
 #[test]
 fn streams_idle_while_ringing_end_the_call_after_answer() {
-    let mut h = Harness::new(&config(TIMEOUTS, "", ""));
+    let mut h = harness(&config(TIMEOUTS, "", ""));
     h.inject(PBX, &invite("c1", &sdp("127.0.0.2", 6000, "8", "")));
     let b_inv = h.take_request(CARRIER, "INVITE");
     h.inject(CARRIER, &answer(&b_inv, 180, ""));
@@ -553,7 +426,7 @@ fn streams_idle_while_ringing_end_the_call_after_answer() {
 /// in the pool, no call, stream or closing state left.
 #[test]
 fn ten_thousand_calls_leave_nothing_behind() {
-    let mut h = Harness::new(&config(TIMEOUTS, "", ""));
+    let mut h = harness(&config(TIMEOUTS, "", ""));
     for i in 0..10_000 {
         let cid = format!("bulk-{i}");
         h.media.clear();
@@ -603,7 +476,7 @@ fn ten_thousand_calls_leave_nothing_behind() {
 /// CDR says failed/488.
 #[test]
 fn required_callee_answering_without_crypto_is_hung_up_and_refused() {
-    let mut h = Harness::new(&config("", "", ", srtp: required"));
+    let mut h = harness(&config("", "", ", srtp: required"));
     h.inject(PBX, &invite("c1", &sdp("127.0.0.2", 6000, "8", "")));
     let b_inv = h.take_request(CARRIER, "INVITE");
     assert!(body(&Message::Request(b_inv.clone())).contains("RTP/SAVP"));
@@ -611,7 +484,7 @@ fn required_callee_answering_without_crypto_is_hung_up_and_refused() {
         CARRIER,
         &answer(&b_inv, 200, &sdp("127.0.0.3", 7000, "8", "")),
     );
-    let to_carrier = h.take(CARRIER);
+    let to_carrier = h.take_messages(CARRIER);
     let methods: Vec<String> = to_carrier
         .iter()
         .filter_map(|m| match m {
@@ -622,7 +495,7 @@ fn required_callee_answering_without_crypto_is_hung_up_and_refused() {
     assert_eq!(methods, ["ACK", "BYE"], "leg B confirmed, then ended");
     let refused = h.take_response(PBX, 488);
     assert!(refused.body.is_empty());
-    assert!(h.take(PBX).is_empty(), "no 200 to the caller");
+    assert!(h.take_messages(PBX).is_empty(), "no 200 to the caller");
     assert_eq!(h.engine.call_count(), 0);
     assert_eq!(h.engine.ports.in_use(), 0);
     h.advance(Duration::from_secs(3));
@@ -644,7 +517,7 @@ fn required_callee_answering_without_crypto_is_hung_up_and_refused() {
 /// The same in early media: a 183 without crypto from a `required` callee cancels leg B.
 #[test]
 fn required_callee_early_media_without_crypto_is_cancelled() {
-    let mut h = Harness::new(&config("", "", ", srtp: required"));
+    let mut h = harness(&config("", "", ", srtp: required"));
     h.inject(PBX, &invite("c1", &sdp("127.0.0.2", 6000, "8", "")));
     let b_inv = h.take_request(CARRIER, "INVITE");
     h.inject(
@@ -657,14 +530,15 @@ fn required_callee_early_media_without_crypto_is_cancelled() {
     assert_eq!(h.engine.ports.in_use(), 0);
     // The callee's 487 (ACKed by the transaction layer) finds no call.
     h.inject(CARRIER, &answer(&b_inv, 487, ""));
-    assert!(h.take(PBX).is_empty());
+    assert!(h.take_messages(PBX).is_empty());
 }
 
 /// An `optional` callee may answer plain: the call is answered.
 #[test]
 fn optional_callee_answering_plain_is_answered() {
-    let mut h = Harness::new(&config("", "", ", srtp: optional"));
-    let (_, ok) = h.answered(
+    let mut h = harness(&config("", "", ", srtp: optional"));
+    let (_, ok) = answered(
+        &mut h,
         "c1",
         &sdp("127.0.0.2", 6000, "8", ""),
         &sdp("127.0.0.3", 7000, "8", ""),
@@ -684,8 +558,9 @@ fn ssrc_cname(sdp: &str) -> &str {
 
 #[test]
 fn the_relay_gets_the_cname_of_each_legs_sdp() {
-    let mut h = Harness::new(&config("", "", ""));
-    let (b_inv, ok) = h.answered(
+    let mut h = harness(&config("", "", ""));
+    let (b_inv, ok) = answered(
+        &mut h,
         "c1",
         &sdp(
             "127.0.0.2",

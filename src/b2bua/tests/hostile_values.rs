@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::tests::*;
+use super::*;
 use crate::sip::{HeaderName, Message, Request};
 
 const PBX_FROM: &str = "\"Alice\" <sip:alice@127.0.0.2>;tag=pbxtag";

@@ -68,7 +68,7 @@ fn answered_srtp(h: &mut Harness) -> Response {
 /// up, the caller gets 488 (not a 200 with no SDP).
 #[test]
 fn late_offer_without_crypto_from_required_callee_is_refused() {
-    let mut h = Harness::new(&config("", "", ", srtp: required"));
+    let mut h = harness(&config("", "", ", srtp: required"));
     h.inject(PBX, &invite("c1", ""));
     let b_inv = h.take_request(CARRIER, "INVITE");
     assert!(b_inv.body.is_empty(), "late offer towards the carrier");
@@ -76,9 +76,9 @@ fn late_offer_without_crypto_from_required_callee_is_refused() {
         CARRIER,
         &answer(&b_inv, 200, &sdp("127.0.0.3", 7000, "8", "")),
     );
-    let to_carrier = h.take(CARRIER);
+    let to_carrier = h.take_messages(CARRIER);
     assert_eq!(requests(&to_carrier), ["ACK", "BYE"]);
-    let to_pbx = h.take(PBX);
+    let to_pbx = h.take_messages(PBX);
     assert_eq!(codes(&to_pbx), [488], "refused, no 200 to the caller");
     assert_eq!(h.engine.call_count(), 0);
     assert_eq!(h.engine.ports.in_use(), 0);
@@ -88,7 +88,7 @@ fn late_offer_without_crypto_from_required_callee_is_refused() {
 /// carrier answers 200 without crypto. Returns what the carrier and the caller then got,
 /// and the engine, to check that the call is gone.
 fn crossed_answer_without_crypto(method: &str) -> (Harness, Vec<Message>, Vec<Message>) {
-    let mut h = Harness::new(&config("", "", ", srtp: required"));
+    let mut h = harness(&config("", "", ", srtp: required"));
     let ok = answered_srtp(&mut h);
     let to = ok.headers.get(&HeaderName::To).unwrap().to_string();
     h.inject(
@@ -101,7 +101,7 @@ fn crossed_answer_without_crypto(method: &str) -> (Harness, Vec<Message>, Vec<Me
         CARRIER,
         &answer(&offer, 200, &sdp("127.0.0.3", 7002, "8", "")),
     );
-    let (to_carrier, to_pbx) = (h.take(CARRIER), h.take(PBX));
+    let (to_carrier, to_pbx) = (h.take_messages(CARRIER), h.take_messages(PBX));
     (h, to_carrier, to_pbx)
 }
 
@@ -129,7 +129,7 @@ fn update_answer_without_crypto_ends_the_call() {
 /// answers plain. The carrier's 2xx is ACKed, then both legs are hung up.
 #[test]
 fn ack_answer_without_crypto_from_required_caller_ends_the_call() {
-    let mut h = Harness::new(&config("", ", srtp: required", ""));
+    let mut h = harness(&config("", ", srtp: required", ""));
     h.inject(PBX, &invite("c1", ""));
     let b_inv = h.take_request(CARRIER, "INVITE");
     h.inject(
@@ -139,7 +139,7 @@ fn ack_answer_without_crypto_from_required_caller_ends_the_call() {
     let ok = h.take_response(PBX, 200);
     assert!(body(&Message::Response(ok.clone())).contains("RTP/SAVP"));
     assert!(
-        h.take(CARRIER).is_empty(),
+        h.take_messages(CARRIER).is_empty(),
         "leg B's ACK waits for the answer"
     );
     let to = ok.headers.get(&HeaderName::To).unwrap().to_string();
@@ -147,8 +147,8 @@ fn ack_answer_without_crypto_from_required_caller_ends_the_call() {
         PBX,
         &in_dialog("ACK", &to, "c1", 10, &sdp("127.0.0.2", 6000, "8", "")),
     );
-    let to_carrier = h.take(CARRIER);
+    let to_carrier = h.take_messages(CARRIER);
     assert_eq!(requests(&to_carrier), ["ACK", "BYE"]);
-    assert_eq!(requests(&h.take(PBX)), ["BYE"]);
+    assert_eq!(requests(&h.take_messages(PBX)), ["BYE"]);
     assert_eq!(h.engine.call_count(), 0);
 }

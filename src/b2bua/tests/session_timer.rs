@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::tests::*;
+use super::*;
 use crate::observe::CdrEvent;
 use crate::sip::{HeaderName, Message, Request, SipHeaders};
 

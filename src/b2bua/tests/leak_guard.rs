@@ -2,7 +2,7 @@
 //! leg, an RTCP CNAME in SDP, a policy-allowed header) are caught; the message leaves
 //! without the offending part and `veil_leak_guard_hits_total` counts it.
 
-use super::tests::*;
+use super::*;
 use crate::sip::{HeaderName, SipHeaders};
 
 fn hits(h: &Harness, kind: &str) -> u64 {
@@ -115,6 +115,6 @@ fn a_whole_call_with_reinvite_and_bye_has_no_hits() {
     h.inject(CARRIER, &bye);
     h.take_response(CARRIER, 200);
     let a_bye = h.take_request(PBX, "BYE");
-    h.inject(PBX, &super::tests::answer(&a_bye, 200, false));
+    h.inject(PBX, &super::answer(&a_bye, 200, false));
     assert_eq!(h.engine.call_count(), 0);
 }

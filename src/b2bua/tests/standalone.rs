@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::sip::{HeaderName, Message, SipHeaders};
 
-use super::super::tests::{BACKUP, CARRIER, CONFIG, Harness, PBX, POLICY, response_head};
+use super::{BACKUP, CARRIER, CONFIG, Harness, PBX, POLICY, response_head};
 
 const RELAY_POLICY: &str = r#"
 rules:
