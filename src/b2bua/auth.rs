@@ -116,28 +116,26 @@ impl Engine {
                 }
             }
         }
-        if let Some(k) = key {
-            if let Some(call) = self.calls.get_mut(&k) {
-                if let Some(attempt) = call.attempt_mut()
-                    && attempt.invite == Some(old)
-                {
-                    attempt.invite = Some(new);
-                    call.b.invite_cseq = seq;
-                }
-                for side in [Side::A, Side::B] {
-                    let leg = call.leg_mut(side);
-                    if leg.call_id == call_id {
-                        if seq > leg.local_cseq {
-                            leg.local_cseq = seq;
-                        }
-                        if leg.last_invite_ctx == Some(old) {
-                            leg.last_invite_ctx = Some(new);
-                        }
+        if let Some(call) = key.and_then(|k| self.calls.get_mut(&k)) {
+            if let Some(attempt) = call.attempt_mut()
+                && attempt.invite == Some(old)
+            {
+                attempt.invite = Some(new);
+                call.b.invite_cseq = seq;
+            }
+            for side in [Side::A, Side::B] {
+                let leg = call.leg_mut(side);
+                if leg.call_id == call_id {
+                    if seq > leg.local_cseq {
+                        leg.local_cseq = seq;
+                    }
+                    if leg.last_invite_ctx == Some(old) {
+                        leg.last_invite_ctx = Some(new);
                     }
                 }
-                for p in call.pending.iter_mut().filter(|p| p.ctx == old) {
-                    p.ctx = new;
-                }
+            }
+            for p in call.pending.iter_mut().filter(|p| p.ctx == old) {
+                p.ctx = new;
             }
         }
         true

@@ -949,12 +949,12 @@ impl Engine {
         };
         let Some(old) = attempt.invite else { return };
         if self.owners.contains_key(&old) {
-            if attempt.provisional {
-                if let Some(invite) = self.tx.client_request(old) {
-                    let cancel = cancel_request(invite, call.b.invite_cseq);
-                    let flow = call.b.flow;
-                    self.send_request(cancel, flow, now);
-                }
+            if attempt.provisional
+                && let Some(invite) = self.tx.client_request(old)
+            {
+                let cancel = cancel_request(invite, call.b.invite_cseq);
+                let flow = call.b.flow;
+                self.send_request(cancel, flow, now);
             }
             self.owners.insert(
                 old,

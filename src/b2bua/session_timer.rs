@@ -340,16 +340,14 @@ impl Engine {
                 tracing::info!(code = resp.code, leg = ?side, "session refresh refused; ending call");
                 self.end_call(key, EndReason::SessionTimer, None, now);
             }
-            491 => {
-                // Glare with the far end's own re-INVITE: try again shortly.
-                if self
-                    .calls
-                    .get(&key)
-                    .is_some_and(|c| c.leg(side).session.is_some())
-                {
-                    let at = after(now, Duration::from_secs(2));
-                    self.arm(key, CallTimer::SessionRefresh(side), at);
-                }
+            // Glare with the far end's own re-INVITE: try again shortly.
+            491 if self
+                .calls
+                .get(&key)
+                .is_some_and(|c| c.leg(side).session.is_some()) =>
+            {
+                let at = after(now, Duration::from_secs(2));
+                self.arm(key, CallTimer::SessionRefresh(side), at);
             }
             // Anything else: the session runs on until it expires, unless a later
             // refresh (either side's) succeeds.
