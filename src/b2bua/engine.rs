@@ -301,6 +301,18 @@ impl Engine {
         self.tx.len()
     }
 
+    /// Entries of the routing maps that belong to calls (dialogs, transactions and their
+    /// owners, streams): zero once every call has ended and its transactions are done,
+    /// or they leak (tests and the engine fuzz target).
+    pub fn call_routing_entries(&self) -> usize {
+        self.a_index.len()
+            + self.b_index.len()
+            + self.stx_calls.len()
+            + self.owners.len()
+            + self.stream_calls.len()
+            + self.closing.len()
+    }
+
     /// Graceful shutdown: refuse new calls (503 with Retry-After) from now on, let calls
     /// in progress go on for `calls.drain_timeout`, then end the rest (see `shutdown`).
     /// The shell stops once [`Engine::idle`]. Calling it again changes nothing.

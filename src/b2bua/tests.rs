@@ -122,3 +122,6 @@ mod media;
 
 /// Out-of-dialog requests relayed by policy (MESSAGE, REGISTER, OPTIONS, ...).
 mod standalone;
+
+/// One owner per client transaction; nothing left in the routing maps after calls end.
+mod owners;

@@ -405,6 +405,7 @@ fn no_state_left_after_many_calls() {
     assert_eq!(h.engine.transaction_count(), 0);
     assert!(h.engine.idle());
     assert_eq!(h.engine.ports.in_use(), 0, "relay ports returned");
+    assert_eq!(h.engine.call_routing_entries(), 0, "routing maps emptied");
 }
 
 #[test]
