@@ -77,7 +77,7 @@ impl Engine {
             rtp
         };
         // `since` is when the last stream was reported, i.e. `rtp` after its last packet.
-        let deadline = since + limit.saturating_sub(rtp);
+        let deadline = super::deadline::after(since, limit.saturating_sub(rtp));
         if now >= deadline {
             tracing::info!(call = %call.vref, hold = call.media.hold, "no RTP: ending call");
             self.end_call(key, EndReason::RtpTimeout, None, now);

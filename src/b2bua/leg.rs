@@ -5,7 +5,7 @@ use bytes::Bytes;
 
 use crate::config::Transport;
 use crate::sdp::Origin;
-use crate::sip::{CSeq, HeaderName, Headers, Method, Request, Uri, parse::parse_uri};
+use crate::sip::{HeaderName, Method, Request, Uri, parse::parse_uri};
 use crate::transaction::{ClientTxId, Flow};
 
 use super::ids::IdGen;
@@ -167,33 +167,31 @@ impl Leg {
             None => self.remote_target.clone(),
         };
         let uri = parse_uri(&target).unwrap_or(Uri::Other(target));
-        let mut h = Headers::new();
-        h.push(HeaderName::Via, via(listener, &ids.branch()));
-        h.push(HeaderName::MaxForwards, "70");
         let skip = usize::from(strict.is_some());
-        let routes = self.route_set.get(skip..).unwrap_or_default();
-        for r in routes {
-            h.push(HeaderName::Route, r.clone());
-        }
+        let mut route = self.route_set.get(skip..).unwrap_or_default().to_vec();
         if strict.is_some() {
-            h.push(HeaderName::Route, format!("<{}>", self.remote_target));
+            route.push(format!("<{}>", self.remote_target));
         }
-        h.push(HeaderName::From, self.local_hdr.clone());
-        h.push(HeaderName::To, self.remote_hdr.clone());
-        h.push(HeaderName::CallId, self.call_id.clone());
-        h.push(HeaderName::CSeq, CSeq::value(seq, &method));
-        if matches!(
+        let with_contact = matches!(
             method,
             Method::Invite | Method::Update | Method::Subscribe | Method::Refer | Method::Notify
-        ) {
-            h.push(HeaderName::Contact, contact(listener, self.secure));
-        }
-        Request {
+        );
+        let mut req = super::outbound::Outbound {
             method,
             uri,
-            headers: h,
-            body: Bytes::new(),
+            route: &route,
+            from: &self.local_hdr,
+            to: &self.remote_hdr,
+            call_id: &self.call_id,
+            cseq: seq,
+            max_forwards: 70,
         }
+        .build(listener, ids);
+        if with_contact {
+            req.headers
+                .push(HeaderName::Contact, contact(listener, self.secure));
+        }
+        req
     }
 }
 

@@ -24,6 +24,7 @@ mod invite;
 pub mod leak_guard;
 pub mod leg;
 mod nat;
+mod outbound;
 mod owner;
 pub mod panic_guard;
 pub mod peers;

@@ -14,12 +14,11 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use crate::sip::uri::{write_ip, write_u32};
-use crate::sip::{HeaderName, Headers, Method, Request, Uri};
+use crate::sip::{HeaderName, Method, Request, Uri};
 use crate::transaction::Flow;
 
 use super::deadline::after;
 use super::engine::{Engine, Timer};
-use super::leg::via;
 use super::owner::TxOwner;
 
 /// Add `received`/`rport` to the top Via of a request that came from `src`. Runs on
@@ -101,22 +100,19 @@ impl Engine {
         };
         let listener = peers.listeners[p.listener].clone();
         let uri = p.uri_for("");
-        let mut h = Headers::new();
-        h.push(HeaderName::Via, via(&listener, &self.ids.branch()));
-        h.push(HeaderName::MaxForwards, "70");
-        h.push(
-            HeaderName::From,
-            format!("<sip:veil@{}>;tag={}", listener.sent_by(), self.ids.tag()),
-        );
-        h.push(HeaderName::To, format!("<{uri}>"));
-        h.push(HeaderName::CallId, self.ids.call_id());
-        h.push(HeaderName::CSeq, "1 OPTIONS");
-        let req = Request {
+        let from = format!("<sip:veil@{}>;tag={}", listener.sent_by(), self.ids.tag());
+        let (to, call_id) = (format!("<{uri}>"), self.ids.call_id());
+        let req = super::outbound::Outbound {
             method: Method::Options,
             uri: Uri::Sip(uri),
-            headers: h,
-            body: bytes::Bytes::new(),
-        };
+            route: &[],
+            from: &from,
+            to: &to,
+            call_id: &call_id,
+            cseq: 1,
+            max_forwards: 70,
+        }
+        .build(&listener, &mut self.ids);
         let ctx = self.tx.send_request(req, flow, now);
         self.owners.insert(
             ctx,

@@ -14,12 +14,12 @@
 use std::time::Instant;
 
 use crate::policy::{Decision, Facts, Route};
-use crate::sip::{HeaderName, Headers, Method, NameAddr, Request, Response, SipHeaders, Uri};
+use crate::sip::{HeaderName, Method, NameAddr, Request, Response, SipHeaders, Uri};
 use crate::transaction::{ClientTxId, ServerTxId};
 
 use super::admission::response;
 use super::engine::Engine;
-use super::leg::{contact, via};
+use super::leg::contact;
 
 /// Methods a policy rule can open to relaying outside a dialog.
 pub(super) fn relayable(m: &Method) -> bool {
@@ -246,13 +246,19 @@ impl Engine {
             _ => 70,
         };
         let method = a.method.clone();
-        let mut h = Headers::new();
-        h.push(HeaderName::Via, via(&listener, &self.ids.branch()));
-        h.push(HeaderName::MaxForwards, max_fwd.to_string());
-        h.push(HeaderName::From, from.to_string());
-        h.push(HeaderName::To, to.to_string());
-        h.push(HeaderName::CallId, call_id);
-        h.push(HeaderName::CSeq, format!("{cseq} {method}"));
+        let (from, to) = (from.to_string(), to.to_string());
+        let mut req = super::outbound::Outbound {
+            method: method.clone(),
+            uri: Uri::Sip(ruri),
+            route: &[],
+            from: &from,
+            to: &to,
+            call_id: &call_id,
+            cseq,
+            max_forwards: max_fwd,
+        }
+        .build(&listener, &mut self.ids);
+        let h = &mut req.headers;
         if register {
             // veil's own Contact, one per binding asked for, with the caller's expires.
             for c in a.headers.get_all(&HeaderName::Contact) {
@@ -267,7 +273,7 @@ impl Engine {
                 h.push(HeaderName::Contact, v);
             }
         }
-        peers.filter(s.src, peer).copy(&a.headers, &mut h);
+        peers.filter(s.src, peer).copy(&a.headers, h);
         for name in method_headers(&method, false) {
             let name = HeaderName::parse(name);
             for v in a.headers.get_all(&name) {
@@ -285,12 +291,7 @@ impl Engine {
         for (name, value) in &s.route.set_headers {
             h.set(HeaderName::parse(name), value.clone());
         }
-        let req = Request {
-            method,
-            uri: Uri::Sip(ruri),
-            headers: h,
-            body: a.body.clone(),
-        };
+        req.body = a.body.clone();
         tracing::info!(method = %req.method, rule = %s.route.rule, target = %p.name, "request relayed");
         let ctx = self.tx.send_request(req, flow, now);
         self.owners
