@@ -211,12 +211,10 @@ impl Engine {
             remote_cseq: Some(cseq.seq),
             invite_cseq: cseq.seq,
             remote_target,
-            route_set: req
-                .headers
-                .values(&HeaderName::RecordRoute)
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            // An unusable Record-Route is the caller's problem, not a reason to refuse
+            // the call: veil's requests to it then go without Route.
+            route_set: super::leg::route_set(req.headers.values(&HeaderName::RecordRoute))
+                .unwrap_or_default(),
             secure: super::leg::is_secure(&req),
             flow,
             origin: Origin {
@@ -1110,15 +1108,13 @@ fn learn_remote(leg: &mut Leg, resp: &Response) {
     if let Some(Ok(c)) = resp.contact() {
         leg.set_remote_target(c.uri.to_string());
     }
-    let rr: Vec<String> = resp
-        .headers
-        .values(&HeaderName::RecordRoute)
-        .iter()
-        .rev()
-        .map(|s| s.to_string())
-        .collect();
-    if !rr.is_empty() {
-        leg.route_set = rr;
+    let rr = resp.headers.values(&HeaderName::RecordRoute);
+    if !rr.is_empty()
+        && let Some(set) = super::leg::route_set(rr.iter().rev().copied())
+    {
+        leg.route_set = set;
+    } else if !rr.is_empty() {
+        tracing::info!(b_call_id = %leg.call_id, "leg B's Record-Route is unusable; ignored");
     }
 }
 

@@ -616,3 +616,6 @@ mod panic_guard;
 
 /// Answers veil cannot relay are refused, never forwarded empty (issue 13).
 mod unusable_answer;
+
+/// Findings of the engine_call fuzz target, one test each (issue 13).
+mod fuzz_findings;
