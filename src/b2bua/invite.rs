@@ -873,7 +873,19 @@ impl Engine {
         }
         let mut extra = Headers::new();
         filter.copy(&resp.headers, &mut extra);
-        if is_sdp(resp.content_type()) && !resp.body.is_empty() {
+        if code >= 300 {
+            // A failure carries no offer or answer (RFC 3261 §13.2.1, RFC 3264); what its
+            // body may hold is the far side's capabilities (488, 606: §21.4.26, §21.6.4)
+            // or alternatives (3xx: §21.3), its addresses in either case. veil neither
+            // anchors nor copies it: the failure crosses without a body.
+            for name in [
+                HeaderName::ContentType,
+                HeaderName::ContentDisposition,
+                HeaderName::ContentEncoding,
+            ] {
+                extra.remove_all(&name);
+            }
+        } else if is_sdp(resp.content_type()) && !resp.body.is_empty() {
             // A response carries the offer when the request had none (late offer).
             let role = if req.body.is_empty() {
                 SdpRole::Offer
