@@ -29,6 +29,11 @@ enum State {
 }
 
 impl ClientTx {
+    /// A provisional response came and no final one yet: CANCEL may go now (RFC 3261 §9.1).
+    pub(crate) fn proceeding(&self) -> bool {
+        self.state == State::Proceeding
+    }
+
     /// Still waiting for a final response (what a graceful shutdown waits for).
     pub(crate) fn awaiting_final(&self) -> bool {
         matches!(

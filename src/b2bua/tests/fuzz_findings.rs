@@ -3,6 +3,18 @@
 
 use super::*;
 
+/// The carrier's dialog identifiers for requests of its own on leg B: (From, To).
+fn carrier_ids(b_inv: &Request) -> (String, String) {
+    let from = format!(
+        "{};tag=carriertag",
+        b_inv.headers.get(&HeaderName::To).unwrap()
+    );
+    (
+        from,
+        b_inv.headers.get(&HeaderName::From).unwrap().to_string(),
+    )
+}
+
 fn with_sdp(msg: &str, content_type: &str, sdp: &str) -> String {
     msg.replace(
         "Content-Length: 0\r\n\r\n",
@@ -74,4 +86,98 @@ fn a_failure_crosses_without_its_body() {
         assert!(!text.contains("127.0.0.3"), "{text}");
         assert_eq!(h.ports_in_use(), 0, "nothing anchored for a failure");
     }
+}
+
+/// crash-9b29…: the callee sent an INVITE in its leg's dialog before answering veil's;
+/// veil forwarded it to the caller, whose 100 left it pending for ever. RFC 3261 §14.2:
+/// the callee gets 491 (veil's INVITE on its leg is in progress), the caller 500 with
+/// Retry-After (its own first INVITE has no final response yet); nothing crosses.
+#[test]
+fn an_invite_inside_an_unanswered_call_is_refused_not_forwarded() {
+    let mut h = Harness::new();
+    h.inject(PBX, &invite_from_pbx("early-re", "0123456"));
+    let b_inv = h.take_request(CARRIER, "INVITE");
+    h.take(PBX);
+    let (from, to) = carrier_ids(&b_inv);
+    let sdp = offer_sdp("127.0.0.3", 7002, "carriersecret");
+    let b_re = in_dialog(
+        "INVITE",
+        &from,
+        &to,
+        b_inv.call_id().unwrap(),
+        1,
+        "127.0.0.3:5060",
+    );
+    h.inject(CARRIER, &with_sdp(&b_re, "application/sdp", &sdp));
+    h.take_response(CARRIER, 491);
+    assert!(h.take(PBX).is_empty(), "nothing reaches the caller");
+
+    h.inject(CARRIER, &answer(&b_inv, 180, false));
+    let ringing = h.take_response(PBX, 180);
+    let a_to = ringing.headers.get(&HeaderName::To).unwrap().to_string();
+    let a_from = "\"Alice\" <sip:alice@127.0.0.2>;tag=pbxtag";
+    let sdp = offer_sdp("127.0.0.2", 6002, "pbxsecret");
+    let a_re = in_dialog("INVITE", a_from, &a_to, "early-re", 11, "127.0.0.2:5060");
+    h.inject(PBX, &with_sdp(&a_re, "application/sdp", &sdp));
+    let r = h.take_response(PBX, 500);
+    let secs: u64 = r
+        .headers
+        .get(&HeaderName::RetryAfter)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(secs <= 10);
+    assert!(h.take(CARRIER).is_empty(), "nothing reaches the callee");
+
+    // The call itself goes on.
+    h.inject(CARRIER, &answer(&b_inv, 200, true));
+    h.take_response(PBX, 200);
+    assert_eq!(h.engine.call_count(), 1);
+}
+
+/// The general case behind crash-9b29…: a re-INVITE veil forwarded got only 100 when the
+/// call ended. Its sender gets 487 (RFC 3261 §15.1.2) and veil's INVITE a CANCEL, so
+/// that its transaction ends 64·T1 later (§9.1) and the engine goes idle.
+#[test]
+fn a_forwarded_reinvite_left_at_100_is_settled_when_the_call_ends() {
+    let (mut h, b_inv, _ok) = answered_call();
+    let (from, to) = carrier_ids(&b_inv);
+    let call_id = b_inv.call_id().unwrap().to_string();
+    let sdp = offer_sdp("127.0.0.3", 7002, "carriersecret");
+    let b_re = in_dialog("INVITE", &from, &to, &call_id, 2, "127.0.0.3:5060");
+    h.inject(CARRIER, &with_sdp(&b_re, "application/sdp", &sdp));
+    let a_re = h.take_request(PBX, "INVITE");
+    h.inject(PBX, &answer(&a_re, 100, false));
+    h.inject(
+        CARRIER,
+        &in_dialog("BYE", &from, &to, &call_id, 3, "127.0.0.3:5060"),
+    );
+    let to_carrier = h.take(CARRIER);
+    for code in [200, 487] {
+        assert!(
+            to_carrier
+                .iter()
+                .any(|(m, _)| matches!(m, Message::Response(r) if r.code == code)),
+            "no {code} to the callee: {to_carrier:?}"
+        );
+    }
+    let to_pbx = h.take(PBX);
+    let cancel = to_pbx
+        .iter()
+        .find_map(|(m, _)| match m {
+            Message::Request(r) if r.method.as_str() == "CANCEL" => Some(r.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no CANCEL of the re-INVITE: {to_pbx:?}"));
+    assert_eq!(cancel.cseq().unwrap().seq, a_re.cseq().unwrap().seq);
+    for (m, _) in &to_pbx {
+        if let Message::Request(r) = m
+            && r.method.as_str() == "BYE"
+        {
+            h.inject(PBX, &answer(r, 200, false));
+        }
+    }
+    h.advance(Duration::from_secs(40));
+    assert_eq!(h.engine.call_count(), 0);
+    assert!(h.engine.idle(), "a client transaction was left waiting");
 }
