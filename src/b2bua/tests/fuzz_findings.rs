@@ -181,3 +181,24 @@ fn a_forwarded_reinvite_left_at_100_is_settled_when_the_call_ends() {
     assert_eq!(h.engine.call_count(), 0);
     assert!(h.engine.idle(), "a client transaction was left waiting");
 }
+
+/// Found in the engine_call corpus once the others were fixed: a callee that rang again
+/// after veil's CANCEL had that provisional disarm the 64·T1 deadline the CANCEL set
+/// (RFC 3261 §9.1), so leg B's INVITE awaited its final response for ever.
+#[test]
+fn a_provisional_after_the_cancel_keeps_its_deadline() {
+    let mut h = Harness::new();
+    h.inject(PBX, &invite_from_pbx("ring-on", "0123456"));
+    let b_inv = h.take_request(CARRIER, "INVITE");
+    h.inject(CARRIER, &answer(&b_inv, 180, false));
+    h.take_response(PBX, 180);
+    h.inject(PBX, "CANCEL sip:0123456@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKpbxring-on\r\nMax-Forwards: 70\r\nFrom: \"Alice\" <sip:alice@127.0.0.2>;tag=pbxtag\r\nTo: <sip:0123456@127.0.0.1>\r\nCall-ID: ring-on\r\nCSeq: 10 CANCEL\r\nContent-Length: 0\r\n\r\n");
+    h.take_response(PBX, 487);
+    let c = h.take_request(CARRIER, "CANCEL");
+    h.inject(CARRIER, &answer(&c, 200, false));
+    h.advance(Duration::from_secs(10));
+    h.inject(CARRIER, &answer(&b_inv, 180, false));
+    h.advance(Duration::from_secs(120));
+    assert_eq!(h.engine.call_count(), 0);
+    assert!(h.engine.idle(), "{:?}", h.engine.awaiting_final());
+}
