@@ -121,6 +121,24 @@ impl Engine {
             self.reply(stx, r, now);
             return;
         }
+        if req.method == Method::Invite && call.answered().is_none() {
+            // RFC 3261 §14.2: the dialog's first INVITE is still in progress. The callee
+            // gets 491 (veil's INVITE on its leg is pending), the caller 500 with a
+            // Retry-After of 0-10 s (its own first INVITE has no final response yet).
+            // Forwarded, the INVITE would meet a leg without a confirmed dialog
+            // (found by the engine_call fuzz target).
+            let mut r = if from == Side::B {
+                response(&req, 491)
+            } else {
+                let mut r = response(&req, 500);
+                let secs = self.ids.u64() % 11;
+                r.headers.push(HeaderName::RetryAfter, secs.to_string());
+                r
+            };
+            set_local_to(&mut r, &call.leg(from).local_hdr);
+            self.reply(stx, r, now);
+            return;
+        }
         if req.method == Method::Invite
             && call.pending.iter().any(|p| p.req.method == Method::Invite)
         {

@@ -406,6 +406,19 @@ impl Engine {
         self.calls.is_empty() && self.closing.is_empty() && self.tx.awaiting_final() <= probes()
     }
 
+    /// Method, Call-ID and CSeq of each request of veil's still awaiting its final
+    /// response: why [`Engine::idle`] is false (the fuzz target prints them).
+    #[cfg(any(test, feature = "testkit"))]
+    pub fn awaiting_final(&self) -> Vec<String> {
+        self.tx
+            .awaiting_final_requests()
+            .map(|r| {
+                let cseq = r.cseq().map(|c| c.seq).unwrap_or(0);
+                format!("{} {} {cseq}", r.method, r.call_id().unwrap_or("-"))
+            })
+            .collect()
+    }
+
     pub(super) fn set_timer(&mut self, at: Instant, key: u64, timer: Timer) {
         self.timers.push(Reverse((at, key, timer)));
     }

@@ -211,12 +211,10 @@ impl Engine {
             remote_cseq: Some(cseq.seq),
             invite_cseq: cseq.seq,
             remote_target,
-            route_set: req
-                .headers
-                .values(&HeaderName::RecordRoute)
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            // An unusable Record-Route is the caller's problem, not a reason to refuse
+            // the call: veil's requests to it then go without Route.
+            route_set: super::leg::route_set(req.headers.values(&HeaderName::RecordRoute))
+                .unwrap_or_default(),
             secure: super::leg::is_secure(&req),
             flow,
             origin: Origin {
@@ -872,7 +870,19 @@ impl Engine {
         }
         let mut extra = Headers::new();
         filter.copy(&resp.headers, &mut extra);
-        if is_sdp(resp.content_type()) && !resp.body.is_empty() {
+        if code >= 300 {
+            // A failure carries no offer or answer (RFC 3261 §13.2.1, RFC 3264); what its
+            // body may hold is the far side's capabilities (488, 606: §21.4.26, §21.6.4)
+            // or alternatives (3xx: §21.3), its addresses in either case. veil neither
+            // anchors nor copies it: the failure crosses without a body.
+            for name in [
+                HeaderName::ContentType,
+                HeaderName::ContentDisposition,
+                HeaderName::ContentEncoding,
+            ] {
+                extra.remove_all(&name);
+            }
+        } else if is_sdp(resp.content_type()) && !resp.body.is_empty() {
             // A response carries the offer when the request had none (late offer).
             let role = if req.body.is_empty() {
                 SdpRole::Offer
@@ -1064,7 +1074,7 @@ impl Engine {
 
     /// A response to an INVITE of veil's whose call has ended meanwhile. A 2xx still gets
     /// its ACK (RFC 3261 §13.2.2.4), built from the INVITE. If the call ended before leg B
-    /// answered (`orphan_invites`: caller's CANCEL, relay bind failure, ring timeout), leg
+    /// answered ([`TxOwner::Abandoned`]: caller's CANCEL, relay bind failure, ring timeout), leg
     /// B knows nothing of it yet: its first provisional gets the CANCEL the call owed, its
     /// 2xx a BYE after the ACK. Otherwise (a refresh or re-INVITE crossing the BYE) the far
     /// end already has, or will get, veil's BYE.
@@ -1140,15 +1150,13 @@ fn learn_remote(leg: &mut Leg, resp: &Response) {
     if let Some(Ok(c)) = resp.contact() {
         leg.set_remote_target(c.uri.to_string());
     }
-    let rr: Vec<String> = resp
-        .headers
-        .values(&HeaderName::RecordRoute)
-        .iter()
-        .rev()
-        .map(|s| s.to_string())
-        .collect();
-    if !rr.is_empty() {
-        leg.route_set = rr;
+    let rr = resp.headers.values(&HeaderName::RecordRoute);
+    if !rr.is_empty()
+        && let Some(set) = super::leg::route_set(rr.iter().rev().copied())
+    {
+        leg.route_set = set;
+    } else if !rr.is_empty() {
+        tracing::info!(b_call_id = %leg.call_id, "leg B's Record-Route is unusable; ignored");
     }
 }
 

@@ -110,6 +110,23 @@ pub fn copy_record_route(req: &Request, resp: &mut crate::sip::Response) {
     }
 }
 
+/// The route set of Record-Route `entries` (RFC 3261 §12.1), or `None` if one of them
+/// is not a SIP URI (in `<>` or bare) free of control characters: a strict router's URI
+/// becomes the Request-URI of veil's requests on the leg, so a peer's garbage there
+/// would make veil send requests it cannot even frame (found by the engine_call fuzz
+/// target). A broken set is ignored whole: dropping one entry would silently route
+/// around a proxy.
+pub fn route_set<'a>(entries: impl IntoIterator<Item = &'a str>) -> Option<Vec<String>> {
+    entries
+        .into_iter()
+        .map(|e| {
+            let usable = !e.chars().any(char::is_control)
+                && matches!(parse_uri(route_uri(e)), Ok(Uri::Sip(_)));
+            usable.then(|| e.to_string())
+        })
+        .collect()
+}
+
 /// Whether a route entry is a loose router (`;lr`, RFC 3261 §16.12.1.1).
 fn is_loose(route: &str) -> bool {
     let uri = route
@@ -255,5 +272,25 @@ mod tests {
         assert!(!is_loose("<sip:10.0.0.1>;lr"));
         assert!(!is_loose("<sip:lrhost.example>"));
         assert_eq!(route_uri("<sip:10.0.0.1;lr>;x"), "sip:10.0.0.1;lr");
+    }
+
+    #[test]
+    fn a_route_set_takes_only_sip_uris() {
+        let ok = [
+            "<sip:10.0.0.1;lr>",
+            "\"P\" <sips:p.example>;x=1",
+            "sip:10.0.0.2;lr",
+        ];
+        assert_eq!(route_set(ok).map(|s| s.len()), Some(3));
+        assert_eq!(route_set([]), Some(Vec::new()));
+        for bad in [
+            "\0\0\0\0 \0",
+            "<tel:+123>",
+            "<sip:>",
+            "<sip:p;lr>\u{1}",
+            "garbage",
+        ] {
+            assert_eq!(route_set(["<sip:10.0.0.1;lr>", bad]), None, "{bad:?}");
+        }
     }
 }

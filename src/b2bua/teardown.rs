@@ -9,13 +9,14 @@ use crate::media::rtp::DirectionStats;
 use crate::media::{MediaCommand, Side, StreamId};
 use crate::observe::CdrEvent;
 use crate::observe::cdr::CallQuality;
-use crate::sip::Response;
+use crate::sip::{Method, Response};
 
 use super::Output;
 use super::admission::response;
 use super::call::EndReason;
 use super::engine::{Engine, Timer};
 use super::invite::set_local_to;
+use super::owner::TxOwner;
 
 /// How long the CDR of an ended call waits for the relay's packet counters.
 const COUNTER_WAIT: Duration = Duration::from_secs(2);
@@ -139,6 +140,7 @@ impl Engine {
         if self.b_index.get(&call.b.call_id) == Some(&key) {
             self.b_index.remove(&call.b.call_id);
         }
+        self.settle_outstanding(&call, now);
         for stx in &call.stxs {
             if self.stx_calls.get(stx) == Some(&key) {
                 self.stx_calls.remove(stx);
@@ -176,6 +178,41 @@ impl Engine {
                 key,
                 Timer::CloseCdr,
             );
+        }
+    }
+
+    /// What an ending call still has in flight besides leg B's first INVITE. Requests
+    /// it was forwarding get 487 (RFC 3261 §15.1.2). veil's INVITEs (forwarded
+    /// re-INVITEs, session refreshes) still awaiting a final response are cancelled, at
+    /// once if they had a provisional (the transaction then ends 64·T1 later, §9.1), else
+    /// on their first one ([`TxOwner::Abandoned`]): a peer that answers 100 and nothing more
+    /// must not keep them for ever (found by the engine_call fuzz target).
+    fn settle_outstanding(&mut self, call: &super::call::Call, now: Instant) {
+        for p in &call.pending {
+            let mut r = response(&p.req, 487);
+            set_local_to(&mut r, &call.leg(p.from).local_hdr);
+            self.reply(p.stx, r, now);
+        }
+        for &ctx in &call.ctxs {
+            // Leg B's first INVITE of an unanswered call was abandoned already (`forget`).
+            if matches!(self.owners.get(&ctx), Some(TxOwner::Abandoned { .. })) {
+                continue;
+            }
+            let Some(invite) = self.tx.client_request(ctx) else {
+                continue;
+            };
+            if invite.method != Method::Invite || !self.tx.client_awaiting_final(ctx) {
+                continue;
+            }
+            if self.tx.client_proceeding(ctx) {
+                let cancel = super::invite::cancel_request(invite, 0);
+                if let Some(flow) = self.tx.client_flow(ctx) {
+                    self.tx.send_request(cancel, flow, now);
+                }
+            } else {
+                self.owners
+                    .insert(ctx, TxOwner::Abandoned { cancel_owed: true });
+            }
         }
     }
 

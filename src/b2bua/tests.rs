@@ -125,3 +125,6 @@ mod standalone;
 
 /// One owner per client transaction; nothing left in the routing maps after calls end.
 mod owners;
+
+/// Findings of the engine_call fuzz target, one test each (issue 13).
+mod fuzz_findings;

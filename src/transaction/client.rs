@@ -29,6 +29,11 @@ enum State {
 }
 
 impl ClientTx {
+    /// A provisional response came and no final one yet: CANCEL may go now (RFC 3261 §9.1).
+    pub(crate) fn proceeding(&self) -> bool {
+        self.state == State::Proceeding
+    }
+
     /// Still waiting for a final response (what a graceful shutdown waits for).
     pub(crate) fn awaiting_final(&self) -> bool {
         matches!(
@@ -124,11 +129,14 @@ impl ClientTx {
         );
         match resp.code {
             100..=199 if awaiting_final => {
-                self.state = State::Proceeding;
-                if self.is_invite() {
-                    // Timer B only guards Calling; a ringing INVITE is ended by the TU.
+                // Timer B only guards Calling; a ringing INVITE is ended by the TU. Only
+                // the first provisional disarms it: a later one must not disarm the 64*T1
+                // deadline a CANCEL set (`cancel_sent`), or a callee that keeps ringing
+                // after the CANCEL keeps the transaction for ever (engine_call fuzz target).
+                if self.is_invite() && self.state == State::Calling {
                     self.deadlines.disarm_all();
                 }
+                self.state = State::Proceeding;
                 self.report(resp, ctx);
                 Status::Live
             }

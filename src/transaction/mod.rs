@@ -300,6 +300,27 @@ impl TransactionLayer {
         self.clients.get(&id.0).map(|tx| &tx.request)
     }
 
+    /// The requests of the client transactions still waiting for their final response
+    /// (what keeps an engine from being idle; for the tests and the fuzz target).
+    pub fn awaiting_final_requests(&self) -> impl Iterator<Item = &Request> {
+        self.clients
+            .values()
+            .filter(|c| c.awaiting_final())
+            .map(|c| &c.request)
+    }
+
+    /// Whether client transaction `id` still waits for its final response.
+    pub fn client_awaiting_final(&self, id: ClientTxId) -> bool {
+        self.clients
+            .get(&id.0)
+            .is_some_and(ClientTx::awaiting_final)
+    }
+
+    /// Whether client transaction `id` had a provisional response and no final one yet.
+    pub fn client_proceeding(&self, id: ClientTxId) -> bool {
+        self.clients.get(&id.0).is_some_and(ClientTx::proceeding)
+    }
+
     /// Where a client transaction's request went (an ACK for its 2xx goes there too).
     pub fn client_flow(&self, id: ClientTxId) -> Option<Flow> {
         self.clients.get(&id.0).map(|tx| tx.flow())
