@@ -616,3 +616,6 @@ mod panic_guard;
 
 /// Answers veil cannot relay are refused, never forwarded empty (issue 13).
 mod unusable_answer;
+
+/// Peers told apart by source port and listener (issue 14); the message valve (issue 15).
+mod peer_edge;

@@ -380,9 +380,11 @@ pub struct PeerConfig {
     pub listen: Option<String>,
     #[serde(default)]
     pub trusted: bool,
-    /// Source CIDRs identifying this peer's inbound traffic (default: its address's IP).
+    /// What identifies this peer's inbound traffic: `ip[/len][:port]` entries, or maps
+    /// that also bind one to a transport or listener (default: its address's IP). The most
+    /// specific entry of all peers wins (`source.rs`).
     #[serde(default)]
-    pub sources: Vec<Cidr>,
+    pub sources: Vec<super::source::PeerSource>,
     #[serde(default)]
     pub srtp: SrtpMode,
     /// Where this peer's media may come from (CIDRs); empty: anywhere. Packets on its

@@ -1,0 +1,98 @@
+//! Identification at the edge: two trunks on one address told apart by source port and
+//! by arrival listener (issue 14 item 8), and the per-peer message valve (issue 15).
+
+use super::*;
+
+/// The harness config with a fourth peer, `trunk2`, on the PBX's address.
+fn two_trunks(pbx_sources: &str, trunk2_sources: &str, listeners: &str) -> Harness {
+    let cfg = CONFIG
+        .replace(
+            "    - {name: public, transport: udp, address: 127.0.0.1:5060}\n",
+            &format!("    - {{name: public, transport: udp, address: 127.0.0.1:5060}}\n{listeners}"),
+        )
+        .replace("trusted: true, sources: [127.0.0.2/32]}", &format!("trusted: true, sources: {pbx_sources}}}"))
+        // Last: the harness resolves the first three peers to PBX, CARRIER and BACKUP.
+        .replace(
+            "sources: [127.0.0.4/32]}\n",
+            &format!("sources: [127.0.0.4/32]}}\n  - {{name: trunk2, address: 127.0.0.2:5070, sources: {trunk2_sources}}}\n"),
+        );
+    let policy = POLICY.replace(
+        "  - name: in\n",
+        "  - name: trunk2-out\n    when: {from_peer: trunk2}\n    then: {route: [backup]}\n  - name: in\n",
+    );
+    Harness::with(&cfg, &policy)
+}
+
+/// An INVITE as the PBX's, sent from `from` (its Via names it) on `listener`.
+fn invite_on(h: &mut Harness, from: &str, listener: usize, call_id: &str) {
+    let text = invite_from_pbx(call_id, "0123456")
+        .replace("127.0.0.2:5060;branch", &format!("{from};branch"));
+    let flow = Flow {
+        listener,
+        transport: Transport::Udp,
+        remote: from.parse().unwrap(),
+        conn: None,
+    };
+    h.engine.handle_input(
+        Input::Sip {
+            data: text.as_bytes(),
+            flow,
+        },
+        h.now,
+    );
+    h.collect();
+}
+
+#[test]
+fn two_trunks_on_one_address_told_apart_by_source_port() {
+    let mut h = two_trunks("[\"127.0.0.2:5060\"]", "[\"127.0.0.2:5070\"]", "");
+    invite_on(&mut h, "127.0.0.2:5060", 0, "via-pbx");
+    let inv = h.take_request(CARRIER, "INVITE");
+    assert!(
+        h.take(BACKUP).is_empty(),
+        "the PBX's call went to the carrier only"
+    );
+    invite_on(&mut h, "127.0.0.2:5070", 0, "via-trunk2");
+    h.take_request(BACKUP, "INVITE");
+    assert!(
+        h.take(CARRIER).is_empty(),
+        "trunk2's call went to the backup only"
+    );
+    // A third port of that address is no peer.
+    invite_on(&mut h, "127.0.0.2:5080", 0, "via-nobody");
+    h.take_response("127.0.0.2:5080", 403);
+    assert_eq!(h.engine.call_count(), 2);
+
+    // The PBX's dialog is bound to its port: trunk2 may not end it (481: a peer, not the
+    // leg's), the PBX may.
+    h.inject(CARRIER, &answer(&inv, 200, true));
+    let ok = h.take_response(PBX, 200);
+    let to = ok.headers.get(&HeaderName::To).unwrap().to_string();
+    let from = ok.headers.get(&HeaderName::From).unwrap().to_string();
+    let bye = |via: &str, cseq| in_dialog("BYE", &from, &to, "via-pbx", cseq, via);
+    h.inject("127.0.0.2:5070", &bye("127.0.0.2:5070", 20));
+    h.take_response("127.0.0.2:5070", 481);
+    assert!(
+        h.take(CARRIER)
+            .iter()
+            .all(|(m, _)| !matches!(m, Message::Request(r) if r.method.as_str() == "BYE"))
+    );
+    h.inject(PBX, &bye("127.0.0.2:5060", 21));
+    h.take_request(CARRIER, "BYE");
+}
+
+#[test]
+fn a_trunk_bound_to_a_listener_owns_what_arrives_there() {
+    let mut h = two_trunks(
+        "[127.0.0.2/32]",
+        "[{address: 127.0.0.2, listen: trunks}]",
+        "    - {name: trunks, transport: udp, address: 127.0.0.1:5080}\n",
+    );
+    // Same source address and port; only the listener differs.
+    invite_on(&mut h, "127.0.0.2:5060", 1, "on-trunks");
+    h.take_request(BACKUP, "INVITE");
+    assert!(h.take(CARRIER).is_empty());
+    invite_on(&mut h, "127.0.0.2:5060", 0, "on-public");
+    h.take_request(CARRIER, "INVITE");
+    assert!(h.take(BACKUP).is_empty());
+}
