@@ -436,6 +436,9 @@ impl Engine {
             self.dropped(ip, d.reason, d.banned, now);
             return;
         }
+        if !self.peer_valve(data, &flow, now) {
+            return;
+        }
         match Message::parse(data) {
             Ok(Message::Request(mut req)) => {
                 self.metrics.sip_request_received(req.method.as_str());

@@ -530,6 +530,10 @@ impl Validator<'_> {
             } else {
                 self.peer_sources(&key, p, listeners);
             }
+            let (rate, burst) = p.limits.message_valve();
+            if rate > 0 && burst == 0 {
+                self.err(&format!("{key}.limits.messages_burst"), "must be above 0");
+            }
             if let Some(codecs) = &p.codecs {
                 if codecs.is_empty() {
                     self.err(

@@ -96,3 +96,69 @@ fn a_trunk_bound_to_a_listener_owns_what_arrives_there() {
     h.take_request(CARRIER, "INVITE");
     assert!(h.take(BACKUP).is_empty());
 }
+
+fn dropped(h: &Harness, reason: &str) -> u64 {
+    h.engine
+        .metrics
+        .sip_dropped
+        .with_label_values(&[reason])
+        .get()
+}
+
+#[test]
+fn message_valve_drops_excess_answers_new_invites_503_and_never_bans() {
+    let cfg = CONFIG.replace(
+        "trusted: true, sources: [127.0.0.2/32]}",
+        "trusted: true, sources: [127.0.0.2/32], limits: {messages_per_second: 10, messages_burst: 10}}",
+    );
+    let mut h = Harness::with_config(&cfg);
+    // One call up (INVITE and its ACK use two of the ten), then the bucket refills.
+    h.inject(PBX, &invite_from_pbx("a-call-1", "0123456"));
+    let b_inv = h.take_request(CARRIER, "INVITE");
+    h.inject(CARRIER, &answer(&b_inv, 200, true));
+    let ok = h.take_response(PBX, 200);
+    let to = ok.headers.get(&HeaderName::To).unwrap().to_string();
+    let from = ok.headers.get(&HeaderName::From).unwrap().to_string();
+    h.inject(PBX, &in_dialog("ACK", &from, &to, "a-call-1", 10, PBX));
+    h.advance(Duration::from_secs(2));
+    h.sent.clear();
+
+    // A loop: 30 new INVITEs at one instant. New requests may use half the burst (5).
+    for i in 0..30 {
+        h.inject(PBX, &invite_from_pbx(&format!("loop-{i}"), "x"));
+    }
+    let got = h.take(PBX);
+    let code = |c| {
+        got.iter()
+            .filter(|(m, _)| matches!(m, Message::Response(r) if r.code == c))
+            .count()
+    };
+    assert_eq!(code(403), 5, "five new INVITEs reach the policy");
+    assert_eq!(code(503), 25, "the rest get 503");
+    assert!(
+        got.iter()
+            .all(|(m, t)| !matches!(m, Message::Response(r) if r.code == 503)
+                || t.contains("\r\nRetry-After: 1\r\n"))
+    );
+    assert_eq!(dropped(&h, "peer_rate"), 25);
+    // Over the rate, other requests are dropped unanswered.
+    let options = "OPTIONS sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKopt\r\nMax-Forwards: 70\r\nFrom: <sip:p@127.0.0.2>;tag=o\r\nTo: <sip:127.0.0.1>\r\nCall-ID: opt\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+    h.inject(PBX, options);
+    assert!(h.take(PBX).is_empty());
+    assert_eq!(dropped(&h, "peer_rate"), 26);
+
+    // The established call is still served from the reserve: its BYE crosses.
+    h.inject(PBX, &in_dialog("BYE", &from, &to, "a-call-1", 11, PBX));
+    h.take_response(PBX, 200);
+    h.take_request(CARRIER, "BYE");
+
+    // Never banned, never a strike; a second later the PBX is served again.
+    assert!(h.engine.bans(h.now).is_empty());
+    assert_eq!(dropped(&h, "banned") + dropped(&h, "rate_limited"), 0);
+    h.advance(Duration::from_secs(1));
+    h.inject(PBX, options);
+    h.take_response(PBX, 200);
+    // Other peers have their own bucket.
+    h.inject(CARRIER, &options.replace("127.0.0.2", "127.0.0.3"));
+    h.take_response(CARRIER, 200);
+}

@@ -158,3 +158,27 @@ fn entry_shape_errors_name_their_key() {
     let e = one_error(&c);
     assert!(e.message.contains("port"), "{e:?}");
 }
+
+#[test]
+fn message_valve_defaults_and_burst() {
+    let l = load_str(&config(
+        "[127.0.0.2/32]",
+        "    sources: [\"127.0.0.2:5070\"]\n",
+    ))
+    .unwrap();
+    assert_eq!(l.config.peers[0].limits.message_valve(), (10_000, 20_000));
+    let c = config(
+        "[127.0.0.2/32]",
+        "    sources: [\"127.0.0.2:5070\"]\n    limits: {messages_per_second: 50, messages_burst: 0}\n",
+    );
+    let e = one_error(&c);
+    assert_eq!(e.key, "peers[2].limits.messages_burst");
+    let c = config(
+        "[127.0.0.2/32]",
+        "    sources: [\"127.0.0.2:5070\"]\n    limits: {messages_per_second: 50}\n",
+    );
+    assert_eq!(
+        load_str(&c).unwrap().config.peers[2].limits.message_valve(),
+        (50, 100)
+    );
+}
