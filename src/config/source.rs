@@ -260,7 +260,7 @@ impl SourceTable {
         listeners: &[ListenConfig],
         extra: Vec<SourceRule>,
     ) -> Self {
-        let mut rules: Vec<SourceRule> = peers
+        let rules: Vec<SourceRule> = peers
             .enumerate()
             .flat_map(|(i, sources)| {
                 sources
@@ -270,7 +270,12 @@ impl SourceTable {
             })
             .chain(extra)
             .collect();
-        // Stable: equal weights keep configured entries first, then config order.
+        Self::sorted(rules)
+    }
+
+    /// Most specific first; stable, so equal weights keep configured entries before
+    /// derived ones, then config order.
+    fn sorted(mut rules: Vec<SourceRule>) -> Self {
         rules.sort_by_key(|r| (std::cmp::Reverse(r.weight()), r.entry == usize::MAX));
         SourceTable { rules }
     }

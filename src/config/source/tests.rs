@@ -70,9 +70,7 @@ fn most_specific_entry_wins_whatever_the_order() {
         rule("10.0.0.5:5070", Some("b"), 3),
     ];
     for order in [rules.clone(), rules.iter().rev().cloned().collect()] {
-        let mut t = SourceTable::default();
-        t.rules = order;
-        t.rules.sort_by_key(|r| std::cmp::Reverse(r.weight()));
+        let t = SourceTable::sorted(order);
         assert_eq!(t.lookup(at("10.9.9.9:1"), Transport::Udp, 0), Some(0));
         assert_eq!(t.lookup(at("10.0.0.5:5060"), Transport::Udp, 0), Some(1));
         assert_eq!(t.lookup(at("10.0.0.5:5070"), Transport::Udp, 0), Some(2));
