@@ -111,6 +111,58 @@ fn two_trunks_on_one_address_are_told_apart_by_source_port_and_routed_apart() {
     }
 }
 
+/// `veil check` of the lab config with a second trunk on the PBX's address whose sources
+/// are `trunk2`: exit status and everything printed.
+fn check_with_trunk2(trunk2: &str) -> (bool, String, String) {
+    let lab = Lab::new(121);
+    let config = lab.write_config(&Setup::standard());
+    let text = std::fs::read_to_string(&config).expect("config");
+    let text = text.replacen(
+        "policy: policy.yaml",
+        &format!(
+            "  - name: pbx-trunk2\n    address: 127.0.0.2:5070\n    sources: [{trunk2}]\n\
+             policy: policy.yaml"
+        ),
+        1,
+    );
+    std::fs::write(&config, &text).expect("write config");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_veil"))
+        .args(["check", "--config"])
+        .arg(&config)
+        .output()
+        .expect("run veil check");
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), printed, text)
+}
+
+#[test]
+fn veil_check_refuses_two_peers_that_would_match_the_same_traffic() {
+    let (ok, printed, text) = check_with_trunk2("\"127.0.0.2\"");
+    assert!(!ok, "{printed}");
+    let line = text
+        .lines()
+        .position(|l| l.contains("sources: [\"127.0.0.2\"]"))
+        .expect("trunk2 line")
+        + 1;
+    let first = text
+        .lines()
+        .position(|l| l.contains("sources: [127.0.0.2/32]"))
+        .expect("pbx line")
+        + 1;
+    assert!(
+        printed.contains(&format!("veil.yaml:{line}: peers[2].sources[0]: "))
+            && printed.contains(&format!("peer `pbx` (peers[0].sources[0], line {first})")),
+        "{printed}"
+    );
+    // With a port it is another trunk.
+    let (ok, printed, _) = check_with_trunk2("\"127.0.0.2:5070\"");
+    assert!(ok, "{printed}");
+}
+
 /// Calls a SIPp caller got a 200 to its INVITE for.
 fn answered(o: &common::sipp::SippOutcome) -> usize {
     o.received()
