@@ -4,8 +4,9 @@
 //! and BYE of calls already up are still served: every call ends cleanly with a CDR.
 //!
 //! The burst comes from the PBX's own address (a configured peer: exempt from rate limits
-//! and bans, so only the shedding stands between it and the engine), to a number no rule
-//! routes. Loopback only, bounded in time and count.
+//! and bans, and its `limits.messages_per_second` valve switched off, so only the shedding
+//! stands between it and the engine), to a number no rule routes. Loopback only, bounded
+//! in time and count.
 
 mod common;
 
@@ -84,7 +85,7 @@ fn burst(veil: SocketAddr, stop: Arc<AtomicBool>) -> BurstResult {
 
 #[test]
 fn saturated_queue_sheds_new_invites_and_serves_dialogs() {
-    let setup = Setup::standard();
+    let setup = Setup::standard().with_peer(Side::Pbx, "limits: {messages_per_second: 0}");
     let mut lab = Lab::start_edited(75, &setup, |c| {
         c.replace("level: debug", "level: info") + "security:\n  overload_queue: 1\n"
     });

@@ -3,6 +3,10 @@
 //! (416), extensions it does not support (420), bodies it cannot read (415), callers that
 //! accept no SDP (406), SIP versions other than 2.0 (505, from the raw bytes).
 
+use std::time::Instant;
+
+use crate::security::valve::Verdict;
+use crate::security::{DropReason, raw};
 use crate::sip::header::list_items;
 use crate::sip::{HeaderName, Method, Request, Response, SipHeaders, Uri, parse, reason_phrase};
 use crate::transaction::Flow;
@@ -35,7 +39,45 @@ pub(super) fn is_ack(data: &[u8]) -> bool {
     data[start..].starts_with(b"ACK ")
 }
 
+/// Retry-After (seconds) of the 503 to a new INVITE over `limits.messages_per_second`:
+/// like `limits.cps`, the bucket refills within a second.
+const VALVE_RETRY_AFTER: &str = "1";
+
 impl Engine {
+    /// `limits.messages_per_second` of the peer the message on `flow` comes from (issue
+    /// 15), before it is parsed: `false` when it is dropped (counted in
+    /// `veil_sip_dropped_total{reason="peer_rate"}`; a new INVITE is answered 503 with
+    /// Retry-After). Never a strike or a ban: the peer is trusted, only too loud.
+    pub(super) fn peer_valve(&mut self, data: &[u8], flow: &Flow, now: Instant) -> bool {
+        let Some(i) = self.peers.identify(flow) else {
+            return true;
+        };
+        let p = &self.peers.peers[i];
+        let (rate, burst) = p.cfg.limits.message_valve();
+        if rate == 0 {
+            return true;
+        }
+        let new = raw::is_out_of_dialog_request(data);
+        let Verdict::Drop { warn } = self.guard.peer_message(&p.name, rate, burst, new, now) else {
+            return true;
+        };
+        if let Some(dropped) = warn {
+            tracing::warn!(peer = %p.name, rate, burst, dropped,
+                "peer over limits.messages_per_second: messages dropped");
+        }
+        self.metrics
+            .sip_dropped
+            .with_label_values(&[DropReason::PeerRate.as_str()])
+            .inc();
+        if raw::is_new_invite(data)
+            && let Some(r) = raw::busy_503(data, VALVE_RETRY_AFTER)
+        {
+            self.metrics.sip_response_sent(503);
+            self.tx.send_stateless(*flow, r);
+        }
+        false
+    }
+
     /// Malformed requests get 400, except ACK: it is dropped (RFC 3261 §17: an ACK is never
     /// answered). Every other ACK goes on; the transaction layer drops what it cannot match.
     pub(super) fn admit(&mut self, req: &Request, flow: &Flow) -> Admit {

@@ -64,7 +64,7 @@ impl Engine {
             Some((p.name.clone(), p.cfg.auth.clone()))
         });
         let peer = from_call.or_else(|| {
-            let i = self.peers.identify(flow.remote.ip())?;
+            let i = self.peers.identify(&flow)?;
             let p = &self.peers.peers[i];
             Some((p.name.clone(), p.cfg.auth.clone()))
         });

@@ -36,7 +36,7 @@ impl Engine {
     pub(super) fn sent_by_leg_peer(&self, key: u64, side: Side, flow: &Flow) -> bool {
         self.calls
             .get(&key)
-            .is_some_and(|c| c.peers.identify(flow.remote.ip()) == Some(c.leg(side).peer))
+            .is_some_and(|c| c.peers.identify(flow) == Some(c.leg(side).peer))
     }
 
     pub(super) fn on_in_dialog(&mut self, stx: ServerTxId, req: Request, flow: Flow, now: Instant) {
@@ -44,7 +44,7 @@ impl Engine {
             .find_dialog(&req)
             .filter(|&(key, side)| self.sent_by_leg_peer(key, side, &flow))
         else {
-            let known = self.peers.identify(flow.remote.ip()).is_some();
+            let known = self.peers.identify(&flow).is_some();
             if !known {
                 self.strike(flow.remote.ip(), now);
             }

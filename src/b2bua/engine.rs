@@ -474,6 +474,9 @@ impl Engine {
             self.dropped(ip, d.reason, d.banned, now);
             return;
         }
+        if !self.peer_valve(data, &flow, now) {
+            return;
+        }
         match Message::parse(data) {
             Ok(Message::Request(mut req)) => {
                 self.metrics.sip_request_received(req.method.as_str());
@@ -507,7 +510,7 @@ impl Engine {
                 // with, so after a reload an in-dialog request may come from a source the
                 // current table no longer has (`on_in_dialog` checks it against the call's).
                 let in_dialog = req.to_tag().is_some();
-                if !in_dialog && self.peers.identify(ip).is_none() {
+                if !in_dialog && self.peers.identify(&flow).is_none() {
                     self.refuse_unknown_source(&req, &flow, now);
                     return;
                 }
@@ -746,7 +749,9 @@ impl Engine {
 }
 
 /// Sources never limited or banned: `security.never_ban`, and the sources of the peers
-/// `security.exempt` names (a peer's address when it lists none).
+/// `security.exempt` names (a peer's address when it lists none). By address only: bans
+/// are per address, so banning a stranger sending from another port (or listener) of a
+/// peer's address would lock the peer out too.
 fn exempt_sources(cfg: &Config, peers: &Peers) -> Vec<ipnet::IpNet> {
     use crate::config::Exempt;
     let mut out: Vec<ipnet::IpNet> = cfg.security.never_ban.iter().map(|c| c.0).collect();
@@ -759,7 +764,7 @@ fn exempt_sources(cfg: &Config, peers: &Peers) -> Vec<ipnet::IpNet> {
         if p.cfg.sources.is_empty() {
             out.extend(p.addr.map(|a| ipnet::IpNet::from(a.ip())));
         } else {
-            out.extend(p.cfg.sources.iter().map(|c| c.0));
+            out.extend(p.cfg.sources.iter().map(|s| s.net.0));
         }
     }
     out

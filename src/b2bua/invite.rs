@@ -36,7 +36,7 @@ impl Engine {
             self.on_in_dialog(stx, req, flow, now);
             return;
         }
-        let source = self.peers.identify(flow.remote.ip());
+        let source = self.peers.identify(&flow);
         if source.is_none() {
             tracing::info!(remote = %flow.remote, method = %req.method, "request from unknown source refused");
             self.strike(flow.remote.ip(), now);

@@ -152,7 +152,7 @@ impl Engine {
     /// Traffic from a `nat: true` peer: remember where it comes from, and move the legs of
     /// its calls there.
     pub(super) fn latch_nat_source(&mut self, flow: &Flow) {
-        let Some(i) = self.peers.identify(flow.remote.ip()) else {
+        let Some(i) = self.peers.identify(flow) else {
             return;
         };
         let p = &self.peers.peers[i];

@@ -5,7 +5,8 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use crate::config::{Config, PeerConfig, Transport};
+use crate::config::source::{SourceRule, SourceTable};
+use crate::config::{Config, ListenConfig, PeerConfig, Transport};
 use crate::sip::uri::{write_host, write_u32};
 use crate::sip::{Host, SipUri};
 use crate::transaction::Flow;
@@ -82,6 +83,11 @@ impl Listener {
 pub struct Peers {
     pub peers: Vec<Peer>,
     pub listeners: Vec<Listener>,
+    /// Who inbound traffic belongs to: every `sources` entry, and the addresses of peers
+    /// named by DNS without `sources`, most specific first.
+    sources: SourceTable,
+    /// The listeners as configured (for rebuilding `sources` after a DNS update).
+    listen: Vec<ListenConfig>,
 }
 
 /// Parse `advertise` (`host` or `host:port`, IPv6 in brackets) into host and port.
@@ -169,21 +175,45 @@ impl Peers {
                 }
             })
             .collect();
-        Peers { peers, listeners }
+        let mut table = Peers {
+            peers,
+            listeners,
+            sources: SourceTable::default(),
+            listen: cfg.sip.listen.clone(),
+        };
+        table.index_sources();
+        table
     }
 
-    /// The peer whose `sources` contain `ip` (or, with no sources, whose address is `ip`).
-    pub fn identify(&self, ip: IpAddr) -> Option<usize> {
-        self.peers.iter().position(|p| {
-            if p.cfg.sources.is_empty() {
-                p.addr.is_some_and(|a| a.ip() == ip)
-                    || p.records
+    /// Rebuild `sources`: the configured entries, and for a peer without any, the
+    /// addresses it was last resolved to.
+    fn index_sources(&mut self) {
+        let derived = self
+            .peers
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.cfg.sources.is_empty())
+            .flat_map(|(i, p)| {
+                let mut ips: Vec<IpAddr> = p.addr.map(|a| a.ip()).into_iter().collect();
+                ips.extend(
+                    p.records
                         .iter()
-                        .any(|r| r.targets.iter().any(|t| t.addr.ip() == ip))
-            } else {
-                p.cfg.sources.iter().any(|c| c.contains(ip))
-            }
-        })
+                        .flat_map(|r| r.targets.iter().map(|t| t.addr.ip())),
+                );
+                ips.sort_unstable();
+                ips.dedup();
+                ips.into_iter().map(move |ip| SourceRule::derived(ip, i))
+            })
+            .collect();
+        let configured = self.peers.iter().map(|p| p.cfg.sources.as_slice());
+        self.sources = SourceTable::new(configured, &self.listen, derived);
+    }
+
+    /// The peer a message arriving on `flow` comes from: the most specific `sources`
+    /// entry matching its source address and port, transport and listener.
+    pub fn identify(&self, flow: &Flow) -> Option<usize> {
+        self.sources
+            .lookup(flow.remote, flow.transport, flow.listener)
     }
 
     /// The same table with peer `i`'s targets replaced (a DNS update): `addr` becomes the
@@ -196,6 +226,7 @@ impl Peers {
             }
             p.records = records;
         }
+        next.index_sources();
         next
     }
 

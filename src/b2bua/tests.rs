@@ -128,3 +128,6 @@ mod owners;
 
 /// Findings of the engine_call fuzz target, one test each (issue 13).
 mod fuzz_findings;
+
+/// Peers told apart by source port and listener (issue 14); the message valve (issue 15).
+mod peer_edge;

@@ -6,7 +6,7 @@
 //! semantic check runs and all problems are returned together. Lines of semantic errors
 //! come from the `KeyIndex` of the file they belong to.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::{Component, Path, PathBuf};
 
 use serde::Deserialize;
@@ -496,7 +496,7 @@ impl Validator<'_> {
 
     fn peers(&mut self, peers: &mut [PeerConfig], listeners: &[ListenConfig], base: &Path) {
         let mut names = HashSet::new();
-        let mut source_owner: HashMap<Cidr, String> = HashMap::new();
+        let given: Vec<bool> = peers.iter().map(|p| !p.sources.is_empty()).collect();
         for (i, p) in peers.iter_mut().enumerate() {
             let key = format!("peers[{i}]");
             if let Some(st) = p.session_timer.clone() {
@@ -521,22 +521,18 @@ impl Validator<'_> {
             }
             if p.sources.is_empty() {
                 match p.address.host.ip() {
-                    Some(ip) => p.sources.push(Cidr::host(ip)),
+                    Some(ip) => p.sources.push(Cidr::host(ip).into()),
                     None => self.warn(
                         &format!("{key}.sources"),
                         format!("`{}` is a DNS name and no sources are given: inbound requests cannot be identified as this peer", p.address.host),
                     ),
                 }
+            } else {
+                self.peer_sources(&key, p, listeners);
             }
-            for (j, s) in p.sources.iter().enumerate() {
-                if let Some(other) = source_owner.insert(*s, p.name.clone())
-                    && other != p.name
-                {
-                    self.err(
-                        &format!("{key}.sources[{j}]"),
-                        format!("{s} is already a source of peer `{other}`"),
-                    );
-                }
+            let (rate, burst) = p.limits.message_valve();
+            if rate > 0 && burst == 0 {
+                self.err(&format!("{key}.limits.messages_burst"), "must be above 0");
             }
             if let Some(codecs) = &p.codecs {
                 if codecs.is_empty() {
@@ -568,6 +564,82 @@ impl Validator<'_> {
                     "must be above 0 (omit it to disable pings)",
                 );
             }
+        }
+        self.ambiguous_sources(peers, listeners, &given);
+    }
+
+    /// Listener and transport of each `sources` entry agree with the listeners.
+    fn peer_sources(&mut self, key: &str, p: &PeerConfig, listeners: &[ListenConfig]) {
+        for (j, s) in p.sources.iter().enumerate() {
+            let Some(name) = &s.listen else { continue };
+            let at = format!("{key}.sources[{j}]");
+            match listeners.iter().find(|l| &l.name == name) {
+                None => {
+                    let names: Vec<&str> = listeners.iter().map(|l| l.name.as_str()).collect();
+                    self.err(
+                        &format!("{at}.listen"),
+                        format!(
+                            "unknown listener `{name}` (listeners: {})",
+                            names.join(", ")
+                        ),
+                    );
+                }
+                Some(l) if s.transport.is_some_and(|t| t != l.transport) => self.err(
+                    &format!("{at}.transport"),
+                    format!("listener `{name}` is {}", l.transport.via_token()),
+                ),
+                Some(_) => {}
+            }
+        }
+    }
+
+    /// Two peers whose entries would match the same traffic with neither more specific:
+    /// which one a message belongs to would depend on the order of the file.
+    fn ambiguous_sources(
+        &mut self,
+        peers: &[PeerConfig],
+        listeners: &[ListenConfig],
+        given: &[bool],
+    ) {
+        let all = peers.iter().map(|p| p.sources.as_slice());
+        let table = super::source::SourceTable::new(all, listeners, Vec::new());
+        let mut rules: Vec<&super::source::SourceRule> = table.rules().iter().collect();
+        rules.sort_by_key(|r| (r.peer, r.entry));
+        let at = |peer: usize, entry: usize| {
+            if given.get(peer).copied().unwrap_or(false) {
+                format!("peers[{peer}].sources[{entry}]")
+            } else {
+                format!("peers[{peer}].address")
+            }
+        };
+        for (n, b) in rules.iter().enumerate() {
+            let Some(a) = rules[..n].iter().find(|a| a.ambiguous_with(b)) else {
+                continue;
+            };
+            let (ka, kb) = (at(a.peer, a.entry), at(b.peer, b.entry));
+            let line = self
+                .index
+                .line_of(&ka)
+                .map(|l| format!(", line {l}"))
+                .unwrap_or_default();
+            let show = |r: &super::source::SourceRule| {
+                peers[r.peer]
+                    .sources
+                    .get(r.entry)
+                    .map(ToString::to_string)
+                    .unwrap_or_default()
+            };
+            self.err(
+                &kb,
+                format!(
+                    "`{}` of peer `{}` would match the same traffic as `{}` of peer `{}` ({ka}{line}) \
+                     and neither is more specific: give one a port, a listener or a longer prefix",
+                    show(b),
+                    peers[b.peer].name,
+                    show(a),
+                    peers[a.peer].name,
+                ),
+            );
         }
     }
 
@@ -698,6 +770,8 @@ fn is_token(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
 }
 
+#[cfg(test)]
+mod source_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -380,9 +380,11 @@ pub struct PeerConfig {
     pub listen: Option<String>,
     #[serde(default)]
     pub trusted: bool,
-    /// Source CIDRs identifying this peer's inbound traffic (default: its address's IP).
+    /// What identifies this peer's inbound traffic: `ip[/len][:port]` entries, or maps
+    /// that also bind one to a transport or listener (default: its address's IP). The most
+    /// specific entry of all peers wins (`source.rs`).
     #[serde(default)]
-    pub sources: Vec<Cidr>,
+    pub sources: Vec<super::source::PeerSource>,
     #[serde(default)]
     pub srtp: SrtpMode,
     /// Where this peer's media may come from (CIDRs); empty: anywhere. Packets on its
@@ -446,7 +448,7 @@ pub struct AuthConfig {
     pub realm: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
     /// 0 = unlimited.
@@ -455,6 +457,42 @@ pub struct LimitsConfig {
     /// New calls per second, 0 = unlimited.
     #[serde(default)]
     pub cps: u32,
+    /// Messages per second accepted from this peer (0 = unlimited): a safety valve for a
+    /// looping or compromised peer, which bans never stop when it is exempt. Excess is
+    /// dropped and counted, never banned; new INVITEs over it get 503 + Retry-After.
+    #[serde(default = "d_peer_mps")]
+    pub messages_per_second: u32,
+    /// Messages above the steady rate accepted at once (default twice the rate); half of
+    /// it is kept for responses and in-dialog requests.
+    #[serde(default)]
+    pub messages_burst: Option<u32>,
+}
+
+/// Sized above what veil itself carries: at its measured 2000 calls per second the
+/// answering peer sends about 8000 messages per second.
+pub const DEFAULT_PEER_MESSAGES_PER_SECOND: u32 = 10_000;
+
+fn d_peer_mps() -> u32 {
+    DEFAULT_PEER_MESSAGES_PER_SECOND
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_calls: 0,
+            cps: 0,
+            messages_per_second: d_peer_mps(),
+            messages_burst: None,
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// `(rate, burst)` of the message valve; rate 0 = off.
+    pub fn message_valve(&self) -> (u32, u32) {
+        let rate = self.messages_per_second;
+        (rate, self.messages_burst.unwrap_or(rate.saturating_mul(2)))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

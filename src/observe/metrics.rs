@@ -95,7 +95,7 @@ pub struct Metrics {
     /// `media::stream::DropReason`.
     pub media_drops: prometheus::IntCounterVec,
     pub peer_up: prometheus::IntGaugeVec,
-    /// Messages dropped unread, by reason: banned, rate_limited, scanner, overload.
+    /// Messages dropped unread, by reason: banned, rate_limited, scanner, overload, peer_rate.
     pub sip_dropped: prometheus::IntCounterVec,
     /// Sources banned, by reason: request_rate, invite_rate, invalid, scanner.
     pub bans: prometheus::IntCounterVec,
@@ -328,7 +328,8 @@ impl Metrics {
             Opts::new(
                 "veil_sip_dropped_total",
                 "SIP messages dropped before parsing, by reason (banned source, rate limit, \
-                 scanner User-Agent, overload shedding of new INVITEs).",
+                 scanner User-Agent, overload shedding of new INVITEs, a peer over its \
+                 limits.messages_per_second).",
             ),
             &["reason"],
         )?;

@@ -49,14 +49,17 @@ pub enum DropReason {
     Scanner,
     /// The signalling queue was saturated (shell, new INVITEs only).
     Overload,
+    /// Over the peer's `limits.messages_per_second` (never a ban).
+    PeerRate,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 4] = [
+    pub const ALL: [DropReason; 5] = [
         DropReason::Banned,
         DropReason::RateLimited,
         DropReason::Scanner,
         DropReason::Overload,
+        DropReason::PeerRate,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -65,6 +68,7 @@ impl DropReason {
             DropReason::RateLimited => "rate_limited",
             DropReason::Scanner => "scanner",
             DropReason::Overload => "overload",
+            DropReason::PeerRate => "peer_rate",
         }
     }
 }
@@ -125,6 +129,8 @@ pub struct Guard {
     strikes: HashMap<IpAddr, Strikes>,
     /// New-call rate per source peer (`limits.cps`), by peer name, with the rate it has.
     peer_cps: HashMap<String, (u32, PeerLimiter)>,
+    /// Message valves per source peer (`limits.messages_per_second`), by peer name.
+    valves: HashMap<String, valve::Valve>,
     banned: HashMap<IpAddr, Instant>,
     /// Bumped whenever the banned set changes (the shell mirrors it to its sockets).
     generation: u64,
@@ -169,6 +175,7 @@ impl Guard {
             ban_time: cfg.ban_time.0,
             strikes: HashMap::new(),
             peer_cps: HashMap::new(),
+            valves: HashMap::new(),
             banned: HashMap::new(),
             generation: 0,
             last_prune: now,
@@ -241,6 +248,27 @@ impl Guard {
         self.peer_cps
             .get(peer)
             .is_none_or(|(_, l)| l.check().is_ok())
+    }
+
+    /// One message from peer `peer` under `limits.messages_per_second` = `rate` (above 0)
+    /// with `burst`; `new`: a request outside a dialog. Never bans.
+    pub fn peer_message(
+        &mut self,
+        peer: &str,
+        rate: u32,
+        burst: u32,
+        new: bool,
+        now: Instant,
+    ) -> valve::Verdict {
+        match self.valves.get_mut(peer) {
+            Some(v) if v.params() == (rate, burst) => v.check(new, now),
+            _ => {
+                let mut v = valve::Valve::new(rate, burst, now);
+                let verdict = v.check(new, now);
+                self.valves.insert(peer.to_string(), v);
+                verdict
+            }
+        }
     }
 
     /// An invalid or unauthorized request from `ip`. `Some` when it got the source banned.
@@ -346,6 +374,7 @@ impl Guard {
 }
 
 pub mod raw;
+pub mod valve;
 
 #[cfg(test)]
 mod tests;

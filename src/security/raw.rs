@@ -81,12 +81,22 @@ pub fn response_from_raw(data: &[u8], code: u16, reason: &str) -> Option<Respons
 /// Whether `data` starts a new call: an INVITE whose To has no tag. Only these are shed
 /// under overload; everything in a dialog (BYE, ACK, re-INVITE) still goes through.
 pub fn is_new_invite(data: &[u8]) -> bool {
-    if !data.starts_with(b"INVITE ") {
-        return false;
-    }
-    let Some(lines) = request_head(data) else {
-        return false;
-    };
+    data.starts_with(b"INVITE ") && to_tagged(data) == Some(false)
+}
+
+/// Whether `data` is not recognisably part of something under way: anything but a
+/// response, an ACK, a CANCEL or a request with a To tag (unreadable bytes included).
+pub fn is_out_of_dialog_request(data: &[u8]) -> bool {
+    !(data.starts_with(b"SIP/2.0 ")
+        || data.starts_with(b"ACK ")
+        || data.starts_with(b"CANCEL ")
+        || to_tagged(data) == Some(true))
+}
+
+/// Whether the To header of the request in `data` carries a tag; `None` when `data` is
+/// not recognisably a request.
+fn to_tagged(data: &[u8]) -> Option<bool> {
+    let lines = request_head(data)?;
     for line in lines {
         if line.is_empty() {
             break;
@@ -95,17 +105,22 @@ pub fn is_new_invite(data: &[u8]) -> bool {
             continue;
         };
         if HeaderName::parse(name.trim()) == HeaderName::To {
-            return !value.to_ascii_lowercase().contains(";tag=");
+            return Some(value.to_ascii_lowercase().contains(";tag="));
         }
     }
-    true
+    Some(false)
 }
 
 /// The 503 sent when a new INVITE is shed (RFC 3261 §21.5.4: Retry-After tells the
 /// caller when to try again).
 pub fn overload_503(data: &[u8]) -> Option<bytes::Bytes> {
+    busy_503(data, "5")
+}
+
+/// A stateless 503 with `Retry-After: retry_after` (seconds) to the request in `data`.
+pub fn busy_503(data: &[u8], retry_after: &str) -> Option<bytes::Bytes> {
     let mut r = response_from_raw(data, 503, "Service Unavailable")?;
-    r.headers.push(HeaderName::RetryAfter, "5");
+    r.headers.push(HeaderName::RetryAfter, retry_after);
     Some(r.to_bytes())
 }
 
@@ -123,6 +138,12 @@ mod tests {
         assert!(!is_new_invite(re.as_bytes()));
         assert!(!is_new_invite(b"BYE sip:1@x SIP/2.0\r\n\r\n"));
         assert!(!is_new_invite(b"INVITE"));
+        assert!(is_out_of_dialog_request(INVITE.as_bytes()));
+        assert!(!is_out_of_dialog_request(re.as_bytes()));
+        let cancel = INVITE.replace("INVITE ", "CANCEL ");
+        assert!(!is_out_of_dialog_request(cancel.as_bytes()));
+        assert!(!is_out_of_dialog_request(b"SIP/2.0 200 OK\r\n\r\n"));
+        assert!(is_out_of_dialog_request(b"\x00garbage"));
     }
 
     #[test]

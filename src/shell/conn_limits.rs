@@ -4,10 +4,11 @@
 //! `max_connections`), and the RLIMIT_NOFILE budget that sizes them.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
-use crate::config::{Cidr, Config};
+use crate::config::source::SourceTable;
+use crate::config::{Config, Transport};
 
 /// Descriptors kept free besides relay sockets and connections: listeners, the CDR
 /// database and its WAL, the metrics server, DNS, logs, the runtime itself.
@@ -34,15 +35,19 @@ impl Refusal {
 #[derive(Default)]
 struct Open {
     total: u32,
-    by_ip: HashMap<IpAddr, u32>,
+    /// By source IP and the peer it was identified as (`None`: a stranger), so that a
+    /// stranger sharing a peer's address counts apart from the peer.
+    by_ip: HashMap<(IpAddr, Option<usize>), u32>,
 }
 
 /// The caps and what is open now; shared by every accept loop.
 pub(super) struct ConnLimits {
     total: u32,
     stranger: u32,
-    /// Peer sources with their cap, most specific prefix first.
-    peers: Vec<(Cidr, u32)>,
+    /// Who a connection comes from, as the engine identifies peers (`config::source`).
+    sources: SourceTable,
+    /// `max_connections` by peer index.
+    caps: Vec<u32>,
     open: Mutex<Open>,
     /// `veil_sip_connections`, kept equal to `open.total`.
     gauge: Option<prometheus::IntGauge>,
@@ -51,17 +56,17 @@ pub(super) struct ConnLimits {
 impl ConnLimits {
     /// The caps of `cfg`, the total bounded by what `nofile` leaves after the relay's ports.
     pub fn new(cfg: &Config, nofile: u64) -> ConnLimits {
-        let mut peers: Vec<(Cidr, u32)> = cfg
-            .peers
-            .iter()
-            .flat_map(|p| p.sources.iter().map(|s| (*s, p.max_connections)))
-            .collect();
-        peers.sort_by_key(|(c, _)| std::cmp::Reverse(c.0.prefix_len()));
+        let sources = SourceTable::new(
+            cfg.peers.iter().map(|p| p.sources.as_slice()),
+            &cfg.sip.listen,
+            Vec::new(),
+        );
         let budget = connection_budget(cfg, nofile);
         ConnLimits {
             total: cfg.sip.max_connections.min(budget),
             stranger: cfg.sip.max_connections_per_source,
-            peers,
+            sources,
+            caps: cfg.peers.iter().map(|p| p.max_connections).collect(),
             open: Mutex::new(Open::default()),
             gauge: None,
         }
@@ -78,23 +83,33 @@ impl ConnLimits {
         self.total
     }
 
-    /// The cap of a peer whose `sources` hold `ip`; `None` for a stranger.
-    pub fn peer_cap(&self, ip: IpAddr) -> Option<u32> {
-        self.peers
-            .iter()
-            .find(|(c, _)| c.contains(ip))
-            .map(|(_, n)| *n)
+    /// The peer a connection from `remote` accepted on `listener` belongs to.
+    pub fn peer_of(
+        &self,
+        remote: SocketAddr,
+        transport: Transport,
+        listener: usize,
+    ) -> Option<usize> {
+        self.sources.lookup(remote, transport, listener)
     }
 
-    /// Count a new connection from `ip`, or say which cap it would break. The slot
-    /// releases itself when dropped (when the connection task ends).
-    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, Refusal> {
-        let cap = self.peer_cap(ip).unwrap_or(self.stranger);
+    /// Count a new connection from `remote` (identified as `peer`, see [`Self::peer_of`]),
+    /// or say which cap it would break. The slot releases itself when dropped (when the
+    /// connection task ends).
+    pub fn admit(
+        self: &Arc<Self>,
+        remote: SocketAddr,
+        peer: Option<usize>,
+    ) -> Result<Slot, Refusal> {
+        let cap = peer
+            .and_then(|i| self.caps.get(i).copied())
+            .unwrap_or(self.stranger);
+        let key = (remote.ip(), peer);
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         if open.total >= self.total {
             return Err(Refusal::Total);
         }
-        let n = open.by_ip.entry(ip).or_insert(0);
+        let n = open.by_ip.entry(key).or_insert(0);
         if *n >= cap {
             return Err(Refusal::PerSource);
         }
@@ -105,7 +120,7 @@ impl ConnLimits {
         }
         Ok(Slot {
             limits: self.clone(),
-            ip,
+            key,
         })
     }
 
@@ -119,7 +134,7 @@ impl ConnLimits {
 /// One admitted connection; dropping it gives its place back.
 pub(super) struct Slot {
     limits: Arc<ConnLimits>,
-    ip: IpAddr,
+    key: (IpAddr, Option<usize>),
 }
 
 impl Drop for Slot {
@@ -129,10 +144,10 @@ impl Drop for Slot {
         if let Some(g) = &self.limits.gauge {
             g.set(i64::from(open.total));
         }
-        if let Some(n) = open.by_ip.get_mut(&self.ip) {
+        if let Some(n) = open.by_ip.get_mut(&self.key) {
             *n = n.saturating_sub(1);
             if *n == 0 {
-                open.by_ip.remove(&self.ip);
+                open.by_ip.remove(&self.key);
             }
         }
     }
@@ -214,13 +229,41 @@ pub(crate) fn nofile() -> u64 {
 mod tests {
     use super::*;
 
-    fn cfg(extra: &str) -> Config {
-        let y = format!(
+    fn yaml(extra: &str) -> String {
+        format!(
             "sip:\n  listen:\n    - {{name: t, transport: tcp, address: 127.0.0.1:5060}}\n{extra}\
              media:\n  ports: 30000-30999\npeers:\n  - name: pbx\n    address: 10.0.0.1\n    \
              transport: tcp\n    sources: [10.0.0.0/24]\n    max_connections: 3\npolicy: p.yaml\n"
-        );
-        serde_saphyr::from_str(&y).expect("config")
+        )
+    }
+
+    fn cfg(extra: &str) -> Config {
+        serde_saphyr::from_str(&yaml(extra)).expect("config")
+    }
+
+    /// Admit a TCP connection from `ip` (an ephemeral port) on listener 0.
+    fn admit(l: &Arc<ConnLimits>, ip: IpAddr) -> Result<Slot, Refusal> {
+        admit_from(l, SocketAddr::new(ip, 40000))
+    }
+
+    fn admit_from(l: &Arc<ConnLimits>, remote: SocketAddr) -> Result<Slot, Refusal> {
+        l.admit(remote, l.peer_of(remote, Transport::Tcp, 0))
+    }
+
+    #[test]
+    fn a_port_bound_peer_leaves_its_address_s_other_ports_strangers() {
+        let c = yaml("  max_connections_per_source: 1\n")
+            .replace("sources: [10.0.0.0/24]", "sources: [\"10.0.0.7:5060\"]");
+        let c: Config = serde_saphyr::from_str(&c).expect("config");
+        let l = Arc::new(ConnLimits::new(&c, 100_000));
+        let peer: SocketAddr = "10.0.0.7:5060".parse().unwrap();
+        let held: Vec<_> = (0..3)
+            .map(|_| admit_from(&l, peer).expect("peer"))
+            .collect();
+        let other: SocketAddr = "10.0.0.7:40000".parse().unwrap();
+        let _s = admit_from(&l, other).expect("stranger on the peer's address");
+        assert_eq!(admit_from(&l, other).err(), Some(Refusal::PerSource));
+        drop(held);
     }
 
     #[test]
@@ -231,14 +274,14 @@ mod tests {
         ));
         let s: IpAddr = "192.0.2.9".parse().unwrap();
         let p: IpAddr = "10.0.0.7".parse().unwrap();
-        let a = l.admit(s).expect("first");
-        let _b = l.admit(s).expect("second");
-        assert_eq!(l.admit(s).err(), Some(Refusal::PerSource));
-        let peer: Vec<_> = (0..3).map(|_| l.admit(p).expect("peer")).collect();
-        assert_eq!(l.admit(p).err(), Some(Refusal::PerSource));
+        let a = admit(&l, s).expect("first");
+        let _b = admit(&l, s).expect("second");
+        assert_eq!(admit(&l, s).err(), Some(Refusal::PerSource));
+        let peer: Vec<_> = (0..3).map(|_| admit(&l, p).expect("peer")).collect();
+        assert_eq!(admit(&l, p).err(), Some(Refusal::PerSource));
         assert_eq!(l.open(), 5);
         drop(a);
-        assert!(l.admit(s).is_ok(), "a closed connection frees its place");
+        assert!(admit(&l, s).is_ok(), "a closed connection frees its place");
         drop(peer);
         assert_eq!(l.open(), 1, "only the stranger's second slot is held");
     }
@@ -254,12 +297,12 @@ mod tests {
         let held: Vec<_> = (0..300u32)
             .map(|i| {
                 let ip = IpAddr::from([192, 0, 2, (i % 200) as u8]);
-                l.admit(ip)
+                admit(&l, ip)
             })
             .collect();
         assert!(held.iter().all(Result::is_ok));
         assert_eq!(
-            l.admit("198.51.100.1".parse().unwrap()).err(),
+            admit(&l, "198.51.100.1".parse().unwrap()).err(),
             Some(Refusal::Total)
         );
     }

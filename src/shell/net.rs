@@ -160,7 +160,8 @@ pub(super) async fn tcp_accept_loop(
                     refused(&gate, "banned");
                     continue;
                 }
-                let slot = match ctx.limits.admit(remote.ip()) {
+                let peer = ctx.limits.peer_of(remote, transport, listener);
+                let slot = match ctx.limits.admit(remote, peer) {
                     Ok(slot) => slot,
                     Err(why) => {
                         refused(&gate, why.as_str());
@@ -172,7 +173,7 @@ pub(super) async fn tcp_accept_loop(
                 };
                 let inbound = Inbound {
                     _slot: slot,
-                    stranger: ctx.limits.peer_cap(remote.ip()).is_none(),
+                    stranger: peer.is_none(),
                 };
                 let _ = stream.set_nodelay(true);
                 let ctx = ctx.clone();

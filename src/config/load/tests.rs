@@ -57,7 +57,10 @@ fn valid_config_loads_with_defaults_filled_in() {
     assert_eq!(l.policy.rules.len(), 2);
     let pbx = &l.config.peers[0];
     assert_eq!(pbx.listen.as_deref(), Some("public"));
-    assert_eq!(pbx.sources, vec![Cidr::parse("127.0.0.2/32").unwrap()]);
+    assert_eq!(
+        pbx.sources,
+        vec![Cidr::parse("127.0.0.2/32").unwrap().into()]
+    );
     assert_eq!(l.config.policy, dir.path().join("policy.yaml"));
     assert!(l.config.policy.is_absolute());
     assert!(l.warnings.is_empty());
