@@ -8,6 +8,7 @@ use crate::policy::Route;
 use crate::sip::Request;
 use crate::transaction::{ClientTxId, ServerTxId};
 
+use super::call_timers::CallTimer;
 use super::leg::Leg;
 use super::peers::Peers;
 
@@ -171,6 +172,50 @@ impl Call {
             Phase::Answered { at, .. } => Some(at),
             Phase::Setup(_) => None,
         }
+    }
+
+    /// Leg B's INVITE of a new attempt went out: the call is set up anew.
+    pub fn start_attempt(&mut self, invite: ClientTxId) {
+        self.phase = Phase::Setup(Attempt {
+            invite: Some(invite),
+            ..Attempt::default()
+        });
+    }
+
+    /// A provisional response to leg B's INVITE of the attempt in progress: it may be
+    /// cancelled from now on (RFC 3261 §9.1, a 100 counts). `crosses`: it is relayed to
+    /// the caller (not a 100). True the first time one crosses: the call is early.
+    pub fn provisional(&mut self, crosses: bool) -> bool {
+        match &mut self.phase {
+            Phase::Setup(a) => {
+                a.provisional = true;
+                crosses && !std::mem::replace(&mut a.early, true)
+            }
+            Phase::Answered { .. } => false,
+        }
+    }
+
+    /// Leg B's 2xx crosses to the caller now; ringing is over.
+    pub fn answer(&mut self, now: Instant) {
+        self.phase = Phase::Answered {
+            at: now,
+            confirmed: false,
+        };
+        self.deadlines.clear(CallTimer::Ring);
+    }
+
+    /// The caller's ACK for the answer came. True the first time.
+    pub fn confirm(&mut self) -> bool {
+        match &mut self.phase {
+            Phase::Answered { confirmed, .. } => !std::mem::replace(confirmed, true),
+            Phase::Setup(_) => false,
+        }
+    }
+
+    /// The call moves on from the attempt in progress (to another target, or it ends):
+    /// that attempt, whose INVITE may still await its final response.
+    pub fn leave_attempt(&mut self) -> Option<Attempt> {
+        self.attempt_mut().map(std::mem::take)
     }
 
     /// The attempt in progress, while the call is set up.

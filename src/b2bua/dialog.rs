@@ -12,7 +12,7 @@ use crate::transaction::{ClientTxId, Flow, ServerTxId};
 
 use super::admission::{is_sdp, response};
 use super::anchor::Unusable;
-use super::call::{AwaitAck, EndReason, Pending, Phase};
+use super::call::{AwaitAck, EndReason, Pending};
 use super::engine::Engine;
 use super::invite::set_local_to;
 use super::owner::TxOwner;
@@ -425,10 +425,7 @@ impl Engine {
             return;
         };
         let w = call.await_ack.remove(pos);
-        if let Phase::Answered { confirmed, .. } = &mut call.phase
-            && side == Side::A
-            && !std::mem::replace(confirmed, true)
-        {
+        if side == Side::A && call.confirm() {
             tracing::info!(call = %call.vref, a_call_id = %call.a.call_id, b_call_id = %call.b.call_id, "confirmed");
         }
         self.tx.ack_received(w.stx);

@@ -521,10 +521,7 @@ impl Engine {
         let ctx = self.send_request(req, flow, now);
         self.own(key, ctx, TxOwner::Invite { call: key });
         if let Some(call) = self.calls.get_mut(&key) {
-            call.phase = Phase::Setup(Attempt {
-                invite: Some(ctx),
-                ..Attempt::default()
-            });
+            call.start_attempt(ctx);
             call.b.last_invite_ctx = Some(ctx);
         }
         self.out.push_back(Output::Cdr(CdrEvent::Route {
@@ -559,14 +556,8 @@ impl Engine {
             }
             return;
         }
-        let Some(attempt) = call.attempt_mut() else {
-            return;
-        };
-        // RFC 3261 §9.1: any provisional, 100 included, makes the INVITE cancellable. A 100
-        // is hop-by-hop: it is not relayed.
-        if code < 200 {
-            attempt.provisional = true;
-        }
+        // Any provisional makes the INVITE cancellable; a 100 is hop-by-hop, not relayed.
+        let early = code < 200 && call.provisional(code != 100);
         if code == 100 {
             return;
         }
@@ -596,9 +587,7 @@ impl Engine {
             return;
         };
         if code < 200 {
-            if let Some(attempt) = call.attempt_mut()
-                && !std::mem::replace(&mut attempt.early, true)
-            {
+            if early {
                 tracing::info!(call = %call.vref, a_call_id = %call.a.call_id, b_call_id = %call.b.call_id, code, "early");
             }
             self.relay_b_invite_response(key, resp, now);
@@ -649,7 +638,7 @@ impl Engine {
         // A provisional one: ending the call cancels leg B's INVITE (`forget`).
         if code >= 200 {
             // Answered: nothing to cancel; a retransmission of the 2xx gets ACK and BYE.
-            if let Some(ctx) = call.attempt_mut().and_then(|a| a.invite.take()) {
+            if let Some(ctx) = call.leave_attempt().and_then(|a| a.invite) {
                 self.owners
                     .insert(ctx, TxOwner::Abandoned { cancel_owed: false });
             }
@@ -679,10 +668,7 @@ impl Engine {
             return;
         }
         learn_remote(&mut call.b, &resp);
-        call.phase = Phase::Answered {
-            at: now,
-            confirmed: false,
-        };
+        call.answer(now);
         let (src, dst) = (
             &call.peers.peers[call.a.peer].cfg,
             &call.peers.peers[call.b.peer].cfg,
@@ -720,9 +706,6 @@ impl Engine {
             answered_at: wall,
         }));
         tracing::info!(call = %vref, %a_call_id, %b_call_id, "answered");
-        if let Some(call) = self.calls.get_mut(&key) {
-            call.deadlines.clear(CallTimer::Ring);
-        }
         self.arm(key, CallTimer::MaxDuration, after(now, max));
         self.arm_rtp_check(key, now);
         let offer_in_answer = late_offer && !resp.body.is_empty();
@@ -807,10 +790,7 @@ impl Engine {
         self.owners.remove(&ctx);
         self.own(key, new_ctx, TxOwner::Invite { call: key });
         if let Some(call) = self.calls.get_mut(&key) {
-            call.phase = Phase::Setup(Attempt {
-                invite: Some(new_ctx),
-                ..Attempt::default()
-            });
+            call.start_attempt(new_ctx);
             call.b.last_invite_ctx = Some(new_ctx);
         }
     }
@@ -954,7 +934,7 @@ impl Engine {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        let Some(attempt) = call.attempt_mut().map(std::mem::take) else {
+        let Some(attempt) = call.leave_attempt() else {
             return;
         };
         let Some(old) = attempt.invite else { return };
