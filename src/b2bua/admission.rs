@@ -57,7 +57,7 @@ impl Engine {
         if rate == 0 {
             return true;
         }
-        let new = raw::is_out_of_dialog_request(data);
+        let new = || raw::is_out_of_dialog_request(data);
         let Verdict::Drop { warn } = self.guard.peer_message(&p.name, rate, burst, new, now) else {
             return true;
         };

@@ -251,20 +251,21 @@ impl Guard {
     }
 
     /// One message from peer `peer` under `limits.messages_per_second` = `rate` (above 0)
-    /// with `burst`; `new`: a request outside a dialog. Never bans.
+    /// with `burst`; `new` says whether it is a request outside a dialog (asked only when
+    /// it matters, see [`valve::Valve::check_with`]). Never bans.
     pub fn peer_message(
         &mut self,
         peer: &str,
         rate: u32,
         burst: u32,
-        new: bool,
+        new: impl FnOnce() -> bool,
         now: Instant,
     ) -> valve::Verdict {
         match self.valves.get_mut(peer) {
-            Some(v) if v.params() == (rate, burst) => v.check(new, now),
+            Some(v) if v.params() == (rate, burst) => v.check_with(new, now),
             _ => {
                 let mut v = valve::Valve::new(rate, burst, now);
-                let verdict = v.check(new, now);
+                let verdict = v.check_with(new, now);
                 self.valves.insert(peer.to_string(), v);
                 verdict
             }

@@ -51,11 +51,18 @@ impl Valve {
 
     /// One message; `new`: a request outside a dialog (it may not use the reserve).
     pub fn check(&mut self, new: bool, now: Instant) -> Verdict {
+        self.check_with(|| new, now)
+    }
+
+    /// [`Self::check`] that asks `new` only when the reserve is reached: reading the
+    /// message's To header costs more than the bucket, and is rarely needed.
+    pub fn check_with(&mut self, new: impl FnOnce() -> bool, now: Instant) -> Verdict {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = self.last.max(now);
         self.tokens = (self.tokens + elapsed * f64::from(self.rate)).min(f64::from(self.burst));
-        let reserve = if new { f64::from(self.burst / 2) } else { 0.0 };
-        if self.tokens >= 1.0 + reserve {
+        let reserve = f64::from(self.burst / 2);
+        let passes = self.tokens >= 1.0 + reserve || (self.tokens >= 1.0 && !new());
+        if passes {
             self.tokens -= 1.0;
             return Verdict::Pass;
         }
