@@ -202,3 +202,25 @@ fn a_provisional_after_the_cancel_keeps_its_deadline() {
     assert_eq!(h.engine.call_count(), 0);
     assert!(h.engine.idle(), "{:?}", h.engine.awaiting_final());
 }
+
+/// Found in the engine_call corpus: a 2xx whose SDP said `v=` (no version) was anchored
+/// and reached the caller with that line, as SDP nobody can read. SDP is `v=0` or none
+/// (RFC 8866 §5.1): the answer is refused like any unusable one (488, leg B hung up).
+#[test]
+fn an_answer_without_sdp_version_0_is_refused() {
+    let mut h = Harness::new();
+    h.inject(PBX, &invite_from_pbx("v-empty", "0123456"));
+    let b_inv = h.take_request(CARRIER, "INVITE");
+    h.take(PBX);
+    let ok = answer(&b_inv, 200, false);
+    let sdp = offer_sdp("127.0.0.3", 7000, "carriersecret").replace("v=0\r\n", "v=\r\n");
+    h.inject(CARRIER, &with_sdp(&ok, "application/sdp", &sdp));
+    let got = h.take(PBX);
+    assert!(
+        got.iter()
+            .any(|(m, _)| matches!(m, Message::Response(r) if r.code == 488)),
+        "{got:?}"
+    );
+    assert!(!got.iter().any(|(_, t)| t.contains("v=\r\n")), "{got:?}");
+    h.take_request(CARRIER, "BYE");
+}
