@@ -89,9 +89,10 @@ fn a_failure_crosses_without_its_body() {
 }
 
 /// crash-9b29…: the callee sent an INVITE in its leg's dialog before answering veil's;
-/// veil forwarded it to the caller, whose 100 left it pending for ever. RFC 3261 §14.2:
-/// the callee gets 491 (veil's INVITE on its leg is in progress), the caller 500 with
-/// Retry-After (its own first INVITE has no final response yet); nothing crosses.
+/// veil forwarded it to the caller, whose 100 left it pending for ever. Before any tagged
+/// response it names no dialog (481, RFC 3261 §12.2.2); in the early dialog, RFC 3261
+/// §14.2: the callee gets 491 (veil's INVITE on its leg is in progress), the caller 500
+/// with Retry-After (its own first INVITE has no final response yet); nothing crosses.
 #[test]
 fn an_invite_inside_an_unanswered_call_is_refused_not_forwarded() {
     let mut h = Harness::new();
@@ -99,21 +100,20 @@ fn an_invite_inside_an_unanswered_call_is_refused_not_forwarded() {
     let b_inv = h.take_request(CARRIER, "INVITE");
     h.take(PBX);
     let (from, to) = carrier_ids(&b_inv);
+    let call_id = b_inv.call_id().unwrap().to_string();
     let sdp = offer_sdp("127.0.0.3", 7002, "carriersecret");
-    let b_re = in_dialog(
-        "INVITE",
-        &from,
-        &to,
-        b_inv.call_id().unwrap(),
-        1,
-        "127.0.0.3:5060",
-    );
-    h.inject(CARRIER, &with_sdp(&b_re, "application/sdp", &sdp));
+    let b_re = |cseq| {
+        let r = in_dialog("INVITE", &from, &to, &call_id, cseq, "127.0.0.3:5060");
+        with_sdp(&r, "application/sdp", &sdp)
+    };
+    h.inject(CARRIER, &b_re(1));
+    h.take_response(CARRIER, 481);
+    h.inject(CARRIER, &answer(&b_inv, 180, false));
+    let ringing = h.take_response(PBX, 180);
+    h.inject(CARRIER, &b_re(2));
     h.take_response(CARRIER, 491);
     assert!(h.take(PBX).is_empty(), "nothing reaches the caller");
 
-    h.inject(CARRIER, &answer(&b_inv, 180, false));
-    let ringing = h.take_response(PBX, 180);
     let a_to = ringing.headers.get(&HeaderName::To).unwrap().to_string();
     let a_from = "\"Alice\" <sip:alice@127.0.0.2>;tag=pbxtag";
     let sdp = offer_sdp("127.0.0.2", 6002, "pbxsecret");
@@ -223,4 +223,35 @@ fn an_answer_without_sdp_version_0_is_refused() {
     );
     assert!(!got.iter().any(|(_, t)| t.contains("v=\r\n")), "{got:?}");
     h.take_request(CARRIER, "BYE");
+}
+
+/// Found by the long engine_call run (crash-7f38…): the callee sent an UPDATE with an
+/// offer before any tagged response, veil forwarded it to the caller, and the answerless
+/// 2xx that followed reached the caller as its INVITE's answer. A request naming no dialog
+/// of leg B gets 481 (RFC 3261 §12.2.2); an UPDATE offer while veil's offer to the callee
+/// is unanswered gets 491 (RFC 3311 §5.2). Nothing crosses.
+#[test]
+fn an_early_update_offer_from_the_callee_is_refused() {
+    let mut h = Harness::new();
+    h.inject(PBX, &invite_from_pbx("early-update", "0123456"));
+    let b_inv = h.take_request(CARRIER, "INVITE");
+    h.take(PBX);
+    let (from, to) = carrier_ids(&b_inv);
+    let call_id = b_inv.call_id().unwrap().to_string();
+    let sdp = offer_sdp("127.0.0.3", 7002, "carriersecret");
+    let update = |cseq| {
+        let u = in_dialog("UPDATE", &from, &to, &call_id, cseq, "127.0.0.3:5060");
+        with_sdp(&u, "application/sdp", &sdp)
+    };
+    // No tagged response yet: no dialog.
+    h.inject(CARRIER, &update(1));
+    h.take_response(CARRIER, 481);
+    // An early dialog (180 with the carrier's tag), no answer to veil's offer yet.
+    h.inject(CARRIER, &answer(&b_inv, 180, false));
+    h.take_response(PBX, 180);
+    h.inject(CARRIER, &update(2));
+    h.take_response(CARRIER, 491);
+    assert!(h.take(PBX).is_empty(), "nothing reaches the caller");
+    h.inject(CARRIER, &answer(&b_inv, 200, true));
+    h.take_response(PBX, 200);
 }
