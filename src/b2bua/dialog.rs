@@ -207,6 +207,17 @@ impl Engine {
             }
         } else if req.body.is_empty() {
             None
+        } else if matches!(req.method, Method::Invite | Method::Update | Method::Prack) {
+            // Their body is a session description, and veil speaks only SDP (RFC 3261
+            // §21.4.13): relayed as it came, another Content-Type carried the sender's
+            // addresses to the other leg unanchored (engine_call fuzz target).
+            let mut r = response(&req, 415);
+            r.headers.push(HeaderName::Accept, "application/sdp");
+            if let Some(call) = self.calls.get(&key) {
+                set_local_to(&mut r, &call.leg(from).local_hdr);
+            }
+            self.reply(stx, r, now);
+            return;
         } else {
             Some(req.body.clone())
         };

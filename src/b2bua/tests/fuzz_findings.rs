@@ -255,3 +255,26 @@ fn an_early_update_offer_from_the_callee_is_refused() {
     h.inject(CARRIER, &answer(&b_inv, 200, true));
     h.take_response(PBX, 200);
 }
+
+/// Found by the long engine_call run (crash-623c…): the callee's UPDATE carried its SDP
+/// under an empty Content-Type; veil relayed the body as it came, the callee's addresses
+/// with it. The body of an INVITE, UPDATE or PRACK is a session description, and veil
+/// speaks only SDP: 415 with `Accept: application/sdp` (RFC 3261 §21.4.13).
+#[test]
+fn a_session_description_that_is_not_sdp_is_refused_415() {
+    let (mut h, b_inv, _ok) = answered_call();
+    let (from, to) = carrier_ids(&b_inv);
+    let call_id = b_inv.call_id().unwrap().to_string();
+    let sdp = offer_sdp("127.0.0.3", 7002, "carriersecret");
+    for (cseq, method) in [(2, "UPDATE"), (3, "INVITE")] {
+        let m = in_dialog(method, &from, &to, &call_id, cseq, "127.0.0.3:5060");
+        h.inject(CARRIER, &with_sdp(&m, "text/plain", &sdp));
+        let r = h.take_response(CARRIER, 415);
+        assert_eq!(
+            r.headers.get(&HeaderName::Accept),
+            Some("application/sdp"),
+            "{method}"
+        );
+        assert!(h.take(PBX).is_empty(), "{method} reached the caller");
+    }
+}
