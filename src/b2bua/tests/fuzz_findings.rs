@@ -278,3 +278,23 @@ fn a_session_description_that_is_not_sdp_is_refused_415() {
         assert!(h.take(PBX).is_empty(), "{method} reached the caller");
     }
 }
+
+/// Found by the long engine_call run (crash-186a…, 6c0c…, 7b70…): the callee sent its SDP
+/// in an unreliable 180, then a 2xx without SDP, which reached the caller without an
+/// answer (RFC 3261 §13.2.1 wants it in the 2xx). The 2xx now repeats the SDP veil gave
+/// the caller in the 180, same `o=` version.
+#[test]
+fn a_2xx_without_sdp_after_an_18x_with_sdp_repeats_it() {
+    let mut h = Harness::new();
+    h.inject(PBX, &invite_from_pbx("early-sdp", "0123456"));
+    let b_inv = h.take_request(CARRIER, "INVITE");
+    h.take(PBX);
+    h.inject(CARRIER, &answer(&b_inv, 180, true));
+    let ringing = h.take_response(PBX, 180);
+    assert!(!ringing.body.is_empty());
+    h.inject(CARRIER, &answer(&b_inv, 200, false));
+    let ok = h.take_response(PBX, 200);
+    assert_eq!(ok.body, ringing.body);
+    assert_eq!(ok.content_type(), Some("application/sdp"));
+    h.take_request(CARRIER, "ACK");
+}
