@@ -8,7 +8,7 @@
 //! After every step: no panic, veil's messages parse, a leak guard hit only where the
 //! fuzzer itself planted an identifier, no 2xx to an INVITE offer without an SDP answer,
 //! media streams opened and closed in pairs. At the end, after two hours of engine time:
-//! no call, no stream, no relay port left.
+//! no call, no stream, no relay port, no transaction left.
 #![no_main]
 
 #[path = "engine_call/checks.rs"]
@@ -28,6 +28,7 @@ use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use veil::b2bua::harness::{CONFIG, Harness, POLICY};
 use veil::config::Config;
+use veil::observe::Metrics;
 use veil::policy::Policy;
 
 use checks::Checks;
@@ -50,16 +51,31 @@ fn config() -> &'static (Arc<Config>, Arc<Policy>) {
     })
 }
 
+/// One metrics registry for every input: building it is most of a harness's setup.
+fn metrics() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(|| Metrics::new("fuzz").expect("metrics"))
+}
+
 const STRANGER: &str = "127.0.0.9:5060";
 
 /// `ENGINE_CALL_TRACE=1`: print each step and the first line of what goes each way (to
-/// see how deep an input gets; `cargo fuzz run engine_call <file>`).
+/// see how deep an input gets; `cargo fuzz run engine_call <file>`); `=full`: whole
+/// messages.
 fn trace() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
     *ON.get_or_init(|| std::env::var_os("ENGINE_CALL_TRACE").is_some())
 }
 
+fn trace_full() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("ENGINE_CALL_TRACE").is_some_and(|v| v == "full"))
+}
+
 fn first_line(data: &[u8]) -> String {
+    if trace_full() {
+        return String::from_utf8_lossy(data).escape_debug().to_string();
+    }
     let end = data
         .iter()
         .position(|&b| b == b'\r')
@@ -84,7 +100,7 @@ fuzz_target!(|data: &[u8]| {
 
 fn run(ops: &[Op]) {
     let (cfg, policy) = config();
-    let mut h = Harness::from_loaded(cfg.clone(), policy.clone());
+    let mut h = Harness::with_metrics(cfg.clone(), policy.clone(), metrics().clone());
     h.engine.seed(1);
     // Hits are judged by `Checks::leak_hits` (planted identifiers are not veil's fault).
     h.allow_leak_hits = true;
@@ -94,7 +110,8 @@ fn run(ops: &[Op]) {
         Party::new("backup", "127.0.0.4", 7100),
     ];
     let stranger: SocketAddr = STRANGER.parse().unwrap();
-    let mut checks = Checks::default();
+    // The shared registry's leak guard counter, as the previous inputs left it.
+    let mut checks = Checks::new(h.leak_hits());
     checks.allow_answerless_2xx = std::env::var_os(checks::ALLOW_ANSWERLESS_2XX).is_some();
     for op in ops {
         if checks.has_free_text() {
@@ -129,7 +146,16 @@ fn run(ops: &[Op]) {
     outputs(&mut h, &mut parties, &mut checks);
     checks.leak_hits(h.leak_hits(), &"end");
     assert_eq!(h.engine.call_count(), 0, "calls left after two hours");
-    assert!(h.engine.idle(), "engine not idle after two hours");
+    assert!(
+        h.engine.idle(),
+        "engine not idle after two hours; awaiting a final response: {:?}",
+        h.engine.awaiting_final()
+    );
+    assert_eq!(
+        h.engine.transaction_count(),
+        0,
+        "transactions left after two hours"
+    );
     assert_eq!(checks.open_streams(), 0, "media streams never closed");
     assert_eq!(h.ports_in_use(), 0, "relay ports not returned");
 }

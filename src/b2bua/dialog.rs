@@ -39,11 +39,21 @@ impl Engine {
             .is_some_and(|c| c.peers.identify(flow) == Some(c.leg(side).peer))
     }
 
+    /// Whether a request of the callee's names leg B's dialog: its From tag is the one
+    /// leg B learnt from the callee's responses. Before any tagged response there is no
+    /// dialog to be in (RFC 3261 §12.2.2: 481); leg A's index already has the caller's tag.
+    fn names_leg_dialog(&self, key: u64, side: Side, req: &Request) -> bool {
+        side == Side::A
+            || self.calls.get(&key).is_some_and(|c| {
+                c.b.remote_tag.is_some()
+                    && req.from_ref().ok().and_then(|f| f.tag()) == c.b.remote_tag.as_deref()
+            })
+    }
+
     pub(super) fn on_in_dialog(&mut self, stx: ServerTxId, req: Request, flow: Flow, now: Instant) {
-        let Some((key, side)) = self
-            .find_dialog(&req)
-            .filter(|&(key, side)| self.sent_by_leg_peer(key, side, &flow))
-        else {
+        let Some((key, side)) = self.find_dialog(&req).filter(|&(key, side)| {
+            self.sent_by_leg_peer(key, side, &flow) && self.names_leg_dialog(key, side, &req)
+        }) else {
             let known = self.peers.identify(&flow).is_some();
             if !known {
                 self.strike(flow.remote.ip(), now);
@@ -121,6 +131,20 @@ impl Engine {
             self.reply(stx, r, now);
             return;
         }
+        if req.method == Method::Update
+            && from == Side::B
+            && !req.body.is_empty()
+            && call.answered().is_none()
+            && call.a.last_sdp.is_none()
+        {
+            // RFC 3311 §5.2: veil's offer to the callee (or the offer it expects from it)
+            // is outstanding; an UPDATE offer now is refused with 491. Forwarded, it let
+            // an answerless 2xx through as the caller's answer (engine_call fuzz target).
+            let mut r = response(&req, 491);
+            set_local_to(&mut r, &call.leg(from).local_hdr);
+            self.reply(stx, r, now);
+            return;
+        }
         if req.method == Method::Invite && call.answered().is_none() {
             // RFC 3261 §14.2: the dialog's first INVITE is still in progress. The callee
             // gets 491 (veil's INVITE on its leg is pending), the caller 500 with a
@@ -184,6 +208,17 @@ impl Engine {
             }
         } else if req.body.is_empty() {
             None
+        } else if matches!(req.method, Method::Invite | Method::Update | Method::Prack) {
+            // Their body is a session description, and veil speaks only SDP (RFC 3261
+            // §21.4.13): relayed as it came, another Content-Type carried the sender's
+            // addresses to the other leg unanchored (engine_call fuzz target).
+            let mut r = response(&req, 415);
+            r.headers.push(HeaderName::Accept, "application/sdp");
+            if let Some(call) = self.calls.get(&key) {
+                set_local_to(&mut r, &call.leg(from).local_hdr);
+            }
+            self.reply(stx, r, now);
+            return;
         } else {
             Some(req.body.clone())
         };

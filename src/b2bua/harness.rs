@@ -115,11 +115,17 @@ impl Harness {
     /// An engine of an already loaded config (no files: the fuzz target loads once and
     /// builds one harness per input). `cfg.peers` are resolved to PBX, CARRIER, BACKUP.
     pub fn from_loaded(cfg: Arc<Config>, policy: Arc<Policy>) -> Harness {
+        Harness::with_metrics(cfg, policy, Metrics::new("test").unwrap())
+    }
+
+    /// [`Harness::from_loaded`] counting into `metrics`: building the registry is most
+    /// of an engine's setup, so the fuzz target builds it once and shares it between
+    /// inputs (its counters then only grow; it compares the leak guard's before/after).
+    pub fn with_metrics(cfg: Arc<Config>, policy: Arc<Policy>, metrics: Metrics) -> Harness {
         let resolved: Vec<Option<SocketAddr>> = [PBX, CARRIER, BACKUP]
             .iter()
             .map(|a| Some(a.parse().unwrap()))
             .collect();
-        let metrics = Metrics::new("test").unwrap();
         let now = Instant::now();
         let engine = Engine::new(cfg, policy, &resolved, metrics, now, SystemTime::now());
         Harness {

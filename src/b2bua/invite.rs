@@ -809,6 +809,18 @@ impl Engine {
             {
                 super::session_timer::write_headers(&mut r.headers, &st, false);
             }
+            // A 2xx without SDP after an 18x that brought it: the answer belongs in the
+            // 2xx (RFC 3261 §13.2.1), and the caller may not take an unreliable 18x's
+            // SDP for it, so the 2xx repeats what veil sent then, o= version unchanged
+            // (no change, RFC 3264 §8) for a caller that had it reliably (engine_call).
+            if (200..300).contains(&r.code)
+                && r.body.is_empty()
+                && !call.late_offer
+                && let Some(sdp) = call.a.last_sdp.clone()
+            {
+                r.headers.push(HeaderName::ContentType, "application/sdp");
+                r.body = sdp;
+            }
         }
         self.reply(stx, r, now);
     }

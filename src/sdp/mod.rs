@@ -50,7 +50,7 @@ pub enum SdpError {
     NotUtf8,
     #[error("SDP line {0} is malformed")]
     BadLine(usize),
-    #[error("SDP has no v= or o= line")]
+    #[error("SDP has no v=0 or no o= line")]
     MissingRequired,
 }
 

@@ -27,8 +27,10 @@ pub(super) fn parse(data: &[u8]) -> Result<Sdp, SdpError> {
             session.push(line);
         }
     }
-    let has = |kind: u8| session.iter().any(|l| l.kind == kind);
-    if !has(b'v') || !has(b'o') {
+    // RFC 8866 §5.1: `v=0`, there is no other version. veil writes the line as it came,
+    // so a `v=` with anything else would reach the other leg as SDP nobody can read.
+    let version = session.iter().find(|l| l.kind == b'v');
+    if version.is_none_or(|v| v.value != "0") || !session.iter().any(|l| l.kind == b'o') {
         return Err(SdpError::MissingRequired);
     }
     Ok(Sdp { session, media })
@@ -132,6 +134,16 @@ mod tests {
             Err(SdpError::MissingRequired)
         );
         assert_eq!(Sdp::parse(b"v=0\r\no=\xff\r\n"), Err(SdpError::NotUtf8));
+        // There is no version but 0 (RFC 8866 §5.1).
+        for v in ["", "1", "0 ", "00"] {
+            let text = format!("v={v}\r\no=- 1 1 IN IP4 1.2.3.4\r\n");
+            assert_eq!(
+                Sdp::parse(text.as_bytes()),
+                Err(SdpError::MissingRequired),
+                "{v:?}"
+            );
+        }
+        assert!(Sdp::parse(b"v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\n").is_ok());
     }
 
     #[test]

@@ -16,6 +16,9 @@ pub struct Checks {
     /// INVITEs the parties sent, by (source, Call-ID, CSeq): whether every one carried
     /// an SDP offer.
     offers: HashMap<(SocketAddr, String, u32), bool>,
+    /// INVITEs veil answered with SDP in a reliable provisional (RSeq, RFC 3262), by
+    /// (recipient, Call-ID, CSeq): their 2xx need not repeat the answer (RFC 3264 §5).
+    answered_early: HashSet<(SocketAddr, String, u32)>,
     /// Media streams opened and not yet closed.
     open: HashSet<StreamId>,
     /// What the fuzzer wrote itself (header values, SDP lines, bodies, raw messages),
@@ -29,6 +32,14 @@ pub struct Checks {
 }
 
 impl Checks {
+    /// `hits`: the leak guard's counter before the input.
+    pub fn new(hits: u64) -> Checks {
+        Checks {
+            hits,
+            ..Checks::default()
+        }
+    }
+
     pub fn free_text(&mut self, s: &str) {
         if s.len() >= 4 {
             self.free.push(s.to_ascii_lowercase());
@@ -72,20 +83,27 @@ impl Checks {
     }
 
     /// A message veil sent to `to`.
-    pub fn sent_by_veil(&self, to: SocketAddr, msg: &Message, text: &str) {
+    pub fn sent_by_veil(&mut self, to: SocketAddr, msg: &Message, text: &str) {
         let Message::Response(r) = msg else { return };
-        if self.allow_answerless_2xx || !(200..300).contains(&r.code) {
-            return;
-        }
         let (Ok(call_id), Ok(cseq)) = (r.call_id(), r.cseq()) else {
             return;
         };
         if cseq.method.as_str() != "INVITE" {
             return;
         }
-        let offered = self.offers.get(&(to, call_id.to_string(), cseq.seq));
+        let key = (to, call_id.to_string(), cseq.seq);
+        if (101..200).contains(&r.code) && r.headers.get(&HeaderName::RSeq).is_some() {
+            if answer_sdp(r) {
+                self.answered_early.insert(key);
+            }
+            return;
+        }
+        if self.allow_answerless_2xx || !(200..300).contains(&r.code) {
+            return;
+        }
+        let offered = self.offers.get(&key);
         assert!(
-            offered != Some(&true) || answer_sdp(r),
+            offered != Some(&true) || answer_sdp(r) || self.answered_early.contains(&key),
             "2xx to an INVITE with an SDP offer, without an SDP answer, to {to}:\n{text}"
         );
     }

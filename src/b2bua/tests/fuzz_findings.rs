@@ -89,9 +89,10 @@ fn a_failure_crosses_without_its_body() {
 }
 
 /// crash-9b29…: the callee sent an INVITE in its leg's dialog before answering veil's;
-/// veil forwarded it to the caller, whose 100 left it pending for ever. RFC 3261 §14.2:
-/// the callee gets 491 (veil's INVITE on its leg is in progress), the caller 500 with
-/// Retry-After (its own first INVITE has no final response yet); nothing crosses.
+/// veil forwarded it to the caller, whose 100 left it pending for ever. Before any tagged
+/// response it names no dialog (481, RFC 3261 §12.2.2); in the early dialog, RFC 3261
+/// §14.2: the callee gets 491 (veil's INVITE on its leg is in progress), the caller 500
+/// with Retry-After (its own first INVITE has no final response yet); nothing crosses.
 #[test]
 fn an_invite_inside_an_unanswered_call_is_refused_not_forwarded() {
     let mut h = Harness::new();
@@ -99,21 +100,20 @@ fn an_invite_inside_an_unanswered_call_is_refused_not_forwarded() {
     let b_inv = h.take_request(CARRIER, "INVITE");
     h.take(PBX);
     let (from, to) = carrier_ids(&b_inv);
+    let call_id = b_inv.call_id().unwrap().to_string();
     let sdp = offer_sdp("127.0.0.3", 7002, "carriersecret");
-    let b_re = in_dialog(
-        "INVITE",
-        &from,
-        &to,
-        b_inv.call_id().unwrap(),
-        1,
-        "127.0.0.3:5060",
-    );
-    h.inject(CARRIER, &with_sdp(&b_re, "application/sdp", &sdp));
+    let b_re = |cseq| {
+        let r = in_dialog("INVITE", &from, &to, &call_id, cseq, "127.0.0.3:5060");
+        with_sdp(&r, "application/sdp", &sdp)
+    };
+    h.inject(CARRIER, &b_re(1));
+    h.take_response(CARRIER, 481);
+    h.inject(CARRIER, &answer(&b_inv, 180, false));
+    let ringing = h.take_response(PBX, 180);
+    h.inject(CARRIER, &b_re(2));
     h.take_response(CARRIER, 491);
     assert!(h.take(PBX).is_empty(), "nothing reaches the caller");
 
-    h.inject(CARRIER, &answer(&b_inv, 180, false));
-    let ringing = h.take_response(PBX, 180);
     let a_to = ringing.headers.get(&HeaderName::To).unwrap().to_string();
     let a_from = "\"Alice\" <sip:alice@127.0.0.2>;tag=pbxtag";
     let sdp = offer_sdp("127.0.0.2", 6002, "pbxsecret");
@@ -201,4 +201,100 @@ fn a_provisional_after_the_cancel_keeps_its_deadline() {
     h.advance(Duration::from_secs(120));
     assert_eq!(h.engine.call_count(), 0);
     assert!(h.engine.idle(), "{:?}", h.engine.awaiting_final());
+}
+
+/// Found in the engine_call corpus: a 2xx whose SDP said `v=` (no version) was anchored
+/// and reached the caller with that line, as SDP nobody can read. SDP is `v=0` or none
+/// (RFC 8866 §5.1): the answer is refused like any unusable one (488, leg B hung up).
+#[test]
+fn an_answer_without_sdp_version_0_is_refused() {
+    let mut h = Harness::new();
+    h.inject(PBX, &invite_from_pbx("v-empty", "0123456"));
+    let b_inv = h.take_request(CARRIER, "INVITE");
+    h.take(PBX);
+    let ok = answer(&b_inv, 200, false);
+    let sdp = offer_sdp("127.0.0.3", 7000, "carriersecret").replace("v=0\r\n", "v=\r\n");
+    h.inject(CARRIER, &with_sdp(&ok, "application/sdp", &sdp));
+    let got = h.take(PBX);
+    assert!(
+        got.iter()
+            .any(|(m, _)| matches!(m, Message::Response(r) if r.code == 488)),
+        "{got:?}"
+    );
+    assert!(!got.iter().any(|(_, t)| t.contains("v=\r\n")), "{got:?}");
+    h.take_request(CARRIER, "BYE");
+}
+
+/// Found by the long engine_call run (crash-7f38…): the callee sent an UPDATE with an
+/// offer before any tagged response, veil forwarded it to the caller, and the answerless
+/// 2xx that followed reached the caller as its INVITE's answer. A request naming no dialog
+/// of leg B gets 481 (RFC 3261 §12.2.2); an UPDATE offer while veil's offer to the callee
+/// is unanswered gets 491 (RFC 3311 §5.2). Nothing crosses.
+#[test]
+fn an_early_update_offer_from_the_callee_is_refused() {
+    let mut h = Harness::new();
+    h.inject(PBX, &invite_from_pbx("early-update", "0123456"));
+    let b_inv = h.take_request(CARRIER, "INVITE");
+    h.take(PBX);
+    let (from, to) = carrier_ids(&b_inv);
+    let call_id = b_inv.call_id().unwrap().to_string();
+    let sdp = offer_sdp("127.0.0.3", 7002, "carriersecret");
+    let update = |cseq| {
+        let u = in_dialog("UPDATE", &from, &to, &call_id, cseq, "127.0.0.3:5060");
+        with_sdp(&u, "application/sdp", &sdp)
+    };
+    // No tagged response yet: no dialog.
+    h.inject(CARRIER, &update(1));
+    h.take_response(CARRIER, 481);
+    // An early dialog (180 with the carrier's tag), no answer to veil's offer yet.
+    h.inject(CARRIER, &answer(&b_inv, 180, false));
+    h.take_response(PBX, 180);
+    h.inject(CARRIER, &update(2));
+    h.take_response(CARRIER, 491);
+    assert!(h.take(PBX).is_empty(), "nothing reaches the caller");
+    h.inject(CARRIER, &answer(&b_inv, 200, true));
+    h.take_response(PBX, 200);
+}
+
+/// Found by the long engine_call run (crash-623c…): the callee's UPDATE carried its SDP
+/// under an empty Content-Type; veil relayed the body as it came, the callee's addresses
+/// with it. The body of an INVITE, UPDATE or PRACK is a session description, and veil
+/// speaks only SDP: 415 with `Accept: application/sdp` (RFC 3261 §21.4.13).
+#[test]
+fn a_session_description_that_is_not_sdp_is_refused_415() {
+    let (mut h, b_inv, _ok) = answered_call();
+    let (from, to) = carrier_ids(&b_inv);
+    let call_id = b_inv.call_id().unwrap().to_string();
+    let sdp = offer_sdp("127.0.0.3", 7002, "carriersecret");
+    for (cseq, method) in [(2, "UPDATE"), (3, "INVITE")] {
+        let m = in_dialog(method, &from, &to, &call_id, cseq, "127.0.0.3:5060");
+        h.inject(CARRIER, &with_sdp(&m, "text/plain", &sdp));
+        let r = h.take_response(CARRIER, 415);
+        assert_eq!(
+            r.headers.get(&HeaderName::Accept),
+            Some("application/sdp"),
+            "{method}"
+        );
+        assert!(h.take(PBX).is_empty(), "{method} reached the caller");
+    }
+}
+
+/// Found by the long engine_call run (crash-186a…, 6c0c…, 7b70…): the callee sent its SDP
+/// in an unreliable 180, then a 2xx without SDP, which reached the caller without an
+/// answer (RFC 3261 §13.2.1 wants it in the 2xx). The 2xx now repeats the SDP veil gave
+/// the caller in the 180, same `o=` version.
+#[test]
+fn a_2xx_without_sdp_after_an_18x_with_sdp_repeats_it() {
+    let mut h = Harness::new();
+    h.inject(PBX, &invite_from_pbx("early-sdp", "0123456"));
+    let b_inv = h.take_request(CARRIER, "INVITE");
+    h.take(PBX);
+    h.inject(CARRIER, &answer(&b_inv, 180, true));
+    let ringing = h.take_response(PBX, 180);
+    assert!(!ringing.body.is_empty());
+    h.inject(CARRIER, &answer(&b_inv, 200, false));
+    let ok = h.take_response(PBX, 200);
+    assert_eq!(ok.body, ringing.body);
+    assert_eq!(ok.content_type(), Some("application/sdp"));
+    h.take_request(CARRIER, "ACK");
 }
