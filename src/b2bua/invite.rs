@@ -862,11 +862,16 @@ impl Engine {
         }
         let mut extra = Headers::new();
         filter.copy(&resp.headers, &mut extra);
-        if code >= 300 {
+        let session = matches!(req.method, Method::Invite | Method::Update | Method::Prack);
+        if code >= 300 || !session || !is_sdp(resp.content_type()) {
             // A failure carries no offer or answer (RFC 3261 §13.2.1, RFC 3264); what its
             // body may hold is the far side's capabilities (488, 606: §21.4.26, §21.6.4)
             // or alternatives (3xx: §21.3), its addresses in either case. veil neither
-            // anchors nor copies it: the failure crosses without a body.
+            // anchors nor copies it: the failure crosses without a body. So does any
+            // body but SDP in an answer to INVITE/UPDATE/PRACK, and any body in the
+            // answer to another method (an OPTIONS 200's capabilities, a 183 to OPTIONS
+            // with SDP and no Content-Type: engine_call fuzz target): veil relays
+            // session descriptions it anchored, nothing it cannot read.
             for name in [
                 HeaderName::ContentType,
                 HeaderName::ContentDisposition,
@@ -874,7 +879,7 @@ impl Engine {
             ] {
                 extra.remove_all(&name);
             }
-        } else if is_sdp(resp.content_type()) && !resp.body.is_empty() {
+        } else if !resp.body.is_empty() {
             // A response carries the offer when the request had none (late offer).
             let role = if req.body.is_empty() {
                 SdpRole::Offer
@@ -885,8 +890,6 @@ impl Engine {
                 Ok(body) => r.body = body,
                 Err(_) => extra.remove_all(&HeaderName::ContentType),
             }
-        } else if !resp.body.is_empty() {
-            r.body = resp.body.clone();
         } else {
             extra.remove_all(&HeaderName::ContentType);
         }

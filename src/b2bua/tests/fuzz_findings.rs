@@ -298,3 +298,34 @@ fn a_2xx_without_sdp_after_an_18x_with_sdp_repeats_it() {
     assert_eq!(ok.content_type(), Some("application/sdp"));
     h.take_request(CARRIER, "ACK");
 }
+
+/// Found by the long engine_call run (crash-1384…, bcd7…): the callee's 183 to a
+/// forwarded OPTIONS carried SDP without a Content-Type, relayed as it came with the
+/// callee's addresses. A response body crosses only as SDP veil anchored, in the answer
+/// to an INVITE, UPDATE or PRACK; any other crosses without its body.
+#[test]
+fn a_response_body_veil_cannot_anchor_stays_on_its_leg() {
+    let (mut h, _b_inv, ok) = answered_call();
+    let to_hdr = ok.headers.get(&HeaderName::To).unwrap().to_string();
+    let from = "\"Alice\" <sip:alice@127.0.0.2>;tag=pbxtag";
+    let sdp = offer_sdp("127.0.0.3", 7002, "carriersecret");
+    for (cseq, code, content_type) in [(11, 183, ""), (12, 200, "application/sdp")] {
+        h.inject(
+            PBX,
+            &in_dialog("OPTIONS", from, &to_hdr, "a-call-1", cseq, "127.0.0.2:5060"),
+        );
+        let b_opt = h.take_request(CARRIER, "OPTIONS");
+        let resp = answer(&b_opt, code, false).replace(
+            "Content-Length: 0\r\n\r\n",
+            &format!("{content_type}Content-Length: {}\r\n\r\n{sdp}", sdp.len()).replacen(
+                "application/sdp",
+                "Content-Type: application/sdp\r\n",
+                1,
+            ),
+        );
+        h.inject(CARRIER, &resp);
+        let r = h.take_response(PBX, code);
+        assert!(r.body.is_empty(), "{code}: {r:?}");
+        assert!(r.headers.get(&HeaderName::ContentType).is_none(), "{code}");
+    }
+}
