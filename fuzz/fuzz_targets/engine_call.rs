@@ -156,6 +156,11 @@ fn run(ops: &[Op]) {
         0,
         "transactions left after two hours"
     );
+    assert_eq!(
+        h.engine.call_routing_entries(),
+        0,
+        "dialogs, transaction owners or streams of ended calls left"
+    );
     assert_eq!(checks.open_streams(), 0, "media streams never closed");
     assert_eq!(h.ports_in_use(), 0, "relay ports not returned");
 }

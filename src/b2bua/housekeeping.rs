@@ -45,6 +45,10 @@ impl Engine {
         shrink_map(&mut self.a_index);
         shrink_map(&mut self.b_index);
         shrink_map(&mut self.stx_calls);
+        // An owner lives as long as its transaction: one that ended without a last event
+        // for the engine (an INVITE's Accepted state running out after a 2xx) is let go.
+        let tx = &self.tx;
+        self.owners.retain(|id, _| tx.client_request(*id).is_some());
         shrink_map(&mut self.owners);
         shrink_map(&mut self.stream_calls);
         shrink_map(&mut self.closing);

@@ -92,3 +92,16 @@ fn an_attempt_abandoned_before_its_first_provisional_is_cancelled_on_it() {
     assert!(h.take(PBX).is_empty(), "nothing more for the caller");
     nothing_left(&mut h);
 }
+
+#[test]
+fn a_refused_answer_leaves_no_owner_once_its_transaction_is_over() {
+    let mut h = Harness::new();
+    h.inject(PBX, &invite_from_pbx("c3", "0123456"));
+    let b_inv = h.take_request(CARRIER, "INVITE");
+    // A 2xx without the answer: refused (ACK and BYE leg B, 502 to the caller). Its
+    // INVITE stays owned for the 2xx's retransmissions, until its transaction is over.
+    h.inject(CARRIER, &answer(&b_inv, 200, false));
+    assert_eq!(requests(&mut h, CARRIER), ["ACK", "BYE"]);
+    h.take_response(PBX, 502);
+    nothing_left(&mut h);
+}
